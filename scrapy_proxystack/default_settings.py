@@ -1,0 +1,38 @@
+"""The one home of scrapy-proxystack's defaults.
+
+The add-on copies these into the crawler's settings at ``addon`` priority, so anything a user sets
+in ``settings.py``, ``custom_settings`` or on the command line wins. Every name here is documented
+in README.md (a test checks it).
+"""
+
+from __future__ import annotations
+
+# --- Proxies and locales --------------------------------------------------------------------
+PROXYSTACK_ENABLED = True
+PROXYSTACK_PROXIES_FILE: str | None = None
+PROXYSTACK_PROXIES: dict[str, object] | None = None
+PROXYSTACK_TLD_LOCALES: dict[str, str] = {}
+PROXYSTACK_ACCEPT_LANGUAGE = True
+PROXYSTACK_ACCEPT_LANGUAGES: dict[str, str] = {}
+
+# --- Exit choice and health -----------------------------------------------------------------
+PROXYSTACK_STRATEGY = "latency"
+PROXYSTACK_BACKOFF_BASE = 30.0
+PROXYSTACK_BACKOFF_CAP = 600.0
+PROXYSTACK_MAX_EJECTION_SHARE = 0.5
+PROXYSTACK_CLOSE_ON_EMPTY_LOCALE = False
+PROXYSTACK_ADAPTIVE_TIMEOUT = True
+PROXYSTACK_ADAPTIVE_TIMEOUT_MIN = 5.0
+PROXYSTACK_ADAPTIVE_TIMEOUT_FACTOR = 10.0
+
+# --- Bans -----------------------------------------------------------------------------------
+PROXYSTACK_BAN_ENABLED = True
+PROXYSTACK_BAN_MAX_RETRIES = 5
+PROXYSTACK_BAN_HTTP_CODES = [403, 429, 451, 503]
+PROXYSTACK_BAN_MIN_BODY_SIZE = 1
+PROXYSTACK_BAN_COOLDOWN = 300.0
+PROXYSTACK_BAN_COOLDOWN_CAP = 3600.0
+PROXYSTACK_BAN_POLICY: str | None = None
+
+# --- PII masking ----------------------------------------------------------------------------
+PROXYSTACK_PII_ENABLED = False
