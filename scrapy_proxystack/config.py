@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import yaml
 
 from scrapy_proxystack.redact import redact_text, redact_url
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = [
     "ANONYMITY_GRADES",

@@ -1,0 +1,195 @@
+"""Judge every answer that came through an exit; a ban page never reaches the spider."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.misc import build_from_crawler, load_object
+
+from scrapy_proxystack.bans import BanClassifier, BanClassifierSettings, BanKind, Verdict
+from scrapy_proxystack.downloadermiddlewares.locale import resolve_request_locale
+from scrapy_proxystack.downloadermiddlewares.proxy import EXIT_META_KEY, forget_exit
+from scrapy_proxystack.runtime import get_stack
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+__all__ = ["BanDetectionMiddleware", "BannedResponse"]
+
+logger = logging.getLogger(__name__)
+
+_SCAN_BYTES = 65536
+
+
+class BannedResponse(IgnoreRequest):
+    """A ban/block/challenge answer whose retries ran out: dropped instead of parsed."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"ban ({reason}) for {url}: retries exhausted, response dropped")
+
+
+def _decoded_head(response: Response, limit: int = _SCAN_BYTES) -> bytes | None:
+    """The first ``limit`` bytes of the body, decompressed if needed.
+
+    This middleware sits before HttpCompressionMiddleware on the way back (so it can judge a
+    redirect before it is followed), so it sees the body as it came off the wire. Only the head
+    is inflated: the cost stays bounded whatever the page size. ``None`` when the encoding is
+    one this process cannot decode.
+    """
+    body = response.body
+    encoding = response.headers.get(b"Content-Encoding", b"").strip().lower()
+    if not encoding or encoding == b"identity" or not body:
+        return body[:limit]
+    try:
+        if encoding in (b"gzip", b"x-gzip", b"deflate"):
+            wbits = 47 if encoding != b"deflate" else zlib.MAX_WBITS
+            try:
+                return zlib.decompressobj(wbits).decompress(body, limit)
+            except zlib.error:
+                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit)
+        if encoding == b"br":
+            import brotli  # type: ignore[import-not-found]
+
+            out: bytes = brotli.decompress(body)
+            return out[:limit]
+        if encoding == b"zstd":
+            import zstandard  # type: ignore[import-not-found]
+
+            reader = zstandard.ZstdDecompressor().stream_reader(body)
+            data: bytes = reader.read(limit)
+            return data
+    except (ImportError, zlib.error, ValueError, OSError):
+        return None
+    return None
+
+
+class BanDetectionMiddleware:
+    """Classifies answers that came through an exit, and retries bans through another exit.
+
+    A ban marks the (exit, site) pair only: the exit keeps serving other sites. Retries reuse
+    Scrapy's ``get_retry_request`` (stats under ``proxystack/retry/ban``) and share the request's
+    ``retry_times`` with RetryMiddleware, so the two never retry the same request twice over.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        if not s.getbool("PROXYSTACK_ENABLED", True) or not s.getbool(
+            "PROXYSTACK_BAN_ENABLED", True
+        ):
+            raise NotConfigured("PROXYSTACK_ENABLED or PROXYSTACK_BAN_ENABLED is False")
+        self.crawler = crawler
+        self.stack = get_stack(crawler)
+        if not self.stack.config.all_proxies:
+            raise NotConfigured("no proxies configured")
+        st = self.stack.settings
+        self.classifier = BanClassifier(
+            BanClassifierSettings(
+                ban_status=st.ban_http_codes,
+                min_body_size=st.ban_min_body_size,
+            )
+        )
+        self.policy: Any = None
+        if st.ban_policy:
+            self.policy = build_from_crawler(load_object(st.ban_policy), crawler)
+        self.expected_lang: dict[str, str] = {}
+        for name, locale in self.stack.config.locales.items():
+            value = st.accept_language_for(name, locale.accept_language)
+            if value:
+                self.expected_lang[name] = value.split(",")[0].split(";")[0].strip()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> BanDetectionMiddleware:
+        return cls(crawler)
+
+    def _classify(self, request: Request, response: Response) -> Verdict:
+        spider = self.crawler.spider
+        legacy = getattr(spider, "response_is_ban", None)
+        if legacy is None and self.policy is not None:
+            legacy = getattr(self.policy, "response_is_ban", None)
+        if legacy is not None:  # a scrapy-rotating-proxies policy: its answer is final
+            is_ban = bool(legacy(request, response))
+            return Verdict(BanKind.BAN, "policy") if is_ban else Verdict(BanKind.NONE, "ok")
+        decision = resolve_request_locale(self.crawler, request)
+        rule = self.stack.config.domain_rule(urlparse_cached(request).hostname or "")
+        body = _decoded_head(response)
+        if body is None:
+            self.stack.stats.inc("bans", "undecodable_body")
+            body = b"?" * min(len(response.body), 1024)  # judged on status and size only
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in ((k, response.headers.get(k) or b"") for k in response.headers)
+        }
+        location = headers.get("Location") if 300 <= response.status < 400 else None
+        verdict = self.classifier.classify(
+            status=response.status,
+            headers=headers,
+            url=response.url,
+            body=body,
+            request_url=request.url,
+            redirect_location=location,
+            expected_lang=self.expected_lang.get(decision.locale or ""),
+            rules=rule.bans if rule is not None else None,
+            method=request.method,
+        )
+        if self.policy is not None and hasattr(self.policy, "classify"):
+            verdict = self.policy.classify(request, response, verdict)
+        return verdict
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        exit_id = request.meta.get(EXIT_META_KEY)
+        if exit_id is None or request.meta.get("proxystack_dont_ban_check"):
+            return response
+        verdict = self._classify(request, response)
+        if not verdict.is_ban:
+            return response
+        stats = self.stack.stats
+        domain = urlparse_cached(request).hostname or ""
+        latency = request.meta.get("download_latency")
+        cooldown = self.stack.pool.record_ban(
+            exit_id,
+            domain,
+            verdict.reason,
+            retry_after=verdict.retry_after,
+            latency=float(latency) if latency is not None else None,
+        )
+        stats.inc("bans", "reason", verdict.reason)
+        stats.inc("bans", "kind", verdict.kind.name.lower())
+        locale = request.meta.get("_exit_locale")
+        stats.inc("bans", "locale", locale or "none")
+        if verdict.retry_after is not None:
+            stats.inc("bans", "retry_after_honoured")
+        logger.debug(
+            "Ban (%(reason)s) of exit %(exit)s by %(domain)s; cool-down %(cooldown).0fs",
+            {"reason": verdict.reason, "exit": exit_id, "domain": domain, "cooldown": cooldown},
+            extra={"crawler": self.crawler},
+        )
+        retry = None
+        if not request.meta.get("dont_retry") and request.meta.get("proxystack_session") is None:
+            retry = get_retry_request(
+                request,
+                spider=self.crawler.spider,  # type: ignore[arg-type]
+                reason=f"ban_{verdict.reason}",
+                max_retry_times=self.stack.settings.ban_max_retries,
+                stats_base_key="proxystack/retry/ban",
+                give_up_log_level=logging.DEBUG,
+            )
+        if retry is not None:
+            forget_exit(retry, exit_id)
+            return retry
+        stats.inc("bans", "gave_up", verdict.reason)
+        stats.inc("requests", "dropped", "ban")
+        self.stack.warn_once(
+            ("ban_gave_up", domain, verdict.reason),
+            "Dropping ban pages (%(reason)s) from %(domain)s after retries ran out; "
+            "they are counted in proxystack/bans/gave_up/%(reason)s (first: %(url)s)",
+            {"reason": verdict.reason, "domain": domain, "url": request.url},
+        )
+        raise BannedResponse(request.url, verdict.reason)

@@ -1,0 +1,284 @@
+"""The proxy config: every bad input is refused at start-up with file, key and expectation."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from scrapy_proxystack.config import ConfigError, load_proxy_config, parse_proxy_config
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SECRET = "s3cr3t-pw"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "proxies.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_contract_example_parses(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        locales:
+          fr:
+            proxies:
+              - http://user:{SECRET}@203.0.113.10:8000      # credentials stay with the proxy
+              - {{url: http://203.0.113.11:8000, weight: 2}}
+            fallback: [eu]
+          eu:
+            proxies: [https://gw.example.net:9443]
+          us:
+            proxies: [http://198.51.100.7:3128]
+          jp:
+            proxies: [http://198.51.100.8:3128]
+        domains:
+          lemonde.fr: fr
+          "*.co.jp": jp
+        default_locale: us
+        """,
+    )
+    config = load_proxy_config(path)
+    assert config.source == str(path)
+    assert list(config.locales) == ["fr", "eu", "us", "jp"]
+    fr = config.locales["fr"].proxies
+    assert [p.id for p in fr] == ["203.0.113.10:8000", "203.0.113.11:8000"]
+    assert fr[0].url == f"http://user:{SECRET}@203.0.113.10:8000"
+    assert fr[0].username == "user"
+    assert fr[1].weight == 2.0
+    assert SECRET not in repr(config)
+    assert config.fallback_chain("fr") == ("fr", "eu")
+    assert config.default_locale == "us"
+    assert config.domain_rule("lemonde.fr").locale == "fr"  # type: ignore[union-attr]
+    assert config.domain_rule("www.shop.co.jp").locale == "jp"  # type: ignore[union-attr]
+    assert config.domain_rule("example.org") is None
+    assert len(config.all_proxies) == 5
+
+
+def test_gateway_entries_differing_by_user_are_distinct_exits() -> None:
+    config = parse_proxy_config(
+        {
+            "locales": {
+                "fr": [
+                    "http://customer-country-fr-session-1:pw@gw.example.net:7000",
+                    "http://customer-country-fr-session-2:pw@gw.example.net:7000",
+                ]
+            }
+        }
+    )
+    ids = [p.id for p in config.all_proxies]
+    assert ids == ["gw.example.net:7000#1", "gw.example.net:7000#2"]
+    assert all("customer" not in i for i in ids)
+
+
+def test_pools_with_weights_and_per_locale_options() -> None:
+    config = parse_proxy_config(
+        {
+            "locales": {
+                "de": {
+                    "pools": {
+                        "vendor_a": {"weight": 95, "proxies": ["http://10.0.0.1:1"]},
+                        "vendor_b": {"weight": 5, "proxies": ["http://10.0.0.2:1"]},
+                    },
+                    "strategy": "weighted",
+                    "accept_language": "de-AT,de;q=0.9",
+                }
+            },
+            "domains": {"shop.de": {"locale": "de", "rate": 2.5, "burst": 3}},
+        }
+    )
+    de = config.locales["de"]
+    assert [(p.name, p.weight) for p in de.pools] == [("vendor_a", 95.0), ("vendor_b", 5.0)]
+    assert de.strategy == "weighted"
+    assert de.accept_language == "de-AT,de;q=0.9"
+    rule = config.domain_rule("shop.de")
+    assert rule is not None
+    assert (rule.rate, rule.burst) == (2.5, 3)
+
+
+def test_domain_rule_prefers_exact_then_longest_suffix() -> None:
+    config = parse_proxy_config(
+        {
+            "locales": {
+                "a": ["http://1.1.1.1:1"],
+                "b": ["http://1.1.1.2:1"],
+                "c": ["http://1.1.1.3:1"],
+            },
+            "domains": {"*.example.com": "a", "*.shop.example.com": "b", "shop.example.com": "c"},
+        }
+    )
+    assert config.domain_rule("x.shop.example.com").locale == "b"  # type: ignore[union-attr]
+    assert config.domain_rule("shop.example.com").locale == "c"  # type: ignore[union-attr]
+    assert config.domain_rule("www.example.com").locale == "a"  # type: ignore[union-attr]
+    assert config.domain_rule("example.com") is None
+
+
+BAD_CASES: list[tuple[str, Any, list[str]]] = [
+    (
+        "unknown top-level key with did-you-mean",
+        {"locales": {"fr": ["http://1.2.3.4:1"]}, "domain": {}},
+        ["domain:", "unknown key", "did you mean 'domains'"],
+    ),
+    (
+        "unknown locale key with did-you-mean",
+        {"locales": {"fr": {"proxies": ["http://1.2.3.4:1"], "fallbak": ["x"]}}},
+        ["locales.fr.fallbak", "did you mean 'fallback'"],
+    ),
+    (
+        "bad URL in a list names its index",
+        {"locales": {"fr": {"proxies": ["http://1.2.3.4:1", "http://1.2.3.5:1", "not a url"]}}},
+        ["locales.fr.proxies[2]", "expected http://host:port"],
+    ),
+    (
+        "socks5 refused clearly, password redacted",
+        {"locales": {"fr": [f"socks5://bob:{SECRET}@1.2.3.4:1080"]}},
+        ["locales.fr.proxies[0]", "socks5://", "Scrapy cannot use", "***@"],
+    ),
+    (
+        "bad port",
+        {"locales": {"fr": [f"http://bob:{SECRET}@1.2.3.4:99999"]}},
+        ["locales.fr.proxies[0]", "not a valid URL"],
+    ),
+    (
+        "path in proxy URL",
+        {"locales": {"fr": ["http://1.2.3.4:1/path"]}},
+        ["locales.fr.proxies[0]", "path or query"],
+    ),
+    (
+        "duplicate proxies across locales",
+        {
+            "locales": {
+                "fr": [f"http://u:{SECRET}@1.2.3.4:1"],
+                "de": [f"http://u:{SECRET}@1.2.3.4:1"],
+            }
+        },
+        ["locales.de.proxies[0]", "duplicates locales.fr.proxies[0]"],
+    ),
+    (
+        "fallback to unknown locale",
+        {
+            "locales": {
+                "fr": {"proxies": ["http://1.2.3.4:1"], "fallback": ["euu"]},
+                "eu": ["http://1.2.3.5:1"],
+            }
+        },
+        ["locales.fr.fallback[0]", "'euu' is not a configured locale", "did you mean 'eu'"],
+    ),
+    (
+        "fallback cycle",
+        {
+            "locales": {
+                "fr": {"proxies": ["http://1.2.3.4:1"], "fallback": ["eu"]},
+                "eu": {"proxies": ["http://1.2.3.5:1"], "fallback": ["fr"]},
+            }
+        },
+        ["fallback cycle", "fr -> eu -> fr"],
+    ),
+    (
+        "empty pool",
+        {"locales": {"fr": {"proxies": []}}},
+        ["locales.fr.proxies", "is empty", "expected at least one proxy URL"],
+    ),
+    (
+        "locale without proxies",
+        {"locales": {"fr": {"fallback": []}}},
+        ["locales.fr", "has no proxies"],
+    ),
+    (
+        "domain rule to unknown locale",
+        {"locales": {"fr": ["http://1.2.3.4:1"]}, "domains": {"lemonde.fr": "frr"}},
+        ["domains.lemonde.fr", "'frr' is not a configured locale", "did you mean 'fr'"],
+    ),
+    (
+        "unknown strategy",
+        {"locales": {"fr": {"proxies": ["http://1.2.3.4:1"], "strategy": "roundrobin"}}},
+        ["locales.fr.strategy", "did you mean 'round_robin'"],
+    ),
+    (
+        "negative weight",
+        {"locales": {"fr": [{"url": "http://1.2.3.4:1", "weight": -1}]}},
+        ["locales.fr.proxies[0].weight", "expected a number > 0"],
+    ),
+    (
+        "default locale unknown",
+        {"locales": {"fr": ["http://1.2.3.4:1"]}, "default_locale": "us"},
+        ["default_locale", "'us' is not a configured locale"],
+    ),
+    (
+        "bad ban regex in a domain rule",
+        {
+            "locales": {"fr": ["http://1.2.3.4:1"]},
+            "domains": {"a.fr": {"locale": "fr", "bans": {"body_patterns": ["(unclosed"]}}},
+        },
+        ["domains.a.fr.bans.body_patterns[0]", "not a valid regex"],
+    ),
+    (
+        "top level not a mapping",
+        ["http://1.2.3.4:1"],
+        ["top level is a list", "expected a mapping"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "expected"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_config_is_refused_with_key_and_expectation(
+    tmp_path: Path, case: str, data: Any, expected: list[str]
+) -> None:
+    import yaml
+
+    path = tmp_path / "proxies.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_proxy_config(path)
+    message = str(info.value)
+    assert message.startswith(str(path)) or f"- {path}" in message
+    for fragment in expected:
+        assert fragment in message, (case, message)
+    assert SECRET not in message
+
+
+def test_all_problems_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_proxy_config(
+            {"locales": {"fr": ["ftp://1.2.3.4:1"], "de": []}, "default_locale": "xx"}
+        )
+    assert len(info.value.problems) == 3
+    assert str(info.value).startswith("3 problems in the proxy configuration")
+
+
+def test_yaml_syntax_error_has_line_number(tmp_path: Path) -> None:
+    path = write(tmp_path, f"locales:\n  fr:\n    proxies: [http://u:{SECRET}@1.2.3.4:1\n  de: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_proxy_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "YAML syntax error at line" in message
+    assert SECRET not in message
+
+
+def test_missing_file_names_the_path_and_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_proxy_config(tmp_path / "nope.yaml")
+    assert "nope.yaml: file not found" in str(info.value)
+    assert "PROXYSTACK_PROXIES_FILE" in str(info.value)
+
+
+def test_unsafe_yaml_tags_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "locales: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="YAML"):
+        load_proxy_config(path)
+
+
+def test_legacy_list_joins_as_unlocalized_pool() -> None:
+    config = load_proxy_config(
+        data={"locales": {"fr": ["http://1.2.3.4:1"]}},
+        extra_unlocalized=["http://5.6.7.8:3128"],
+    )
+    assert [p.id for p in config.unlocalized] == ["5.6.7.8:3128"]
+    assert config.unlocalized[0].locale is None
+    assert len(config.all_proxies) == 2
