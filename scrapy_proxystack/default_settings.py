@@ -36,3 +36,24 @@ PROXYSTACK_BAN_POLICY: str | None = None
 
 # --- PII masking ----------------------------------------------------------------------------
 PROXYSTACK_PII_ENABLED = False
+PROXYSTACK_PII_FIELDS: list[str] | None = None
+PROXYSTACK_PII_SKIP_FIELDS = [
+    "url",
+    "urls",
+    "id",
+    "uuid",
+    "guid",
+    "sku",
+    "canonical_url",
+    "source_url",
+    "image_urls",
+    "file_urls",
+]
+PROXYSTACK_PII_TYPES: list[str] | None = None
+PROXYSTACK_PII_POLICY: dict[str, str] = {}
+PROXYSTACK_PII_DEFAULT_OPERATOR = "mask"
+PROXYSTACK_PII_HMAC_KEY: str | bytes | None = None
+PROXYSTACK_PII_HMAC_KEY_ENV = "PROXYSTACK_PII_HMAC_KEY"
+PROXYSTACK_PII_PRIVATE_IPS = False
+PROXYSTACK_PII_LANGUAGES: list[str] | None = None
+PROXYSTACK_PII_PARTIAL_KEEP = 4

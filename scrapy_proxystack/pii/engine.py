@@ -1,0 +1,589 @@
+"""The masking engine: one scan over the text, validators only on candidates.
+
+How a text is processed:
+
+1. ``SCAN`` (one compiled pattern whose first element is a character class) visits only the
+   characters that can start PII: digits, ``@`` (also full-width), ``+``, brackets. Prose in
+   between is skipped by the regex engine's C loop.
+2. Each hit is a *cluster*: a run of digit groups, an ``@`` or an obfuscated ``[at]``. Cheap tests
+   on the cluster and its neighbours (glued to a word? a date? too short?) reject most of them
+   before any validator runs.
+3. Survivors go to the validators (Luhn, mod-97, stdnum checksums, ``phonenumbers``) and, for
+   weakly checked identifiers, to a look-behind for context words.
+
+Nothing here imports Scrapy. A ``PiiMasker`` holds only immutable configuration, and the caches
+it uses are ``functools.lru_cache`` (thread-safe), so one instance can serve many threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
+
+from scrapy_proxystack.pii import _patterns as p
+from scrapy_proxystack.pii import types as t
+from scrapy_proxystack.pii.phones import (
+    DEFAULT_LANGUAGES,
+    is_international_phone,
+    is_national_phone,
+    regions_for,
+)
+from scrapy_proxystack.pii.validators import (
+    compact,
+    ip_kind,
+    is_card,
+    is_gb_nino,
+    is_iban,
+    is_isbn,
+    is_national_id,
+)
+
+#: A pluggable person-name detector: returns ``(start, end)`` pairs of names in the text.
+NameDetector = Callable[[str], Iterable[tuple[int, int]]]
+
+_NON_DIGITS = re.compile(r"[^0-9]")
+_NANP = re.compile(r"(?:\(\d{3}\) ?|\d{3}[ .\-])[2-9]\d{2}[ .\-]\d{4}")
+_CONTEXT_WINDOW = 60
+_REPEAT_BUDGET = 20_000_000
+_REPEAT_WINDOW = 65_536
+_MIN_DIGITS = {
+    t.FR_NIR: 15,
+    t.US_SSN: 9,
+    t.BR_CPF: 11,
+    t.DE_TAX_ID: 11,
+    t.PL_PESEL: 11,
+    t.IN_AADHAAR: 12,
+    t.JP_MY_NUMBER: 12,
+    t.NL_BSN: 9,
+    t.SE_PERSONNUMMER: 10,
+}
+_HEX_LETTERS = frozenset("abcdefABCDEF")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_GLUE = frozenset("-_/\\.,")
+_STREET_SUFFIXES = (
+    "straße",
+    "strasse",
+    "str.",
+    "weg",
+    "gasse",
+    "platz",
+    "allee",
+    "ring",
+    "damm",
+    "ufer",
+    "straat",
+    "laan",
+    "gracht",
+    "plein",
+    "singel",
+    "kade",
+    "dijk",
+    "gatan",
+    "vägen",
+    "väg",
+    "gränd",
+)
+_STREET_HINT = re.compile(
+    r"Calle|C/|Avda|Avenida|Paseo|Plaza|Camino|Carrer|Rua|Travessa|Alameda|Praça|Via|Viale"
+    r"|Piazza|Corso|Largo|Vicolo|ul\.|al\.|os\.|pl\."
+)
+
+
+class MaskResult(NamedTuple):
+    """The masked text and the spans (in the *original* text) that were replaced."""
+
+    text: str
+    spans: list[t.PiiSpan]
+
+
+class PiiMasker:
+    """Find and mask personal data in text.
+
+    ``PiiMasker()`` detects every rule-based type (see ``types.DEFAULT_TYPES``) and replaces each
+    value with a typed placeholder such as ``[EMAIL]``.
+
+    :param types: the types to detect (default: ``types.DEFAULT_TYPES``; add ``"person"`` for
+        names in context).
+    :param operators: per-type operator, overriding ``default_operator``.
+    :param default_operator: ``"mask"`` (placeholder), ``"partial"`` (keep the last
+        ``partial_keep`` characters, or the domain of an e-mail), ``"pseudonymize"`` (keyed
+        HMAC token, e.g. ``[EMAIL:3fa2c1d0]``); ``"remove_field"`` and ``"drop_item"`` are item
+        policies and mask like ``"mask"`` on plain text.
+    :param languages: languages whose national phone formats are accepted (see
+        ``phones.LANGUAGE_REGIONS``).
+    :param private_ips: also mask private, loopback and link-local addresses.
+    :param hmac_key: key of the pseudonyms; required by ``"pseudonymize"``.
+    :param name_detector: optional person-name detector (an NER model, for example); without
+        one, ``"person"`` uses built-in rules (a title or "my name is" before a capitalised name).
+    """
+
+    def __init__(
+        self,
+        *,
+        types: Iterable[str] | None = None,
+        operators: Mapping[str, str] | None = None,
+        default_operator: str = t.MASK,
+        languages: Iterable[str] | None = None,
+        private_ips: bool = False,
+        hmac_key: bytes | str | None = None,
+        partial_keep: int = 4,
+        name_detector: NameDetector | None = None,
+    ) -> None:
+        chosen = tuple(t.DEFAULT_TYPES if types is None else types)
+        unknown = [x for x in chosen if x not in t.ALL_TYPES]
+        if unknown:
+            raise ValueError(f"unknown PII type(s) {unknown!r}; expected some of {t.ALL_TYPES}")
+        self._types = frozenset(chosen)
+        ops = dict(operators or {})
+        for name, op in [("default", default_operator), *ops.items()]:
+            if name != "default" and name not in t.ALL_TYPES:
+                raise ValueError(f"operator given for unknown PII type {name!r}")
+            if op not in t.OPERATORS:
+                raise ValueError(
+                    f"unknown operator {op!r} for {name}; expected one of {t.OPERATORS}"
+                )
+        self._default_op = default_operator
+        self._ops = ops
+        needs_key = default_operator == t.PSEUDONYMIZE or t.PSEUDONYMIZE in ops.values()
+        if isinstance(hmac_key, str):
+            hmac_key = hmac_key.encode()
+        if needs_key and not hmac_key:
+            raise ValueError("the 'pseudonymize' operator needs a non-empty hmac_key")
+        self._key = hmac_key or b""
+        self._regions = regions_for(DEFAULT_LANGUAGES if languages is None else languages)
+        self._private_ips = private_ips
+        if partial_keep < 0:
+            raise ValueError(f"partial_keep must be >= 0, got {partial_keep!r}")
+        self._keep = partial_keep
+        self._name_detector = name_detector
+        self._id_shapes = tuple(s for s in p.ID_SHAPES if s[0] in self._types)
+        self._letter_led = bool(
+            self._types & {t.IBAN, t.GB_NINO, t.IT_FISCAL_CODE, t.ES_NIE, t.ES_DNI}
+        )
+
+    @property
+    def types(self) -> frozenset[str]:
+        """The types this masker detects."""
+        return self._types
+
+    def operator_for(self, pii_type: str) -> str:
+        """The operator applied to values of ``pii_type``."""
+        return self._ops.get(pii_type, self._default_op)
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def find(self, text: str) -> list[t.PiiSpan]:
+        """Typed, non-overlapping spans of personal data in ``text``, in order."""
+        if not text:
+            return []
+        spans = self._scan(text)
+        if t.PERSON in self._types:
+            spans = _merge(spans, self._persons(text))
+        if spans:
+            spans = _repeats(text, spans)
+        return spans
+
+    def mask(self, text: str) -> str:
+        """``text`` with every detected value replaced by its operator's output."""
+        return self.scan(text).text
+
+    def scan(self, text: str) -> MaskResult:
+        """Masked text and the spans found, in one pass (what the item pipeline uses)."""
+        spans = self.find(text)
+        if not spans:
+            return MaskResult(text, spans)
+        parts: list[str] = []
+        last = 0
+        for span in spans:
+            parts.append(text[last : span.start])
+            parts.append(self.replacement(span))
+            last = span.end
+        parts.append(text[last:])
+        return MaskResult("".join(parts), spans)
+
+    def replacement(self, span: t.PiiSpan) -> str:
+        """What replaces one span under its type's operator."""
+        op = self.operator_for(span.type)
+        if op == t.PSEUDONYMIZE:
+            return f"[{span.type.upper()}:{self.pseudonym(span.type, span.value)}]"
+        if op == t.PARTIAL:
+            return self._partial(span)
+        return t.placeholder(span.type)
+
+    def pseudonym(self, pii_type: str, value: str) -> str:
+        """Keyed token of a value: equal values (up to formatting) give equal tokens."""
+        norm = value.strip().lower() if pii_type == t.EMAIL else compact(value)
+        msg = f"{pii_type}\x00{norm}".encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:8]
+
+    # --- operators ----------------------------------------------------------------------------
+
+    def _partial(self, span: t.PiiSpan) -> str:
+        value = span.value
+        if span.type == t.EMAIL:
+            at = max(value.rfind("@"), value.rfind("\uff20"))
+            return "***" + value[at:] if at > 0 else t.placeholder(span.type)
+        if span.type in (t.DATE_OF_BIRTH, t.STREET_ADDRESS, t.PERSON) or self._keep == 0:
+            return t.placeholder(span.type)
+        alnum = sum(ch.isalnum() for ch in value)
+        hide = alnum - self._keep
+        if hide <= 0:
+            return t.placeholder(span.type)
+        out = []
+        for ch in value:
+            if ch.isalnum() and hide > 0:
+                out.append("*")
+                hide -= 1
+            else:
+                out.append(ch)
+        return "".join(out)
+
+    # --- scanning -----------------------------------------------------------------------------
+
+    def _scan(self, text: str) -> list[t.PiiSpan]:
+        out: list[t.PiiSpan] = []
+        pos = 0
+        want_email = t.EMAIL in self._types
+        search = p.SCAN.search
+        # search() from a position rather than finditer(): after a value that ends inside a
+        # cluster (a phone number followed by a year), scanning resumes right after the value.
+        while (m := search(text, pos)) is not None:
+            s = m.start()
+            kind = m.lastgroup
+            if kind == "ph":
+                pos = m.end()
+                continue
+            if kind == "at" or kind == "oat":
+                pos = m.end()
+                if want_email:
+                    span = self._email(text, s, m.end())
+                    if span is not None:
+                        _push(out, span)
+                        pos = span.end
+                continue
+            if kind == "pnum" and text[s] == "(" and not text[s + 1 : s + 2].isdigit():
+                s += 1  # "(+33 ...": the bracket is not part of the number
+            found, end = self._number(text, s, m.end())
+            for span in found:
+                _push(out, span)
+            pos = max(end, m.start() + 1)
+        return out
+
+    def _email(self, text: str, at_start: int, at_end: int) -> t.PiiSpan | None:
+        local = p.LOCAL_TAIL.search(text, max(0, at_start - 66), at_start)
+        if local is None:
+            return None
+        start = local.start()
+        while start < at_start and text[start] in ".-'":
+            start += 1
+        if start >= at_start or not text[start].isalnum():
+            return None
+        obfuscated = text[at_start] not in "@\uff20" or text[at_start - 1].isspace()
+        dom = (p.OBF_DOMAIN if obfuscated else p.DOMAIN).match(text, at_end)
+        if dom is None:
+            return None
+        domain = dom.group().strip()
+        if obfuscated:
+            domain = re.sub(r"\s*[\[(<{]?\s*(?:dot|DOT|Dot|\.)\s*[\])>}]?\s*", ".", domain)
+        domain = domain.lower()
+        if domain in p.EXAMPLE_DOMAINS or domain.rsplit(".", 1)[-1] in p.EXAMPLE_TLDS:
+            return None
+        if any(domain.endswith("." + d) for d in p.EXAMPLE_DOMAINS):
+            return None
+        return t.PiiSpan(t.EMAIL, start, dom.end(), text[start : dom.end()])
+
+    def _number(self, text: str, s: int, e: int) -> tuple[list[t.PiiSpan], int]:
+        """Classify one digit cluster ``text[s:e]``; returns spans and where scanning resumes."""
+        n = len(text)
+        prev = text[s - 1] if s else " "
+        nxt = text[e] if e < n else " "
+        types = self._types
+
+        # Identifiers that start with letters: IBAN, NINO, codice fiscale, NIE.
+        if s and (prev in _UPPER or (prev in "- " and s >= 2 and text[s - 2] in _UPPER)):
+            if self._letter_led:
+                span = self._letter_led_id(text, s)
+                if span is not None:
+                    return [span], span.end
+            if prev in _UPPER or (prev in _GLUE and text[s - 2] in _ASCII_ALNUM):
+                return [], e  # glued to a word: a model number, a SKU, a hash
+        elif prev in _ASCII_ALNUM or prev == "]":
+            return [], e  # glued to a word, or to a placeholder (idempotence)
+        elif prev in _GLUE and s >= 2 and text[s - 2] in _ASCII_ALNUM:
+            return [], e  # the tail of a token: INV-2024-..., a UUID group, v1.2, a path
+        raw = text[s:e]
+        short = len(raw) < 6
+        if short and t.STREET_ADDRESS in types:
+            span = self._address(text, s, e, prev, nxt)
+            if span is not None:
+                return [span], span.end
+        if raw[0] in "23" and (nxt == ":" or nxt in _HEX_LETTERS) and t.IP_ADDRESS in types:
+            m = p.IPV6.match(text, s)
+            if m is not None:
+                value = m.group()
+                span = self._ip(text, s, m.end(), value)
+                if span is None and value.count(":") > 2:  # 2a00:...:1c2d:443, a port
+                    value = value[: value.rfind(":")]
+                    span = self._ip(text, s, s + len(value), value)
+                return ([span] if span else []), m.end()
+        if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
+            if nxt in _UPPER and t.ES_DNI in types:
+                m = p.DNI.match(text, s)
+                if m and is_national_id(t.ES_DNI, compact(m.group())):
+                    return [t.PiiSpan(t.ES_DNI, s, m.end(), m.group())], m.end()
+            if nxt != ":":
+                return [], e  # glued to letters: 3px, 2nd, a hash
+        if nxt in "-_" and e + 1 < n and text[e + 1] in _ASCII_ALNUM:
+            if t.ES_DNI in types and text[e + 1] in _UPPER:
+                m = p.DNI.match(text, s)
+                if m and is_national_id(t.ES_DNI, compact(m.group())):
+                    return [t.PiiSpan(t.ES_DNI, s, m.end(), m.group())], m.end()
+            return [], e  # 2024-abc, 123-ABC: part of a longer token
+        if short:
+            if len(raw) == 4 and t.DATE_OF_BIRTH in types and p.YEAR.fullmatch(raw):
+                span = self._written_dob(text, s, e)
+                if span is not None:
+                    return [span], span.end
+            return [], e
+        return self._long_number(text, s, e, raw)
+
+    def _long_number(self, text: str, s: int, e: int, raw: str) -> tuple[list[t.PiiSpan], int]:
+        types = self._types
+        dm = p.NUM_DATE.match(raw)
+        if dm is not None and (dm.end() == len(raw) or raw[dm.end()] == " "):
+            if t.DATE_OF_BIRTH in types and _has_context(p.BIRTH_CONTEXT, text, s):
+                end = s + dm.end()
+                return [t.PiiSpan(t.DATE_OF_BIRTH, s, end, text[s:end])], end
+            return [], e  # a plain date or timestamp
+        if raw.count(".") >= 3 and p.IPV4.search(raw):
+            found = []
+            if t.IP_ADDRESS in types:
+                for m in p.IPV4.finditer(raw):
+                    span = self._ip(text, s + m.start(), s + m.end(), m.group())
+                    if span is not None:
+                        found.append(span)
+            # An address (scanning resumes after it), or a version such as 2.4.1.187.
+            return found, (found[-1].end if found else e)
+        found = []
+        if t.CREDIT_CARD in types and len(raw) >= 13:
+            for m in p.CARD.finditer(raw):
+                if is_card(_NON_DIGITS.sub("", m.group())):
+                    found.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), s + m.end(), m.group()))
+        ctx: dict[str, bool] = {}
+        nd = len(_NON_DIGITS.sub("", raw))
+        for pii_type, shape, strong in self._id_shapes:
+            if nd < _MIN_DIGITS[pii_type]:
+                continue
+            for m in shape.finditer(raw):
+                ms, me = s + m.start(), s + m.end()
+                if any(f.start < me and ms < f.end for f in found):
+                    continue
+                value = m.group()
+                if not is_national_id(pii_type, _NON_DIGITS.sub("", value)):
+                    continue
+                if pii_type != t.FR_NIR and not (strong and strong.fullmatch(value)):
+                    if pii_type not in ctx:
+                        ctx[pii_type] = _has_context(p.ID_CONTEXT[pii_type], text, s)
+                    if not ctx[pii_type]:
+                        continue
+                found.append(t.PiiSpan(pii_type, ms, me, value))
+        if found:
+            found.sort(key=lambda x: x.start)
+            return found, found[-1].end
+        if t.PHONE in types:
+            span = self._phone(text, s, raw)
+            if span is not None:
+                return [span], span.end
+        return [], e
+
+    def _phone(self, text: str, s: int, raw: str) -> t.PiiSpan | None:
+        digits = _NON_DIGITS.sub("", raw)
+        if is_isbn(digits):
+            return None
+        intl = raw[0] in "+\uff0b" or raw.startswith(("(+", "00"))
+        context: bool | None = None
+        variant = raw
+        while True:
+            vd = _NON_DIGITS.sub("", variant)
+            if len(vd) < 7:
+                return None
+            if intl:
+                ok = is_international_phone(vd[2:] if variant.startswith("00") else vd)
+            else:
+                # Without a context word, only the usual shapes of a national number count:
+                # a trunk prefix 0, an area code in brackets, or the NANP 3-3-4 layout. Bare or
+                # oddly grouped digits are too often order numbers valid in *some* region.
+                if context is None:
+                    context = _has_context(p.PHONE_CONTEXT, text, s)
+                shaped = variant[0] in "0(" and _grouped(variant)
+                shaped = shaped or _NANP.fullmatch(variant) is not None
+                ok = (context or shaped) and is_national_phone(vd, self._regions)
+            if ok:
+                end = s + len(variant)
+                return t.PiiSpan(t.PHONE, s, end, variant)
+            cut = variant.rfind(" ")
+            if cut <= 0:
+                return None
+            variant = variant[:cut].rstrip(" -./(")
+
+    def _ip(self, text: str, s: int, e: int, value: str) -> t.PiiSpan | None:
+        kind = ip_kind(value)
+        if kind is None or (kind == "private" and not self._private_ips):
+            return None
+        if "." in value and ":" not in value:
+            after = text[e : e + 2]
+            if after[:1] in ("-", "+") or (after[:1] == "." and after[1:].isalnum()):
+                return None  # 2.4.1.187-beta
+            if _has_context(p.VERSION_CONTEXT, text, s, 24):
+                return None
+        return t.PiiSpan(t.IP_ADDRESS, s, e, value)
+
+    def _letter_led_id(self, text: str, s: int) -> t.PiiSpan | None:
+        types = self._types
+        tries: list[tuple[str, re.Pattern[str], int]] = []
+        if t.IBAN in types:
+            tries.append((t.IBAN, p.IBAN, s - 2))
+        if t.GB_NINO in types:
+            tries.extend(((t.GB_NINO, p.NINO, s - 2), (t.GB_NINO, p.NINO, s - 3)))
+        if t.IT_FISCAL_CODE in types:
+            tries.append((t.IT_FISCAL_CODE, p.FISCAL_CODE, s - 6))
+        if t.ES_NIE in types:
+            tries.extend(((t.ES_NIE, p.NIE, s - 1), (t.ES_NIE, p.NIE, s - 2)))
+        for pii_type, rx, start in tries:
+            if start < 0 or (start and text[start - 1] in _ASCII_ALNUM):
+                continue
+            m = rx.match(text, start)
+            if m is None:
+                continue
+            value = m.group()
+            if pii_type == t.IBAN:
+                span = _iban_span(text, start, value)
+                if span is not None:
+                    return span
+                continue
+            c = compact(value)
+            ok = is_gb_nino(c) if pii_type == t.GB_NINO else is_national_id(pii_type, c)
+            if ok:
+                return t.PiiSpan(pii_type, start, m.end(), value)
+        return None
+
+    def _written_dob(self, text: str, s: int, e: int) -> t.PiiSpan | None:
+        start = -1
+        end = e
+        m = p.WRITTEN_DATE_BEFORE.search(text, max(0, s - 32), s)
+        if m is not None:
+            start = m.start()
+        else:
+            j = p.JA_DATE.match(text, s)
+            if j is not None:
+                start, end = s, j.end()
+                if text.startswith(("生まれ", "生"), end):
+                    return t.PiiSpan(t.DATE_OF_BIRTH, start, end, text[start:end])
+        if start < 0 or not _has_context(p.BIRTH_CONTEXT, text, start):
+            return None
+        return t.PiiSpan(t.DATE_OF_BIRTH, start, end, text[start:end])
+
+    def _address(self, text: str, s: int, e: int, prev: str, nxt: str) -> t.PiiSpan | None:
+        n = len(text)
+        if nxt in " ,abcdefghijklmnopqrstuvwxyzAB" and e + 2 < n:
+            m = p.ADDRESS_AFTER.match(text, e)
+            if m is not None:
+                end = m.end()
+                return t.PiiSpan(t.STREET_ADDRESS, s, end, text[s:end])
+        if prev in " ,º" and s >= 4:
+            window = text[max(0, s - 50) : s]
+            word = window.rstrip(" ,").lower()
+            if word.endswith(_STREET_SUFFIXES) or _STREET_HINT.search(window):
+                m = p.ADDRESS_BEFORE.search(text, max(0, s - 50), s)
+                if m is not None:
+                    end = e
+                    if (
+                        end < n
+                        and text[end] in "abcdefgh"
+                        and not text[end + 1 : end + 2].isalpha()
+                    ):
+                        end += 1  # 12a
+                    return t.PiiSpan(t.STREET_ADDRESS, m.start(), end, text[m.start() : end])
+        return None
+
+    def _persons(self, text: str) -> list[t.PiiSpan]:
+        if self._name_detector is not None:
+            pairs: Iterable[tuple[int, int]] = self._name_detector(text)
+        else:
+            pairs = (m.span("name") for m in p.PERSON_CONTEXT.finditer(text))
+        return [t.PiiSpan(t.PERSON, a, b, text[a:b]) for a, b in pairs if 0 <= a < b <= len(text)]
+
+
+def _grouped(value: str) -> bool:
+    return value.count(" ") + value.count("-") + value.count(".") + value.count(")") >= 1
+
+
+def _has_context(words: p.Keywords, text: str, s: int, window: int = _CONTEXT_WINDOW) -> bool:
+    return words.before(text, s, window)
+
+
+def _push(out: list[t.PiiSpan], span: t.PiiSpan) -> None:
+    # A later, longer match (an e-mail whose local part held digits) replaces what it covers.
+    while out and out[-1].end > span.start:
+        out.pop()
+    out.append(span)
+
+
+def _merge(spans: list[t.PiiSpan], extra: list[t.PiiSpan]) -> list[t.PiiSpan]:
+    """Add the ``extra`` spans that overlap no span of ``spans`` (sorted, disjoint; they win)."""
+    if not extra:
+        return spans
+    starts = [x.start for x in spans]
+    keep = []
+    for x in extra:
+        # Sorted and disjoint: if any span overlaps x, the last one starting before x.end does.
+        k = bisect_left(starts, x.end)
+        if k == 0 or spans[k - 1].end <= x.start:
+            keep.append(x)
+    out: list[t.PiiSpan] = []
+    for x in sorted([*spans, *keep], key=lambda x: x.start):
+        if out and x.start < out[-1].end:
+            continue
+        out.append(x)
+    return out
+
+
+def _repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
+    """Add every other occurrence of a detected value (even one the rules would not confirm
+    there, such as a phone number glued to a word), so no detected value survives in the
+    output."""
+    extra: list[t.PiiSpan] = []
+    seen: set[str] = set()
+    n = len(text)
+    # Whole-text search costs (distinct values x length); on very large texts with many values
+    # it is bounded to a window around each value so the engine stays linear.
+    reach = n if n * len(spans) <= _REPEAT_BUDGET else _REPEAT_WINDOW
+    for span in spans:
+        value = span.value
+        if value in seen:
+            continue
+        seen.add(value)
+        lo, hi = max(0, span.start - reach), min(n, span.end + reach)
+        i = text.find(value, lo, hi)
+        while i >= 0:
+            j = i + len(value)
+            extra.append(t.PiiSpan(span.type, i, j, value))
+            i = text.find(value, j, hi)
+    return _merge(spans, extra)
+
+
+def _iban_span(text: str, start: int, value: str) -> t.PiiSpan | None:
+    # The shape is greedy ("... 0130 00 BIC"): drop trailing chunks until the checksum holds.
+    for _ in range(4):
+        if is_iban(compact(value)):
+            return t.PiiSpan(t.IBAN, start, start + len(value), value)
+        cut = value.rfind(" ")
+        if cut <= 4:
+            return None
+        value = value[:cut]
+    return None

@@ -1,0 +1,91 @@
+"""PII type names, the span record and the operator names shared by the engine and the pipeline.
+
+The type names are part of the public vocabulary: they appear in settings
+(``PROXYSTACK_PII_TYPES``, ``PROXYSTACK_PII_POLICY``), in stats keys and in placeholders, so they
+never change once released.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EMAIL = "email"
+PHONE = "phone"
+CREDIT_CARD = "credit_card"
+IBAN = "iban"
+IP_ADDRESS = "ip_address"
+US_SSN = "us_ssn"
+FR_NIR = "fr_nir"
+DE_TAX_ID = "de_tax_id"
+ES_DNI = "es_dni"
+ES_NIE = "es_nie"
+GB_NINO = "gb_nino"
+BR_CPF = "br_cpf"
+IN_AADHAAR = "in_aadhaar"
+JP_MY_NUMBER = "jp_my_number"
+IT_FISCAL_CODE = "it_fiscal_code"
+NL_BSN = "nl_bsn"
+PL_PESEL = "pl_pesel"
+SE_PERSONNUMMER = "se_personnummer"
+DATE_OF_BIRTH = "date_of_birth"
+STREET_ADDRESS = "street_address"
+PERSON = "person"
+
+#: National identifiers, each confirmed by its official checksum.
+NATIONAL_ID_TYPES: tuple[str, ...] = (
+    US_SSN,
+    FR_NIR,
+    DE_TAX_ID,
+    ES_DNI,
+    ES_NIE,
+    GB_NINO,
+    BR_CPF,
+    IN_AADHAAR,
+    JP_MY_NUMBER,
+    IT_FISCAL_CODE,
+    NL_BSN,
+    PL_PESEL,
+    SE_PERSONNUMMER,
+)
+
+#: Every type the engine knows. ``person`` needs a name detector (see ``PiiMasker``).
+ALL_TYPES: tuple[str, ...] = (
+    EMAIL,
+    PHONE,
+    CREDIT_CARD,
+    IBAN,
+    IP_ADDRESS,
+    *NATIONAL_ID_TYPES,
+    DATE_OF_BIRTH,
+    STREET_ADDRESS,
+    PERSON,
+)
+
+#: Types detected when the caller does not choose: all rule-based ones.
+DEFAULT_TYPES: tuple[str, ...] = tuple(t for t in ALL_TYPES if t != PERSON)
+
+MASK = "mask"
+PARTIAL = "partial"
+PSEUDONYMIZE = "pseudonymize"
+REMOVE_FIELD = "remove_field"
+DROP_ITEM = "drop_item"
+
+#: Operators understood by the engine. ``remove_field`` and ``drop_item`` act on whole items in
+#: the pipeline; on plain text the engine falls back to the typed placeholder for them, so text
+#: that leaves the engine is always masked.
+OPERATORS: tuple[str, ...] = (MASK, PARTIAL, PSEUDONYMIZE, REMOVE_FIELD, DROP_ITEM)
+
+
+def placeholder(pii_type: str) -> str:
+    """The typed placeholder that replaces a value, e.g. ``[EMAIL]``."""
+    return f"[{pii_type.upper()}]"
+
+
+@dataclass(frozen=True, slots=True)
+class PiiSpan:
+    """One detected value: its type and where it sits in the scanned text."""
+
+    type: str
+    start: int
+    end: int
+    value: str
