@@ -579,7 +579,7 @@ def parse_proxy_config(
 def _check_cycles(p: _Parser, locale_meta: Mapping[str, Mapping[str, Any]]) -> None:
     reported: set[frozenset[str]] = set()
     for start in locale_meta:
-        stack = [(start, (start,))]
+        stack: list[tuple[str, tuple[str, ...]]] = [(start, (start,))]
         while stack:
             node, trail = stack.pop()
             for nxt in locale_meta.get(node, {}).get("fallback", ()):

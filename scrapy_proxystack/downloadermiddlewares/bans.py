@@ -45,7 +45,7 @@ def _decoded_head(response: Response, limit: int = _SCAN_BYTES) -> bytes | None:
     one this process cannot decode.
     """
     body = response.body
-    encoding = response.headers.get(b"Content-Encoding", b"").strip().lower()
+    encoding = (response.headers.get(b"Content-Encoding") or b"").strip().lower()
     if not encoding or encoding == b"identity" or not body:
         return body[:limit]
     try:
@@ -56,12 +56,12 @@ def _decoded_head(response: Response, limit: int = _SCAN_BYTES) -> bytes | None:
             except zlib.error:
                 return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit)
         if encoding == b"br":
-            import brotli  # type: ignore[import-not-found]
+            import brotli  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
             out: bytes = brotli.decompress(body)
             return out[:limit]
         if encoding == b"zstd":
-            import zstandard  # type: ignore[import-not-found]
+            import zstandard  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
             reader = zstandard.ZstdDecompressor().stream_reader(body)
             data: bytes = reader.read(limit)
@@ -162,7 +162,7 @@ class BanDetectionMiddleware:
         )
         stats.inc("bans", "reason", verdict.reason)
         stats.inc("bans", "kind", verdict.kind.name.lower())
-        locale = request.meta.get("_exit_locale")
+        locale = request.meta.get("_proxystack_exit_locale")
         stats.inc("bans", "locale", locale or "none")
         if verdict.retry_after is not None:
             stats.inc("bans", "retry_after_honoured")

@@ -64,7 +64,7 @@ def forget_exit(request: Request, exit_id: str) -> None:
     meta = request.meta
     meta.pop("proxy", None)
     meta.pop(EXIT_META_KEY, None)
-    meta.pop("_exit_locale", None)
+    meta.pop("_proxystack_exit_locale", None)
     meta[TRIED_META_KEY] = (*meta.get(TRIED_META_KEY, ()), exit_id)
     timeout = meta.pop(_TIMEOUT_META_KEY, None)
     if timeout is not None and meta.get("download_timeout") == timeout[0]:
@@ -155,7 +155,7 @@ class ProxyMiddleware:
         entry = choice.entry
         meta["proxy"] = entry.url
         meta[EXIT_META_KEY] = entry.id
-        meta["_exit_locale"] = choice.locale
+        meta["_proxystack_exit_locale"] = choice.locale
         self.stats.inc("requests", "locale", choice.locale or "none")
         if choice.fallback:
             self.stats.inc("requests", "fallback", choice.locale or "none")
@@ -215,7 +215,7 @@ class ProxyMiddleware:
             return retry if retry is not None else response
         latency = request.meta.get("download_latency")
         self.pool.record_success(exit_id, domain, float(latency) if latency is not None else 0.0)
-        self.stats.inc("responses", "locale", request.meta.get("_exit_locale") or "none")
+        self.stats.inc("responses", "locale", request.meta.get("_proxystack_exit_locale") or "none")
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:

@@ -1,0 +1,98 @@
+"""Helpers for crawl tests: write a proxy YAML for the loopback world, run a real crawl."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CrawlResult:
+    items: list[dict[str, Any]]
+    stats: dict[str, Any]
+    log: str
+    returncode: int
+    close_reason: str | None
+
+    def stat(self, key: str, default: Any = 0) -> Any:
+        return self.stats.get(key, default)
+
+    def proxystack_stats(self) -> dict[str, Any]:
+        return {k: v for k, v in self.stats.items() if k.startswith("proxystack/")}
+
+    @property
+    def pages(self) -> list[dict[str, Any]]:
+        return [i for i in self.items if "error" not in i]
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [i for i in self.items if "error" in i]
+
+
+def write_yaml(tmp_path: Path, data: dict[str, Any], name: str = "proxies.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_crawl(
+    tmp_path: Path,
+    *,
+    urls: list[Any],
+    settings: dict[str, Any] | None = None,
+    spider: str = "tests.spiders.WorldSpider",
+    spider_kwargs: dict[str, Any] | None = None,
+    addon: bool = True,
+    timeout: float = 90.0,
+) -> CrawlResult:
+    """Run a real Scrapy crawl in a subprocess and return its items, stats and log."""
+    merged: dict[str, Any] = {
+        "CONCURRENT_REQUESTS": 8,
+        "DOWNLOAD_TIMEOUT": 10,
+        "RETRY_TIMES": 2,
+        "ROBOTSTXT_OBEY": False,
+        "LOG_FILE": str(tmp_path / "crawl.log"),
+    }
+    if addon:
+        merged["ADDONS"] = {"scrapy_proxystack.Addon": 300}
+    merged.update(settings or {})
+    spec = {
+        "spider": spider,
+        "settings": merged,
+        "spider_kwargs": {"urls": urls, **(spider_kwargs or {})},
+    }
+    spec_path = tmp_path / "spec.json"
+    out_path = tmp_path / "result.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.runner", str(spec_path), str(out_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    log_path = tmp_path / "crawl.log"
+    log = log_path.read_text(encoding="utf-8") if log_path.exists() else ""
+    log += proc.stdout + proc.stderr
+    if not out_path.exists():
+        raise AssertionError(f"crawl produced no result (exit {proc.returncode}):\n{log[-5000:]}")
+    result = json.loads(out_path.read_text(encoding="utf-8"))
+    return CrawlResult(
+        items=result["items"],
+        stats=result["stats"],
+        log=log,
+        returncode=proc.returncode,
+        close_reason=result["close_reason"],
+    )
