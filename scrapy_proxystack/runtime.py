@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from scrapy.utils.httpobj import urlparse_cached
+
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
 from scrapy_proxystack.pool import ExitPool, HealthParams
 from scrapy_proxystack.settings import ProxyStackSettings
+from scrapy_proxystack.signals import ExitOutcome, exit_outcome
 from scrapy_proxystack.stats import StatsRecorder
 
 if TYPE_CHECKING:
+    from scrapy import Request
     from scrapy.crawler import Crawler
 
 __all__ = ["LocaleDecision", "ProxyStack", "close_crawl", "get_stack"]
@@ -135,6 +140,37 @@ class ProxyStack:
         if self.config.default_locale is not None:
             return LocaleDecision(self.config.default_locale, "default")
         return LocaleDecision(None, "none")
+
+    def emit(
+        self,
+        request: Request,
+        kind: str,
+        reason: str,
+        *,
+        status: int | None = None,
+        exit_id: str | None = None,
+    ) -> None:
+        """Send :data:`~scrapy_proxystack.signals.exit_outcome` for one attempt of ``request``."""
+        meta = request.meta
+        decision = meta.get("_proxystack_locale")
+        flags = meta.get("_proxystack_flags", (False, False))
+        latency = meta.get("download_latency")
+        outcome = ExitOutcome(
+            time=time.time(),
+            url=request.url,
+            domain=urlparse_cached(request).hostname or "",
+            locale=decision[1].locale if decision else None,
+            exit_locale=meta.get("_proxystack_exit_locale"),
+            exit_id=exit_id if exit_id is not None else meta.get("_proxystack_exit"),
+            kind=kind,
+            reason=reason,
+            status=status,
+            latency=float(latency) if latency is not None and kind != "no_exit" else None,
+            retries=int(meta.get("retry_times", 0)),
+            fallback=flags[0],
+            panic=flags[1],
+        )
+        self.crawler.signals.send_catch_log(exit_outcome, outcome=outcome, request=request)
 
     def warn_once(self, key: tuple[str, ...], msg: str, args: dict[str, object]) -> bool:
         """Log ``msg`` at WARNING the first time ``key`` is seen; repeats are only counted."""

@@ -161,6 +161,7 @@ class BanDetectionMiddleware:
             latency=float(latency) if latency is not None else None,
         )
         stats.inc("bans", "reason", verdict.reason)
+        self.stack.emit(request, "ban", verdict.reason, status=response.status)
         stats.inc("bans", "kind", verdict.kind.name.lower())
         locale = request.meta.get("_proxystack_exit_locale")
         stats.inc("bans", "locale", locale or "none")

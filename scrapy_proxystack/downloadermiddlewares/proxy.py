@@ -65,6 +65,7 @@ def forget_exit(request: Request, exit_id: str) -> None:
     meta.pop("proxy", None)
     meta.pop(EXIT_META_KEY, None)
     meta.pop("_proxystack_exit_locale", None)
+    meta.pop("_proxystack_flags", None)
     meta[TRIED_META_KEY] = (*meta.get(TRIED_META_KEY, ()), exit_id)
     timeout = meta.pop(_TIMEOUT_META_KEY, None)
     if timeout is not None and meta.get("download_timeout") == timeout[0]:
@@ -140,6 +141,7 @@ class ProxyMiddleware:
             self.pool.end_session(exc.session)
             self.stats.inc("sessions", "retired", exc.reason)
             meta["proxystack_session_retired"] = exc.reason
+            self.stack.emit(request, "session_retired", exc.reason)
             logger.info(
                 "Sticky session %(session)r retired (%(reason)s)",
                 {"session": exc.session, "reason": exc.reason},
@@ -156,6 +158,7 @@ class ProxyMiddleware:
         meta["proxy"] = entry.url
         meta[EXIT_META_KEY] = entry.id
         meta["_proxystack_exit_locale"] = choice.locale
+        meta["_proxystack_flags"] = (choice.fallback, choice.panic)
         self.stats.inc("requests", "locale", choice.locale or "none")
         if choice.fallback:
             self.stats.inc("requests", "fallback", choice.locale or "none")
@@ -191,6 +194,9 @@ class ProxyMiddleware:
 
     def _no_exit(self, request: Request, locale: str | None, exc: NoExit) -> Any:
         self.stats.inc("requests", "no_exit", exc.reason)
+        request.meta.pop("_proxystack_exit_locale", None)
+        request.meta.pop("_proxystack_flags", None)
+        self.stack.emit(request, "no_exit", exc.reason)
         self.stats.inc("requests", "dropped", "no_exit")
         self.stack.warn_once(
             ("no_exit", str(locale), exc.reason),
@@ -216,6 +222,7 @@ class ProxyMiddleware:
         latency = request.meta.get("download_latency")
         self.pool.record_success(exit_id, domain, float(latency) if latency is not None else 0.0)
         self.stats.inc("responses", "locale", request.meta.get("_proxystack_exit_locale") or "none")
+        self.stack.emit(request, "success", "ok", status=response.status)
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
@@ -233,6 +240,7 @@ class ProxyMiddleware:
         self, request: Request, exit_id: str, domain: str, reason: str
     ) -> Request | None:
         ejected = self.pool.record_transport_failure(exit_id, domain, reason)
+        self.stack.emit(request, "transport_failure", reason)
         self.stats.inc("exits", "transport_failures", reason)
         if ejected:
             self.stats.inc("exits", "ejected")

@@ -1,0 +1,34 @@
+"""Signals the suite sends, so extensions (yours or ours) can observe every exit decision.
+
+Connect with ``crawler.signals.connect(handler, signal=scrapy_proxystack.signals.exit_outcome)``.
+Handlers receive ``outcome`` (an :class:`ExitOutcome`) and ``request``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ExitOutcome", "exit_outcome"]
+
+#: Sent once per attempt of a request that the suite routed (or refused to route), when the
+#: attempt's fate is known: a usable answer, a ban, a transport failure, or no exit at all.
+exit_outcome = object()
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOutcome:
+    """What happened to one attempt. Never holds a credential: exits are named by id."""
+
+    time: float  #: wall-clock time (``time.time()``) when the outcome was known
+    url: str
+    domain: str
+    locale: str | None  #: the locale the request asked for (None: pool of all proxies)
+    exit_locale: str | None  #: the locale whose exit served it (differs on fallback)
+    exit_id: str | None  #: None when no exit was chosen
+    kind: str  #: "success" | "ban" | "transport_failure" | "no_exit" | "session_retired"
+    reason: str  #: "ok", a ban reason, an exception class name, a no-exit reason
+    status: int | None = None
+    latency: float | None = None  #: seconds, Scrapy's download_latency
+    retries: int = 0  #: retries of this request before this attempt
+    fallback: bool = False
+    panic: bool = False
