@@ -213,6 +213,7 @@ class ProxyStackSettings:
     ban_max_retries: int = 5
     ban_http_codes: frozenset[int] = frozenset({403, 429, 451, 503})
     ban_min_body_size: int = 1
+    ban_lang_check: bool = True
     ban_cooldown: float = 300.0
     ban_cooldown_cap: float = 3600.0
     ban_policy: str | None = None
@@ -291,6 +292,7 @@ class ProxyStackSettings:
             ban_max_retries=r.integer("PROXYSTACK_BAN_MAX_RETRIES", 5),
             ban_http_codes=r.codes("PROXYSTACK_BAN_HTTP_CODES", [403, 429, 451, 503]),
             ban_min_body_size=r.integer("PROXYSTACK_BAN_MIN_BODY_SIZE", 1),
+            ban_lang_check=r.boolean("PROXYSTACK_BAN_LANG_CHECK", True),
             ban_cooldown=r.number("PROXYSTACK_BAN_COOLDOWN", 300.0, strict=True),
             ban_cooldown_cap=r.number("PROXYSTACK_BAN_COOLDOWN_CAP", 3600.0, strict=True),
             ban_policy=ban_policy,

@@ -24,7 +24,7 @@ def main(spec_path: str, out_path: str) -> int:
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
         **spec.get("settings", {}),
     }
-    process = CrawlerProcess(settings, install_root_handler=True)
+    process = CrawlerProcess(settings)
     spidercls = load_object(spec.get("spider", "tests.spiders.WorldSpider"))
     crawler = process.create_crawler(spidercls)
     items: list[Any] = []

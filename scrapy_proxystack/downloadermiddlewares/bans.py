@@ -96,6 +96,7 @@ class BanDetectionMiddleware:
                 min_body_size=st.ban_min_body_size,
             )
         )
+        self.lang_check = st.ban_lang_check
         self.policy: Any = None
         if st.ban_policy:
             self.policy = build_from_crawler(load_object(st.ban_policy), crawler)
@@ -135,7 +136,13 @@ class BanDetectionMiddleware:
             body=body,
             request_url=request.url,
             redirect_location=location,
-            expected_lang=self.expected_lang.get(decision.locale or ""),
+            # Only for sites the YAML declares as a locale's: a request routed by meta or by a
+            # default may well want the site's own language from that country.
+            expected_lang=(
+                self.expected_lang.get(decision.locale or "")
+                if self.lang_check and decision.source == "domain"
+                else None
+            ),
             rules=rule.bans if rule is not None else None,
             method=request.method,
         )

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 EXIT_META_KEY = "_proxystack_exit"
 TRIED_META_KEY = "_proxystack_tried"
 _TIMEOUT_META_KEY = "_proxystack_timeout"
+_MAX_RETIRED_SESSIONS = 100_000
 #: Proxy answers that say the *proxy* failed, not the site.
 PROXY_FAILURE_STATUSES = frozenset({407, 502, 504})
 
@@ -107,6 +108,7 @@ class ProxyMiddleware:
                 (v for k, v in default_headers.items() if k.lower() == "accept-language"), None
             )
             self.default_accept_language = value.encode() if isinstance(value, str) else value
+        self.retired_sessions: dict[str, str] = {}
         self.accept_language: dict[str | None, str | None] = {}
         for name, locale in self.stack.config.locales.items():
             self.accept_language[name] = self.settings.accept_language_for(
@@ -130,6 +132,11 @@ class ProxyMiddleware:
         decision = resolve_request_locale(self.crawler, request)
         domain = urlparse_cached(request).hostname or ""
         session = meta.get("proxystack_session")
+        if session is not None and str(session) in self.retired_sessions:
+            reason = self.retired_sessions[str(session)]
+            meta["proxystack_session_retired"] = reason
+            self.stats.inc("sessions", "refused")
+            raise SessionRetired(str(session), reason)
         try:
             choice = self.pool.choose(
                 decision.locale,
@@ -139,6 +146,11 @@ class ProxyMiddleware:
             )
         except SessionLost as exc:
             self.pool.end_session(exc.session)
+            # The name stays retired: later requests of the same session must not quietly get
+            # a new exit. The spider starts a new session under a new name when it wants one.
+            self.retired_sessions[exc.session] = exc.reason
+            if len(self.retired_sessions) > _MAX_RETIRED_SESSIONS:
+                self.retired_sessions.pop(next(iter(self.retired_sessions)))
             self.stats.inc("sessions", "retired", exc.reason)
             meta["proxystack_session_retired"] = exc.reason
             self.stack.emit(request, "session_retired", exc.reason)
