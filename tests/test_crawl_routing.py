@@ -200,7 +200,8 @@ def test_failing_proxies_are_ejected_and_pages_still_fetched(
     assert {"DownloadConnectionRefusedError", "status_407"} <= failures
     assert any("Timeout" in f for f in failures)
     assert stats["proxystack/exits/ejected"] >= 4
-    assert "wrong-pw" not in result.log and "right-pw" not in result.log
+    assert "wrong-pw" not in result.log
+    assert "right-pw" not in result.log
 
 
 def test_user_proxy_is_respected_and_counted(world: LoopbackWorld, tmp_path: Path) -> None:
