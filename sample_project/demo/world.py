@@ -7,6 +7,7 @@ fetched from) before the suite reads it, and passes the sites' URLs to the spide
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,5 +79,15 @@ class LoopbackWorldAddon:
         logger.info("Loopback world started: %(world)r", {"world": self.world})
 
     def engine_stopped(self) -> None:
-        if self.world is not None:
-            self.world.stop()
+        """Stop the world and write what each site saw (``output/world_requests.json``)."""
+        if self.world is None:
+            return
+        self.world.stop()
+        seen = {
+            site.name: [
+                {"path": r.path, "country": r.country, "status": r.status} for r in site.requests
+            ]
+            for site in self.world.sites
+        }
+        out = Path(self.crawler.settings["PROXYSTACK_PROXIES_FILE"]).parent
+        (out / "world_requests.json").write_text(json.dumps(seen, indent=1), encoding="utf-8")
