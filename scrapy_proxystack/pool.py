@@ -1,0 +1,1411 @@
+"""The exit pool: which exit a request leaves from, now, and what the pool learns from how it went.
+
+This module imports nothing from Scrapy: the middlewares are thin adapters over it, and it can be
+unit-tested and benchmarked on its own. It is not thread-safe; Scrapy calls it from one thread.
+
+How it is built, and whose behaviour it follows:
+
+* **Layout.** Exits are integer indices into parallel lists (in-flight count, latency estimate,
+  ejection deadline, ...). Each ``(locale, pool)`` of the configuration, and the pool of all
+  proxies used by requests with no locale, keeps its non-ejected exits in an *indexable set* (a
+  list plus a position array): O(1) add, remove and uniform pick, no allocation per request, no
+  scan of all exits on the hot path. scrapy-rotating-proxies builds ``list(good | unchecked)``
+  on every request instead, which is O(n) and costs milliseconds at 100,000 proxies.
+* **Strategies.** ``round_robin`` walks a cursor like HAProxy's ``roundrobin``; ``random`` is
+  uniform; ``least_connections`` is Envoy's ``LEAST_REQUEST`` (power of two random choices,
+  HAProxy's ``random(2)``); ``weighted`` samples a Fenwick tree over integer weights in
+  O(log n); ``latency`` is power of two choices over a peak-EWMA score (Finagle, Linkerd,
+  tower), with a decaying penalty for recent bans because a ban answer is fast (Linkerd's trap).
+  A locale with several pools (vendors, canaries) first picks a pool by weight among those that
+  can serve, then an exit inside it.
+* **Health.** Transport failures eject the *exit* for everyone, the way Envoy's outlier detection
+  does: after ``failures_to_eject`` consecutive failures, for an exponentially growing, capped,
+  jittered time; never more than ``max_ejection_share`` of a ``(locale, pool)`` at once (but, as
+  in Envoy, one exit can always be ejected); a success heals. Ejected exits wait in a min-heap
+  keyed by return time and come back lazily, amortised O(log n).
+* **Bans are per (exit, site).** A ban, a 429 or a pacing delay makes the exit not ready *for
+  that domain* until a time; the exit stays good for every other site. Per-domain maps are
+  created lazily and expired entries dropped, so memory stays bounded with millions of domains.
+* **Fail closed.** A request walks its locale's fallback chain in order and never leaves it. When
+  every exit of the chain is ejected, the least-bad one is used (Envoy's panic mode, but only at
+  0 % healthy and flagged on the :class:`Choice`), or, with panic disabled, nothing is.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from scrapy_proxystack.config import STRATEGIES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
+    from scrapy_proxystack.config import ProxyConfig, ProxyEntry
+
+__all__ = [
+    "NO_EXIT_REASONS",
+    "Choice",
+    "ExitPool",
+    "HealthParams",
+    "NoExit",
+    "PoolCounts",
+    "SessionLost",
+]
+
+_ROUND_ROBIN: Final = 0
+_RANDOM: Final = 1
+_LEAST_CONNECTIONS: Final = 2
+_WEIGHTED: Final = 3
+_LATENCY: Final = 4
+_STRATEGY_CODES: Final[dict[str, int]] = {
+    "round_robin": _ROUND_ROBIN,
+    "random": _RANDOM,
+    "least_connections": _LEAST_CONNECTIONS,
+    "weighted": _WEIGHTED,
+    "latency": _LATENCY,
+}
+assert set(_STRATEGY_CODES) == set(STRATEGIES)
+
+#: Rejection-sampling draws before a pool is scanned. A draw that lands on an exit not ready for
+#: the domain costs a fraction of a µs, a scan about as much per usable exit of the pool: with b
+#: the share of the pool banned or paced for a site, all 16 draws miss with probability b**16
+#: (3 % at b = 0.8, 18 % at b = 0.9). A site that refuses the whole pool is cached after one scan.
+_TRIES: Final = 16
+#: Integer weight units per unit of configured weight. Integers keep the Fenwick tree exact
+#: however often an exit is zeroed and restored; floats would drift.
+_WEIGHT_SCALE: Final = 1_000_000
+#: Latency assumed when neither an exit nor its pool has a sample yet (seconds). Any positive
+#: value works: it only has to let in-flight counts and ban penalties matter.
+_PRIOR_LATENCY: Final = 1.0
+_MAX_DOUBLINGS: Final = 62
+_INF: Final = math.inf
+
+#: Every ``NoExit.reason``.
+NO_EXIT_REASONS: Final = (
+    "no_proxies",
+    "unknown_locale",
+    "all_banned",
+    "all_tried",
+    "all_ejected",
+)
+
+
+@dataclass(frozen=True)
+class HealthParams:
+    """How the pool judges exits. Times are seconds.
+
+    Ejection time after a transport failure is ``min(backoff_cap, backoff_base *
+    2**(streak-1))`` times a jitter in 0.8..1.2, where ``streak`` counts consecutive ejections
+    without a success in between; the jitter keeps exits ejected together from all returning in
+    the same instant. A ban on (exit, domain) lasts ``min(ban_cooldown_cap, ban_cooldown *
+    2**(domain_ban_streak-1))``, or the site's ``Retry-After`` when longer.
+    """
+
+    backoff_base: float = 30.0
+    backoff_cap: float = 600.0
+    failures_to_eject: int = 1
+    #: Never eject more than this share of one (locale, pool) at once; further failures are only
+    #: counted (``PoolCounts.ejection_capped``). As in Envoy, one exit may always be ejected;
+    #: ``0`` disables ejection.
+    max_ejection_share: float = 0.5
+    ban_cooldown: float = 300.0
+    ban_cooldown_cap: float = 3600.0
+    #: Time constant of the per-exit peak-EWMA latency and of the per-locale latency EWMA.
+    ewma_decay: float = 10.0
+    #: Seconds added to an exit's latency score per recent ban, 429 or transport failure, so that
+    #: fast refusals never make an exit look good.
+    ban_latency_penalty: float = 5.0
+    #: Time constant with which that penalty fades.
+    ban_penalty_decay: float = 60.0
+    #: Time constant with which an exit's latency estimate, without new samples, drifts back to
+    #: its pool's mean: a once-slow exit is tried again instead of being avoided for ever.
+    latency_forget: float = 300.0
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        positive = ("backoff_base", "ban_cooldown", "ewma_decay", "ban_penalty_decay")
+        for name in (*positive, "latency_forget"):
+            value = getattr(self, name)
+            if not value > 0 or value == _INF:
+                problems.append(f"{name}={value!r}: expected a finite number > 0")
+        if not self.backoff_cap >= self.backoff_base:
+            problems.append(f"backoff_cap={self.backoff_cap!r}: expected >= backoff_base")
+        if not self.ban_cooldown_cap >= self.ban_cooldown:
+            problems.append(f"ban_cooldown_cap={self.ban_cooldown_cap!r}: expected >= ban_cooldown")
+        if isinstance(self.failures_to_eject, bool) or not (
+            isinstance(self.failures_to_eject, int) and self.failures_to_eject >= 1
+        ):
+            problems.append(f"failures_to_eject={self.failures_to_eject!r}: expected an int >= 1")
+        if not 0.0 <= self.max_ejection_share <= 1.0:
+            problems.append(
+                f"max_ejection_share={self.max_ejection_share!r}: expected a share in 0..1"
+            )
+        if not 0.0 <= self.ban_latency_penalty < _INF:
+            problems.append(
+                f"ban_latency_penalty={self.ban_latency_penalty!r}: expected a number >= 0"
+            )
+        if problems:
+            raise ValueError("invalid HealthParams: " + "; ".join(problems))
+
+
+_DEFAULT_HEALTH: Final = HealthParams()
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The exit a request leaves from.
+
+    ``locale`` is the locale whose pool served: the asked one, or one of its fallbacks
+    (``fallback`` is then true); ``None`` means the pool of all proxies. ``panic`` is true when
+    every exit of the chain was ejected and the least-bad one was used anyway.
+    """
+
+    entry: ProxyEntry
+    locale: str | None
+    fallback: bool
+    panic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PoolCounts:
+    """Exit counts of a locale (``pool`` is ``None``) or of one of its pools, kept incrementally.
+
+    ``usable`` is not ejected (it says nothing about per-site bans); ``ejection_capped`` and
+    ``panics`` are totals since start. ``pools`` breaks a locale down by pool; for the pool of
+    all proxies (``locale`` ``None``) it lists every (locale, pool).
+    """
+
+    locale: str | None
+    pool: str | None
+    total: int
+    usable: int
+    ejected: int
+    in_flight: int
+    ejection_capped: int = 0
+    panics: int = 0
+    pools: tuple[PoolCounts, ...] = ()
+
+
+class NoExit(Exception):
+    """No exit of the locale chain may serve the request now: it must not be sent.
+
+    ``reason`` is one of :data:`NO_EXIT_REASONS`:
+
+    * ``no_proxies``: the chain (or the whole config, for locale ``None``) has no exit;
+    * ``unknown_locale``: the locale is not configured;
+    * ``all_banned``: every non-ejected exit is banned or paced for this domain (or was already
+      tried); ``retry_at`` is when the first of them is ready again (clock time);
+    * ``all_tried``: every non-ejected exit is in ``exclude``;
+    * ``all_ejected``: every exit is ejected and panic mode is off; ``retry_at`` is when the
+      first one returns.
+    """
+
+    def __init__(
+        self, reason: str, locale: str | None = None, retry_at: float | None = None
+    ) -> None:
+        self.reason = reason
+        self.locale = locale
+        self.retry_at = retry_at
+        super().__init__(f"no usable exit for locale {locale!r}: {reason}")
+
+
+class SessionLost(NoExit):
+    """The exit a sticky session is pinned to cannot serve it any more.
+
+    ``reason``: ``banned`` (for this domain), ``ejected``, ``tried`` (the caller excluded it) or
+    ``other_locale`` (the session is asked for a locale whose chain does not hold its exit). The
+    caller ends the session (:meth:`ExitPool.end_session`) and may start a new one.
+    """
+
+    def __init__(self, session: str, reason: str, locale: str | None = None) -> None:
+        super().__init__(reason, locale)
+        self.session = session
+        self.args = (f"sticky session {session!r} lost its exit: {reason}",)
+
+
+class _Fenwick:
+    """Prefix sums over integer weights: O(log n) update, O(log n) weighted sampling."""
+
+    __slots__ = ("n", "top", "total", "tree", "weights")
+
+    def __init__(self, weights: list[int]) -> None:
+        n = len(weights)
+        tree = [0, *weights]
+        for k in range(1, n + 1):
+            parent = k + (k & -k)
+            if parent <= n:
+                tree[parent] += tree[k]
+        self.n = n
+        self.tree = tree
+        self.weights = weights
+        self.total = sum(weights)
+        self.top = 1 << (n.bit_length() - 1) if n else 0
+
+    def set(self, position: int, weight: int) -> None:
+        delta = weight - self.weights[position]
+        if not delta:
+            return
+        self.weights[position] = weight
+        self.total += delta
+        tree = self.tree
+        n = self.n
+        k = position + 1
+        while k <= n:
+            tree[k] += delta
+            k += k & -k
+
+    def find(self, u: int) -> int:
+        """The position p with ``sum(weights[:p]) <= u < sum(weights[:p + 1])``."""
+        tree = self.tree
+        n = self.n
+        position = 0
+        step = self.top
+        while step:
+            nxt = position + step
+            if nxt <= n and tree[nxt] <= u:
+                position = nxt
+                u -= tree[nxt]
+            step >>= 1
+        return position
+
+
+class _Pool:
+    """Exits chosen from together: one (locale, pool) of the config, or all exits.
+
+    ``usable`` holds the non-ejected members in any order; ``pos[i]`` is exit ``i``'s place in
+    it (-1 when absent). ``pos`` and ``off`` are shared by all pools of one kind: every exit is
+    in exactly one (locale, pool) and in the pool of all proxies.
+    """
+
+    __slots__ = (
+        "capped",
+        "cursor",
+        "ejected",
+        "fen",
+        "heap",
+        "in_flight",
+        "lat_n",
+        "lat_sum",
+        "locale",
+        "members",
+        "name",
+        "off",
+        "panics",
+        "pos",
+        "size",
+        "strategy",
+        "uid",
+        "usable",
+        "version",
+        "weight",
+    )
+
+    def __init__(
+        self,
+        uid: int,
+        locale: str | None,
+        name: str | None,
+        weight: float,
+        strategy: int,
+        members: list[int],
+        pos: list[int],
+        off: list[int],
+        wint: list[int],
+        heap: list[tuple[float, int]],
+    ) -> None:
+        self.uid = uid
+        self.locale = locale
+        self.name = name
+        self.weight = weight
+        self.strategy = strategy
+        self.members = members
+        self.pos = pos
+        self.off = off
+        self.usable = list(members)
+        for k, i in enumerate(members):
+            pos[i] = k
+            off[i] = k
+        self.fen = _Fenwick([wint[i] for i in members]) if strategy == _WEIGHTED else None
+        self.cursor = -1
+        #: Bumped whenever ``usable`` changes: cached "nothing ready" answers then expire.
+        self.version = 0
+        self.size = len(members)
+        self.ejected = 0
+        self.in_flight = 0
+        self.capped = 0
+        self.panics = 0
+        self.lat_sum = 0.0
+        self.lat_n = 0
+        #: Ejected members by return time, for panic mode; may hold stale entries.
+        self.heap = heap
+
+    def add(self, i: int, wint: list[int]) -> None:
+        pos = self.pos
+        if pos[i] >= 0:
+            return
+        pos[i] = len(self.usable)
+        self.usable.append(i)
+        self.version += 1
+        if self.fen is not None:
+            self.fen.set(self.off[i], wint[i])
+
+    def remove(self, i: int) -> None:
+        pos = self.pos
+        k = pos[i]
+        if k < 0:
+            return
+        usable = self.usable
+        last = usable.pop()
+        if last != i:
+            usable[k] = last
+            pos[last] = k
+        pos[i] = -1
+        self.version += 1
+        if self.fen is not None:
+            self.fen.set(self.off[i], 0)
+
+    def counts(self) -> PoolCounts:
+        return PoolCounts(
+            locale=self.locale,
+            pool=self.name,
+            total=self.size,
+            usable=len(self.usable),
+            ejected=self.ejected,
+            in_flight=self.in_flight,
+            ejection_capped=self.capped,
+            panics=self.panics,
+        )
+
+
+class _Locale:
+    """A locale's pools and its latency EWMA (plain, time-based) for adaptive timeouts."""
+
+    __slots__ = ("lat", "lat_t", "name", "pools")
+
+    def __init__(self, name: str | None, pools: tuple[_Pool, ...]) -> None:
+        self.name = name
+        self.pools = pools
+        self.lat = -1.0
+        self.lat_t = 0.0
+
+    def observe(self, latency: float, now: float, decay: float) -> None:
+        if self.lat < 0:
+            self.lat = latency
+        else:
+            self.lat = latency + (self.lat - latency) * math.exp((self.lat_t - now) / decay)
+        self.lat_t = now
+
+
+class ExitPool:
+    """Chooses exits per locale and domain, and keeps their health. See the module docstring.
+
+    ``clock`` is any monotonic clock in seconds (tests pass a fake one); every time the pool
+    returns (``retry_at``, :meth:`ejected_until`) is on that clock. ``rng`` makes choices
+    reproducible. ``panic`` enables the least-bad fallback when a whole chain is ejected.
+    """
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        *,
+        strategy: str = "latency",
+        health: HealthParams = _DEFAULT_HEALTH,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        panic: bool = True,
+    ) -> None:
+        if strategy not in _STRATEGY_CODES:
+            raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+        self.config = config
+        self.health = health
+        self.strategy = strategy
+        self.panic = panic
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._random = self._rng.random
+        self._decay = health.ewma_decay
+        self._forget = health.latency_forget
+        self._pen_decay = health.ban_penalty_decay
+
+        entries = config.all_proxies
+        n = len(entries)
+        self._entries = entries
+        self._ids: dict[str, int] = {entry.id: k for k, entry in enumerate(entries)}
+        self._inflight = [0] * n
+        #: Ejection deadline; 0.0 = not ejected.
+        self._until = [0.0] * n
+        self._fails = [0] * n
+        self._streak = [0] * n
+        #: Peak-EWMA latency; -1.0 = no sample yet.
+        self._lat = [-1.0] * n
+        self._lat_t = [0.0] * n
+        self._pen = [0.0] * n
+        self._pen_t = [0.0] * n
+        # Weights repeat (most are 1): share the int objects.
+        interned: dict[int, int] = {}
+        self._wint = [
+            interned.setdefault(w, w)
+            for w in (max(1, round(entry.weight * _WEIGHT_SCALE)) for entry in entries)
+        ]
+        self._choice_own: list[Choice | None] = [None] * n
+        self._choice_fallback: list[Choice | None] = [None] * n
+        self._choice_all: list[Choice | None] = [None] * n
+        self._heap: list[tuple[float, int]] = []
+
+        default_code = _STRATEGY_CODES[strategy]
+        group_pos = [-1] * n
+        group_off = [0] * n
+        groups: list[_Pool] = []
+        group_of: list[_Pool | None] = [None] * n
+        locale_of: list[_Locale | None] = [None] * n
+        self._locales: dict[str, _Locale] = {}
+        for name, locale_config in config.locales.items():
+            code = _STRATEGY_CODES[locale_config.strategy or strategy]
+            pools: list[_Pool] = []
+            for pool_config in locale_config.pools:
+                members = [self._ids[p.id] for p in pool_config.proxies]
+                pool = _Pool(
+                    len(groups),
+                    name,
+                    pool_config.name,
+                    pool_config.weight,
+                    code,
+                    members,
+                    group_pos,
+                    group_off,
+                    self._wint,
+                    [],
+                )
+                groups.append(pool)
+                pools.append(pool)
+            locale = _Locale(name, tuple(pools))
+            self._locales[name] = locale
+            for pool in pools:
+                for i in pool.members:
+                    group_of[i] = pool
+                    locale_of[i] = locale
+        if config.unlocalized:
+            members = [self._ids[p.id] for p in config.unlocalized]
+            pool = _Pool(
+                len(groups),
+                None,
+                config.unlocalized[0].pool,
+                1.0,
+                default_code,
+                members,
+                group_pos,
+                group_off,
+                self._wint,
+                [],
+            )
+            groups.append(pool)
+            for i in members:
+                group_of[i] = pool
+        self._groups = tuple(groups)
+        self._grp: list[_Pool] = [g for g in group_of if g is not None]
+        if len(self._grp) != n:
+            raise ValueError(f"{config.source}: every exit must belong to exactly one pool")
+        self._loc_of = locale_of
+        everyone = list(range(n))
+        self._all = _Pool(
+            len(groups),
+            None,
+            None,
+            1.0,
+            default_code,
+            everyone,
+            [-1] * n,
+            everyone,  # positions in the pool of all proxies are the exit indices themselves
+            self._wint,
+            self._heap,
+        )
+        self._all_locale = _Locale(None, (self._all,))
+        self._chains: dict[str | None, tuple[_Locale, ...]] = {None: (self._all_locale,)}
+        for name in config.locales:
+            self._chains[name] = tuple(self._locales[x] for x in config.fallback_chain(name))
+
+        self._ready: dict[str, dict[int, float]] = {}
+        self._bans: dict[str, dict[int, tuple[int, float]]] = {}
+        #: domain -> pool uid -> (pool version, first not-before time, its exit): "nothing of
+        #: this pool is ready for this domain before that time".
+        self._blocked: dict[str, dict[int, tuple[int, float, int]]] = {}
+        self._sessions: dict[str, int] = {}
+        # Why the last walk of a chain found nothing (written by scans only).
+        self._why_retry = _INF
+        self._why_tried = False
+
+    # -- choosing -------------------------------------------------------------------------------
+
+    def choose(
+        self,
+        locale: str | None,
+        domain: str,
+        *,
+        exclude: Collection[str] = (),
+        session: str | None = None,
+    ) -> Choice:
+        """The exit for a request to ``domain`` that must leave from ``locale``, now.
+
+        ``locale`` ``None`` uses the pool of all proxies; otherwise the locale's fallback chain
+        is walked in order and the first locale with an exit usable for ``domain`` serves. An
+        exit is usable when it is not ejected, ready for the domain (no ban or pacing delay
+        running) and not in ``exclude`` (ids the request already tried). The chosen exit's
+        in-flight count goes up by one: end it with a ``record_*`` call or :meth:`release`.
+
+        ``session`` pins a sticky session to the exit it first got; when that exit can no
+        longer serve it, :class:`SessionLost` is raised. Raises :class:`NoExit` when nothing
+        of the chain may be used: the request must not leave at all.
+        """
+        now = self._clock()
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self._reap(now)
+        excl = self._exclude(exclude) if exclude else None
+        if session is not None:
+            return self._choose_session(session, locale, domain, excl, now)
+        return self._choose(locale, domain, excl, now)
+
+    def _choose(self, locale: str | None, domain: str, excl: set[int] | None, now: float) -> Choice:
+        chain = self._chains.get(locale)
+        if chain is None:
+            raise NoExit("unknown_locale", locale)
+        ready = self._ready.get(domain)
+        self._why_retry = _INF
+        self._why_tried = False
+        first = chain[0]
+        for loc in chain:
+            pools = loc.pools
+            if len(pools) == 1:
+                i = self._pick(pools[0], domain, ready, excl, now)
+            else:
+                i = self._pick_canary(pools, domain, ready, excl, now)
+            if i >= 0:
+                self._inflight[i] += 1
+                self._grp[i].in_flight += 1
+                self._all.in_flight += 1
+                return self._choice(i, loc, loc is not first)
+        return self._no_usable(chain, locale, ready, excl, now)
+
+    def _choose_session(
+        self, session: str, locale: str | None, domain: str, excl: set[int] | None, now: float
+    ) -> Choice:
+        i = self._sessions.get(session)
+        if i is None:
+            choice = self._choose(locale, domain, excl, now)
+            self._sessions[session] = self._ids[choice.entry.id]
+            return choice
+        chain = self._chains.get(locale)
+        if chain is None:
+            raise NoExit("unknown_locale", locale)
+        if locale is None:
+            loc = self._all_locale
+        else:
+            own = self._loc_of[i]
+            if own is None or own not in chain:
+                raise SessionLost(session, "other_locale", locale)
+            loc = own
+        if self._until[i] > 0.0:
+            raise SessionLost(session, "ejected", locale)
+        if excl is not None and i in excl:
+            raise SessionLost(session, "tried", locale)
+        ready = self._ready.get(domain)
+        if ready is not None:
+            t = ready.get(i)
+            if t is not None and t > now:
+                bans = self._bans.get(domain)
+                ban = bans.get(i) if bans is not None else None
+                if ban is not None and ban[1] > now:
+                    raise SessionLost(session, "banned", locale)
+                # Only paced: the session keeps its exit, the caller waits until retry_at.
+                raise NoExit("all_banned", locale, retry_at=t)
+        self._inflight[i] += 1
+        self._grp[i].in_flight += 1
+        self._all.in_flight += 1
+        return self._choice(i, loc, loc is not chain[0])
+
+    def _choice(self, i: int, loc: _Locale, fallback: bool) -> Choice:
+        # Choices are immutable, so one object per (exit, kind) is shared by all requests.
+        if loc is self._all_locale:
+            cache = self._choice_all
+        elif fallback:
+            cache = self._choice_fallback
+        else:
+            cache = self._choice_own
+        choice = cache[i]
+        if choice is None:
+            choice = cache[i] = Choice(self._entries[i], loc.name, fallback, False)
+        return choice
+
+    def _exclude(self, exclude: Collection[str]) -> set[int] | None:
+        ids = self._ids
+        found = {ids[x] for x in exclude if x in ids}
+        return found or None
+
+    def _pick_canary(
+        self,
+        pools: tuple[_Pool, ...],
+        domain: str,
+        ready: dict[int, float] | None,
+        excl: set[int] | None,
+        now: float,
+    ) -> int:
+        """Pick a pool by weight among those with a non-ejected exit, then an exit in it.
+
+        A pool that cannot serve this domain is dropped and the draw repeated among the rest, so
+        the configured split holds over the pools that can serve.
+        """
+        rand = self._random
+        skipped = 0
+        while True:
+            total = 0.0
+            for k, pool in enumerate(pools):
+                if pool.usable and not (skipped >> k) & 1:
+                    total += pool.weight
+            if total <= 0.0:
+                return -1
+            u = rand() * total
+            chosen = -1
+            for k, pool in enumerate(pools):
+                if pool.usable and not (skipped >> k) & 1:
+                    chosen = k
+                    u -= pool.weight
+                    if u < 0.0:
+                        break
+            i = self._pick(pools[chosen], domain, ready, excl, now)
+            if i >= 0:
+                return i
+            skipped |= 1 << chosen
+
+    def _pick(
+        self,
+        pool: _Pool,
+        domain: str,
+        ready: dict[int, float] | None,
+        excl: set[int] | None,
+        now: float,
+    ) -> int:
+        """An exit of ``pool`` usable for the domain, by the pool's strategy; -1 if none."""
+        items = pool.usable
+        n = len(items)
+        if not n:
+            return -1
+        strategy = pool.strategy
+        if strategy == _ROUND_ROBIN:
+            return self._pick_round_robin(pool, domain, ready, excl, now)
+        if strategy == _WEIGHTED:
+            i = self._sample_weighted(pool, ready, excl, now)
+            return i if i >= 0 else self._scan(pool, domain, ready, excl, now)
+        rand = self._random
+        fast = ready is None and excl is None
+        # int(random() * n) < n for every n < 2**53: no bound check needed.
+        if fast:
+            ja = int(rand() * n)
+        else:
+            ja = self._sample(items, n, ready, excl, now, -1)
+            if ja < 0:
+                return self._scan(pool, domain, ready, excl, now)
+        a = items[ja]
+        if strategy == _RANDOM or n == 1:
+            return a
+        # Power of two choices: a second, distinct exit (Envoy LEAST_REQUEST, choice_count 2).
+        if fast:
+            jb = int(rand() * (n - 1))
+            if jb >= ja:
+                jb += 1
+        else:
+            jb = self._sample(items, n, ready, excl, now, ja)
+            if jb < 0:
+                return a
+        b = items[jb]
+        if strategy == _LEAST_CONNECTIONS:
+            inflight = self._inflight
+            return a if inflight[a] <= inflight[b] else b
+        return a if self._score(a, pool, now) <= self._score(b, pool, now) else b
+
+    def _sample(
+        self,
+        items: list[int],
+        n: int,
+        ready: dict[int, float] | None,
+        excl: set[int] | None,
+        now: float,
+        avoid: int,
+    ) -> int:
+        """Position of a uniformly drawn usable exit, other than position ``avoid``; -1 if
+        ``_TRIES`` draws all miss."""
+        rand = self._random
+        m = n if avoid < 0 else n - 1
+        if m <= 0:
+            return -1
+        for _ in range(_TRIES):
+            j = int(rand() * m)
+            if 0 <= avoid <= j:
+                j += 1
+            i = items[j]
+            if excl is not None and i in excl:
+                continue
+            if ready is not None:
+                t = ready.get(i)
+                if t is not None:
+                    if t > now:
+                        continue
+                    del ready[i]
+            return j
+        return -1
+
+    def _sample_weighted(
+        self, pool: _Pool, ready: dict[int, float] | None, excl: set[int] | None, now: float
+    ) -> int:
+        fen = pool.fen
+        if fen is None or fen.total <= 0:
+            return -1
+        total = fen.total
+        members = pool.members
+        rand = self._random
+        for _ in range(_TRIES):
+            i = members[fen.find(int(rand() * total))]
+            if excl is not None and i in excl:
+                continue
+            if ready is not None:
+                t = ready.get(i)
+                if t is not None:
+                    if t > now:
+                        continue
+                    del ready[i]
+            return i
+        return -1
+
+    def _pick_round_robin(
+        self,
+        pool: _Pool,
+        domain: str,
+        ready: dict[int, float] | None,
+        excl: set[int] | None,
+        now: float,
+    ) -> int:
+        """The next usable exit after the cursor. Skipping unready exits walks the list, so a
+        site that bans most of the pool costs O(pool) per request here (cached once nothing is
+        ready)."""
+        items = pool.usable
+        n = len(items)
+        c = pool.cursor
+        if ready is None and excl is None:
+            c += 1
+            if c >= n:
+                c = 0
+            pool.cursor = c
+            return items[c]
+        if self._blocked_hit(pool, domain, excl, now):
+            return -1
+        min_t = _INF
+        min_i = -1
+        tried = False
+        for _ in range(n):
+            c += 1
+            if c >= n:
+                c = 0
+            i = items[c]
+            if excl is not None and i in excl:
+                tried = True
+                continue
+            if ready is not None:
+                t = ready.get(i)
+                if t is not None:
+                    if t > now:
+                        if t < min_t:
+                            min_t, min_i = t, i
+                        continue
+                    del ready[i]
+            pool.cursor = c
+            return i
+        self._nothing_ready(pool, domain, min_t, min_i, tried)
+        return -1
+
+    def _scan(
+        self,
+        pool: _Pool,
+        domain: str,
+        ready: dict[int, float] | None,
+        excl: set[int] | None,
+        now: float,
+    ) -> int:
+        """Fallback after the draws missed: one pass over the pool's usable exits, O(pool).
+
+        Picks by the pool's strategy among the ready ones (weighted or uniform reservoir
+        sampling, or the better of a uniform pair) without building a list. When nothing is
+        ready, the answer is cached per (domain, pool) until the first not-before time passes or
+        an exit joins the pool, so a site that bans a whole pool costs O(1) per request after
+        the first scan.
+        """
+        if self._blocked_hit(pool, domain, excl, now):
+            return -1
+        strategy = pool.strategy
+        rand = self._random
+        wint = self._wint
+        best = second = -1
+        seen = 0
+        weight_sum = 0
+        min_t = _INF
+        min_i = -1
+        tried = False
+        for i in pool.usable:
+            if excl is not None and i in excl:
+                tried = True
+                continue
+            if ready is not None:
+                t = ready.get(i)
+                if t is not None:
+                    if t > now:
+                        if t < min_t:
+                            min_t, min_i = t, i
+                        continue
+                    del ready[i]
+            seen += 1
+            if strategy == _WEIGHTED:
+                w = wint[i]
+                weight_sum += w
+                if rand() * weight_sum < w:
+                    best = i
+            elif strategy == _RANDOM:
+                if rand() * seen < 1.0:
+                    best = i
+            elif seen == 1:
+                best = i
+            elif seen == 2:
+                second = i
+            else:
+                r = int(rand() * seen)
+                if r == 0:
+                    best = i
+                elif r == 1:
+                    second = i
+        if best >= 0:
+            if second >= 0:
+                if strategy == _LEAST_CONNECTIONS:
+                    if self._inflight[second] < self._inflight[best]:
+                        return second
+                elif self._score(second, pool, now) < self._score(best, pool, now):
+                    return second
+            return best
+        self._nothing_ready(pool, domain, min_t, min_i, tried)
+        return -1
+
+    def _blocked_hit(self, pool: _Pool, domain: str, excl: set[int] | None, now: float) -> bool:
+        blocked = self._blocked.get(domain)
+        if blocked is None:
+            return False
+        hit = blocked.get(pool.uid)
+        if hit is None or hit[0] != pool.version or hit[1] <= now:
+            return False
+        if excl is not None and hit[2] in excl:
+            return False  # rescan, so that retry_at is about an exit the request may use
+        if hit[1] < self._why_retry:
+            self._why_retry = hit[1]
+        return True
+
+    def _nothing_ready(
+        self, pool: _Pool, domain: str, min_t: float, min_i: int, tried: bool
+    ) -> None:
+        if min_t < self._why_retry:
+            self._why_retry = min_t
+        if tried:
+            self._why_tried = True
+        elif min_t < _INF:
+            # Every usable exit is banned or paced for the domain, the first until min_t. Bans
+            # and pacing only push times later, so this holds until the pool changes (version)
+            # or min_i's time moves (_not_before drops the entry).
+            blocked = self._blocked.get(domain)
+            if blocked is None:
+                blocked = self._blocked[domain] = {}
+            blocked[pool.uid] = (pool.version, min_t, min_i)
+
+    def _score(self, i: int, pool: _Pool, now: float) -> float:
+        """Peak-EWMA cost: (latency estimate + recent-ban penalty) x (in-flight + 1)."""
+        mean = pool.lat_sum / pool.lat_n if pool.lat_n else _PRIOR_LATENCY
+        lat = self._lat[i]
+        if lat < 0.0:
+            lat = mean
+        else:
+            lat = mean + (lat - mean) * math.exp((self._lat_t[i] - now) / self._forget)
+        penalty = self._pen[i]
+        if penalty > 0.0:
+            lat += penalty * math.exp((self._pen_t[i] - now) / self._pen_decay)
+        return lat * (self._inflight[i] + 1)
+
+    def _no_usable(
+        self,
+        chain: tuple[_Locale, ...],
+        locale: str | None,
+        ready: dict[int, float] | None,
+        excl: set[int] | None,
+        now: float,
+    ) -> Choice:
+        total = non_ejected = 0
+        for loc in chain:
+            for pool in loc.pools:
+                total += pool.size
+                non_ejected += len(pool.usable)
+        if not total:
+            raise NoExit("no_proxies", locale)
+        if non_ejected:
+            if self._why_retry < _INF:
+                raise NoExit("all_banned", locale, retry_at=self._why_retry)
+            raise NoExit("all_tried", locale)
+        if not self.panic:
+            first_return = min(self._earliest_return(p) for loc in chain for p in loc.pools)
+            raise NoExit("all_ejected", locale, retry_at=first_return)
+        return self._panic(chain, locale, ready, excl, now)
+
+    def _panic(
+        self,
+        chain: tuple[_Locale, ...],
+        locale: str | None,
+        ready: dict[int, float] | None,
+        excl: set[int] | None,
+        now: float,
+    ) -> Choice:
+        """Every exit of the chain is ejected: use the one due back first.
+
+        Envoy's panic mode spreads traffic over every host instead; the exit due back first has
+        sat out its ejection longest, and one success brings it back at once
+        (:meth:`record_success`), so the chain recovers one exit at a time.
+        """
+        best_t = _INF
+        best = -1
+        best_loc = chain[0]
+        for loc in chain:
+            for pool in loc.pools:
+                t, i = self._least_bad(pool, ready, excl, now)
+                if i >= 0 and t < best_t:
+                    best_t, best, best_loc = t, i, loc
+        if best < 0:
+            if self._why_retry < _INF:
+                raise NoExit("all_banned", locale, retry_at=self._why_retry)
+            raise NoExit("all_tried", locale)
+        self._inflight[best] += 1
+        group = self._grp[best]
+        group.in_flight += 1
+        group.panics += 1
+        self._all.in_flight += 1
+        self._all.panics += 1
+        return Choice(self._entries[best], best_loc.name, best_loc is not chain[0], True)
+
+    def _earliest_return(self, pool: _Pool) -> float:
+        heap = pool.heap
+        until = self._until
+        while heap and until[heap[0][1]] != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else _INF
+
+    def _least_bad(
+        self, pool: _Pool, ready: dict[int, float] | None, excl: set[int] | None, now: float
+    ) -> tuple[float, int]:
+        """The ejected member due back first that may serve the domain. O(1) when the first is
+        ready for it, else one pass over the pool's ejected exits (panic mode only)."""
+        first_t = self._earliest_return(pool)
+        if first_t == _INF:
+            return _INF, -1
+        heap = pool.heap
+        first = heap[0][1]
+        if self._usable_for(first, ready, excl, now):
+            return first_t, first
+        until = self._until
+        best_t = _INF
+        best = -1
+        for t, i in heap:
+            if until[i] != t:
+                continue
+            if excl is not None and i in excl:
+                self._why_tried = True
+                continue
+            if ready is not None:
+                r = ready.get(i)
+                if r is not None and r > now:
+                    if r < self._why_retry:
+                        self._why_retry = r
+                    continue
+            if t < best_t:
+                best_t, best = t, i
+        return best_t, best
+
+    @staticmethod
+    def _usable_for(
+        i: int, ready: dict[int, float] | None, excl: set[int] | None, now: float
+    ) -> bool:
+        if excl is not None and i in excl:
+            return False
+        if ready is None:
+            return True
+        t = ready.get(i)
+        return t is None or t <= now
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def release(self, exit_id: str) -> None:
+        """End a request through ``exit_id`` without an outcome (cancelled, dropped, ...)."""
+        i = self._ids.get(exit_id)
+        if i is not None:
+            self._release(i)
+
+    def _release(self, i: int) -> None:
+        if self._inflight[i] > 0:
+            self._inflight[i] -= 1
+            self._grp[i].in_flight -= 1
+            self._all.in_flight -= 1
+
+    def record_success(self, exit_id: str, domain: str, latency: float) -> None:
+        """A request through the exit got a genuine answer in ``latency`` seconds.
+
+        Releases the request and heals the exit: its failure and ejection streaks reset, and an
+        ejected exit (used in panic mode) returns to service at once, as an Envoy host does
+        after a successful active health check. The exit's ban streak for ``domain`` resets.
+        A latency that is not a positive number is not a sample.
+        """
+        i = self._ids.get(exit_id)
+        if i is None:
+            return
+        now = self._clock()
+        self._release(i)
+        self._fails[i] = 0
+        self._streak[i] = 0
+        if self._until[i] > 0.0:
+            self._restore(i)
+        bans = self._bans.get(domain)
+        if bans is not None:
+            ban = bans.get(i)
+            if ban is not None:
+                if ban[1] > now:
+                    bans[i] = (0, ban[1])
+                else:
+                    del bans[i]
+        if 0.0 < latency < _INF:
+            self._observe(i, latency, now)
+            loc = self._loc_of[i]
+            if loc is not None:
+                loc.observe(latency, now, self._decay)
+            self._all_locale.observe(latency, now, self._decay)
+
+    def record_transport_failure(self, exit_id: str, domain: str, reason: str) -> bool:
+        """The exit itself failed (connection refused or reset, timeout, tunnel error, 407,
+        bad gateway): it may be unwell for everyone. Releases the request. ``domain`` and
+        ``reason`` are for the caller's records; every reason counts the same here.
+
+        Returns True when this call ejected the exit. An exit already ejected (a request sent
+        before the ejection) is not ejected again. When ejecting would exceed
+        ``max_ejection_share`` of the exit's (locale, pool), the failure is only counted in
+        ``PoolCounts.ejection_capped`` and the exit stays usable.
+        """
+        i = self._ids.get(exit_id)
+        if i is None:
+            return False
+        now = self._clock()
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self._reap(now)
+        self._release(i)
+        self._penalize(i, now)
+        if self._until[i] > 0.0:
+            return False
+        fails = self._fails[i] + 1
+        self._fails[i] = fails
+        if fails < self.health.failures_to_eject:
+            return False
+        group = self._grp[i]
+        share = self.health.max_ejection_share
+        # Envoy: eject when no host is ejected yet, or when one more stays within the share.
+        if share <= 0.0 or (group.ejected and group.ejected + 1 > share * group.size + 1e-9):
+            group.capped += 1
+            self._all.capped += 1
+            return False
+        self._eject(i, now)
+        return True
+
+    def record_ban(
+        self,
+        exit_id: str,
+        domain: str,
+        reason: str,
+        retry_after: float | None = None,
+        latency: float | None = None,
+    ) -> float:
+        """``domain`` refused the exit (403, 429, challenge, ...). Releases the request.
+
+        The exit is not ready for ``domain`` until now + cool-down (returned); it stays usable
+        for every other site. The cool-down doubles with each ban of this (exit, domain) that
+        follows the end of the previous one, up to ``ban_cooldown_cap``; a longer
+        ``retry_after`` (seconds) wins. Bans landing while one is running (requests sent before
+        it) do not grow the streak. The exit's latency score gets a decaying penalty, and
+        ``latency`` only counts when it is worse than the exit's estimate: a ban is fast, and a
+        fast answer must not make a banned exit look good.
+        """
+        i = self._ids.get(exit_id)
+        if i is None:
+            return 0.0
+        now = self._clock()
+        self._release(i)
+        health = self.health
+        bans = self._bans.get(domain)
+        if bans is None:
+            bans = self._bans[domain] = {}
+        previous = bans.get(i)
+        streak = 1
+        running_until = 0.0
+        if previous is not None:
+            prev_streak, prev_until = previous
+            if now < prev_until:
+                streak = max(prev_streak, 1)
+                running_until = prev_until
+            elif now <= prev_until + health.ban_cooldown_cap:
+                streak = prev_streak + 1
+        cooldown = min(
+            health.ban_cooldown_cap,
+            health.ban_cooldown * 2.0 ** min(streak - 1, _MAX_DOUBLINGS),
+        )
+        if retry_after is not None and cooldown < retry_after < _INF:
+            cooldown = float(retry_after)
+        until = max(now + cooldown, running_until)
+        bans[i] = (streak, until)
+        self._not_before(i, domain, until)
+        self._penalize(i, now)
+        if latency is not None and 0.0 < latency < _INF:
+            known = self._lat[i]
+            if latency > (known if known >= 0.0 else self._mean(self._grp[i])):
+                self._observe(i, latency, now)
+        return cooldown
+
+    def pace(self, exit_id: str, domain: str, delay: float) -> None:
+        """Do not use the exit for ``domain`` again before now + ``delay`` (per-exit politeness
+        per site). Never shortens a running ban or delay. One dict write."""
+        if not delay > 0.0:
+            return
+        i = self._ids.get(exit_id)
+        if i is not None:
+            self._not_before(i, domain, self._clock() + delay)
+
+    def _not_before(self, i: int, domain: str, t: float) -> None:
+        ready = self._ready.get(domain)
+        if ready is None:
+            ready = self._ready[domain] = {}
+        current = ready.get(i)
+        if current is None or current < t:
+            ready[i] = t
+            blocked = self._blocked.get(domain)
+            if blocked is not None:
+                for uid in (self._grp[i].uid, self._all.uid):
+                    hit = blocked.get(uid)
+                    if hit is not None and hit[2] == i:
+                        del blocked[uid]
+
+    def end_session(self, session: str) -> None:
+        """Forget a sticky session; the next request with that name picks and pins afresh."""
+        self._sessions.pop(session, None)
+
+    def _observe(self, i: int, latency: float, now: float) -> None:
+        """Peak EWMA (Finagle, tower): a sample above the estimate replaces it at once; lower
+        ones pull it down with a weight that grows with the time since the last sample."""
+        lat = self._lat
+        old = lat[i]
+        if old < 0.0 or latency >= old:
+            new = latency
+        else:
+            new = latency + (old - latency) * math.exp((self._lat_t[i] - now) / self._decay)
+        lat[i] = new
+        self._lat_t[i] = now
+        group = self._grp[i]
+        every = self._all
+        if old < 0.0:
+            group.lat_n += 1
+            group.lat_sum += new
+            every.lat_n += 1
+            every.lat_sum += new
+        else:
+            group.lat_sum += new - old
+            every.lat_sum += new - old
+
+    def _penalize(self, i: int, now: float) -> None:
+        penalty = self.health.ban_latency_penalty
+        if penalty <= 0.0:
+            return
+        current = self._pen[i]
+        if current > 0.0:
+            current *= math.exp((self._pen_t[i] - now) / self._pen_decay)
+        self._pen[i] = current + penalty
+        self._pen_t[i] = now
+
+    @staticmethod
+    def _mean(pool: _Pool) -> float:
+        return pool.lat_sum / pool.lat_n if pool.lat_n else _PRIOR_LATENCY
+
+    # -- ejection -------------------------------------------------------------------------------
+
+    def _eject(self, i: int, now: float) -> None:
+        health = self.health
+        streak = self._streak[i] + 1
+        self._streak[i] = streak
+        duration = min(
+            health.backoff_cap, health.backoff_base * 2.0 ** min(streak - 1, _MAX_DOUBLINGS)
+        )
+        until = now + duration * self._rng.uniform(0.8, 1.2)
+        self._until[i] = until
+        self._fails[i] = 0
+        group = self._grp[i]
+        group.remove(i)
+        group.ejected += 1
+        every = self._all
+        every.remove(i)
+        every.ejected += 1
+        heapq.heappush(self._heap, (until, i))
+        group_heap = group.heap
+        heapq.heappush(group_heap, (until, i))
+        if len(group_heap) > 2 * group.ejected + 32:
+            # Drop entries of exits that came back early (healed in panic mode): amortised O(1).
+            fresh = [(t, k) for t, k in group_heap if self._until[k] == t]
+            heapq.heapify(fresh)
+            group_heap[:] = fresh
+
+    def _reap(self, now: float) -> None:
+        """Return every exit whose ejection is over (lazily, from the min-heap)."""
+        heap = self._heap
+        until = self._until
+        while heap and heap[0][0] <= now:
+            t, i = heapq.heappop(heap)
+            if until[i] == t:
+                self._restore(i)
+
+    def _restore(self, i: int) -> None:
+        self._until[i] = 0.0
+        self._fails[i] = 0
+        wint = self._wint
+        group = self._grp[i]
+        group.add(i, wint)
+        group.ejected -= 1
+        every = self._all
+        every.add(i, wint)
+        every.ejected -= 1
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def counts(self, locale: str | None = None) -> PoolCounts:
+        """Counts of a locale (broken down by pool), or of all exits for ``None``.
+
+        O(number of pools): the counters are kept as exits change state.
+        """
+        now = self._clock()
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self._reap(now)
+        if locale is None:
+            every = self._all
+            return PoolCounts(
+                locale=None,
+                pool=None,
+                total=every.size,
+                usable=len(every.usable),
+                ejected=every.ejected,
+                in_flight=every.in_flight,
+                ejection_capped=every.capped,
+                panics=every.panics,
+                pools=tuple(g.counts() for g in self._groups),
+            )
+        loc = self._locales.get(locale)
+        if loc is None:
+            raise KeyError(f"unknown locale {locale!r}")
+        parts = tuple(p.counts() for p in loc.pools)
+        return PoolCounts(
+            locale=locale,
+            pool=None,
+            total=sum(p.total for p in parts),
+            usable=sum(p.usable for p in parts),
+            ejected=sum(p.ejected for p in parts),
+            in_flight=sum(p.in_flight for p in parts),
+            ejection_capped=sum(p.ejection_capped for p in parts),
+            panics=sum(p.panics for p in parts),
+            pools=parts,
+        )
+
+    def latency_of(self, exit_id: str) -> float | None:
+        """The exit's peak-EWMA latency in seconds, or None before its first sample."""
+        i = self._ids.get(exit_id)
+        if i is None or self._lat[i] < 0.0:
+            return None
+        return self._lat[i]
+
+    def locale_latency(self, locale: str | None) -> float | None:
+        """EWMA latency of successful requests through a locale's exits (all exits for None),
+        for adaptive timeouts; None before the first sample or for an unknown locale."""
+        loc = self._all_locale if locale is None else self._locales.get(locale)
+        if loc is None or loc.lat < 0.0:
+            return None
+        return loc.lat
+
+    def ejected_until(self, exit_id: str) -> float | None:
+        """When the ejected exit returns (clock time), or None if it is not ejected."""
+        i = self._ids.get(exit_id)
+        if i is None:
+            return None
+        now = self._clock()
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self._reap(now)
+        until = self._until[i]
+        return until if until > 0.0 else None
+
+    def ready_at(self, exit_id: str, domain: str) -> float | None:
+        """When the exit may be used for ``domain`` again (clock time), or None if it may now."""
+        i = self._ids.get(exit_id)
+        ready = self._ready.get(domain)
+        if i is None or ready is None:
+            return None
+        t = ready.get(i)
+        return t if t is not None and t > self._clock() else None
+
+    def session_exit(self, session: str) -> str | None:
+        """The id of the exit a sticky session is pinned to, if any."""
+        i = self._sessions.get(session)
+        return None if i is None else self._entries[i].id
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop per-domain state that no longer matters; returns the entries removed.
+
+        Not-before times that passed go (the hot path drops the ones it meets, but a site that is
+        never asked again would keep its map), ban streaks ``ban_cooldown_cap`` after their ban
+        ended, then whole domain maps left empty. O(entries): call it periodically (every
+        minute, say) so memory stays bounded with millions of domains.
+        """
+        if now is None:
+            now = self._clock()
+        removed = 0
+        for domain in list(self._ready):
+            ready = self._ready[domain]
+            for i, t in list(ready.items()):
+                if t <= now:
+                    del ready[i]
+                    removed += 1
+            if not ready:
+                del self._ready[domain]
+        for domain in list(self._blocked):
+            blocked = self._blocked[domain]
+            for uid, (_version, t, _i) in list(blocked.items()):
+                if t <= now:
+                    del blocked[uid]
+                    removed += 1
+            if not blocked:
+                del self._blocked[domain]
+        memory = self.health.ban_cooldown_cap
+        for domain in list(self._bans):
+            bans = self._bans[domain]
+            for i, (streak, until) in list(bans.items()):
+                if until + memory < now or (not streak and until <= now):
+                    del bans[i]
+                    removed += 1
+            if not bans:
+                del self._bans[domain]
+        return removed
+
+    def __len__(self) -> int:
+        return len(self._entries)
