@@ -37,6 +37,12 @@ _REPLACED = (
 )
 
 
+_DISPATCH = {
+    "http": "scrapy_proxystack.downloadhandlers.dispatch.HttpDispatchHandler",
+    "https": "scrapy_proxystack.downloadhandlers.dispatch.HttpsDispatchHandler",
+}
+
+
 class Addon:
     """Scrapy add-on: copies the defaults and inserts the components without clobbering.
 
@@ -63,6 +69,40 @@ class Addon:
         )
         for cls, priority in DOWNLOADER_MIDDLEWARES.items():
             settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", cls, priority)
+        self._wrap_download_handlers(settings)
+        if not settings.getint("CONCURRENT_REQUESTS_PER_IP"):
+            # Scrapy's downloader-aware queue hands out requests of the least busy sites first, so
+            # a site that must wait (rate, Crawl-delay, Retry-After) does not starve the others.
+            settings.set(
+                "SCHEDULER_PRIORITY_QUEUE",
+                "scrapy.pqueues.DownloaderAwarePriorityQueue",
+                priority="addon",
+            )
         pipeline = load_object("scrapy_proxystack.pipelines.pii.PiiMaskingPipeline")
         # Last of the usual pipelines, so every item is masked before any exporter sees it.
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", pipeline, 1000)
+
+    @staticmethod
+    def _wrap_download_handlers(settings: Settings) -> None:
+        """Put the dispatch handlers in front of whatever handles http(s) now."""
+        current = {
+            **settings.getdict("DOWNLOAD_HANDLERS_BASE"),
+            **settings.getdict("DOWNLOAD_HANDLERS"),
+        }
+        inner: dict[str, str] = {}
+        handlers = settings.getdict("DOWNLOAD_HANDLERS")
+        for scheme, ours in _DISPATCH.items():
+            previous = current.get(scheme)
+            if previous is None:
+                continue  # the user disabled this scheme
+            path = (
+                previous
+                if isinstance(previous, str)
+                else f"{previous.__module__}.{previous.__qualname__}"
+            )
+            if path == ours:
+                continue
+            inner[scheme] = path
+            handlers[scheme] = ours
+        settings.set("DOWNLOAD_HANDLERS", handlers, settings.getpriority("DOWNLOAD_HANDLERS") or 0)
+        settings.set("_PROXYSTACK_INNER_DOWNLOAD_HANDLERS", inner, priority="addon")

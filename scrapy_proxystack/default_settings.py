@@ -25,6 +25,14 @@ PROXYSTACK_ADAPTIVE_TIMEOUT = True
 PROXYSTACK_ADAPTIVE_TIMEOUT_MIN = 5.0
 PROXYSTACK_ADAPTIVE_TIMEOUT_FACTOR = 10.0
 
+# --- Per-site throttling ---------------------------------------------------------------------
+PROXYSTACK_DOMAIN_RATE: float | None = None
+PROXYSTACK_DOMAIN_BURST = 1
+PROXYSTACK_EXIT_DELAY = 0.0
+PROXYSTACK_EXIT_DELAY_MAX = 60.0
+PROXYSTACK_MAX_WAIT = 10.0
+PROXYSTACK_ROBOTS_CRAWL_DELAY = True
+
 # --- Bans -----------------------------------------------------------------------------------
 PROXYSTACK_BAN_ENABLED = True
 PROXYSTACK_BAN_MAX_RETRIES = 5

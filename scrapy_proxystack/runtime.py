@@ -14,23 +14,36 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from scrapy import signals
+from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.httpobj import urlparse_cached
 
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
-from scrapy_proxystack.pool import ExitPool, HealthParams
+from scrapy_proxystack.exceptions import ExitUnavailable
+from scrapy_proxystack.pool import ExitPool, HealthParams, NoExit
 from scrapy_proxystack.settings import ProxyStackSettings
 from scrapy_proxystack.signals import ExitOutcome, exit_outcome
 from scrapy_proxystack.stats import StatsRecorder
+from scrapy_proxystack.throttle import DomainRateLimiter, ExitPacer, RateRule
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
+    from scrapy_proxystack.pool import Choice
+
 __all__ = ["LocaleDecision", "ProxyStack", "close_crawl", "get_stack"]
 
 logger = logging.getLogger(__name__)
+
+#: Private meta keys. ``meta["proxy"]`` is not an identity: Scrapy's HttpProxyMiddleware rewrites
+#: it without credentials, and gateways encode the country in the user name.
+EXIT_META_KEY = "_proxystack_exit"
+TRIED_META_KEY = "_proxystack_tried"
+PENDING_META_KEY = "_proxystack_pending"
+_MAX_RETIRED_SESSIONS = 100_000
 
 _STACKS: weakref.WeakKeyDictionary[Crawler, ProxyStack] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -53,6 +66,14 @@ class ProxyStack:
     config: ProxyConfig
     pool: ExitPool
     stats: StatsRecorder
+    limiter: DomainRateLimiter = field(default_factory=DomainRateLimiter)
+    pacer: ExitPacer = field(default_factory=ExitPacer)
+    dispatch_binding: bool = False
+    retired_sessions: dict[str, str] = field(default_factory=dict)
+    accept_language: dict[str | None, str | None] = field(default_factory=dict)
+    default_accept_language: bytes | None = None
+    default_timeout: float = 180.0
+    _rules_applied: dict[str, float] = field(default_factory=dict)
     _warned: set[tuple[str, ...]] = field(default_factory=set)
 
     @classmethod
@@ -107,6 +128,7 @@ class ProxyStack:
             stats=StatsRecorder(crawler.stats),
         )
         stack.stats.set("exits", "configured", value=len(config.all_proxies))
+        stack._setup(crawler)
         logger.info(
             "Proxy config from %(source)s: %(n)d exits in %(l)d locales (%(locales)s), "
             "strategy %(strategy)s",
@@ -119,6 +141,164 @@ class ProxyStack:
             },
         )
         return stack
+
+    def _setup(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        st = self.settings
+        self.limiter = DomainRateLimiter(
+            RateRule(rate=st.domain_rate, burst=st.domain_burst) if st.domain_rate else None
+        )
+        self.pacer = ExitPacer(maximum=st.exit_delay_max)
+        self.dispatch_binding = bool(s.getdict("_PROXYSTACK_INNER_DOWNLOAD_HANDLERS"))
+        self.default_timeout = s.getfloat("DOWNLOAD_TIMEOUT")
+        # Scrapy's own default Accept-Language ("en") is not a user choice; a project one is.
+        if (s.getpriority("DEFAULT_REQUEST_HEADERS") or 0) <= SETTINGS_PRIORITIES["addon"]:
+            value = next(
+                (
+                    v
+                    for k, v in s.getdict("DEFAULT_REQUEST_HEADERS").items()
+                    if k.lower() == "accept-language"
+                ),
+                None,
+            )
+            self.default_accept_language = value.encode() if isinstance(value, str) else value
+        for name, locale in self.config.locales.items():
+            self.accept_language[name] = st.accept_language_for(name, locale.accept_language)
+        if st.robots_crawl_delay and s.getbool("ROBOTSTXT_OBEY"):
+            self._robots_agent = s.get("ROBOTSTXT_USER_AGENT") or s.get("USER_AGENT")
+            crawler.signals.connect(self._robots_parsed, signal=signals.robots_parsed)
+
+    def _robots_parsed(self, robotparser: Any, request: Request) -> None:
+        """Apply a robots ``Crawl-delay`` to the site's budget (Scrapy only parses it)."""
+        delay = robotparser.crawl_delay(self._robots_agent)
+        host = urlparse_cached(request).hostname or ""
+        if delay:
+            self.limiter.set_min_interval(host, float(delay))
+            self.stats.inc("throttle", "crawl_delay_applied")
+            logger.info(
+                "Honouring Crawl-delay %(delay)ss of %(host)s",
+                {"delay": delay, "host": host},
+                extra={"crawler": self.crawler},
+            )
+
+    # -- exits ------------------------------------------------------------------------------------
+
+    def bind(self, request: Request, choice: Choice) -> None:
+        """Send ``request`` through ``choice``: meta, Accept-Language, timeout, stats."""
+        meta = request.meta
+        entry = choice.entry
+        meta["proxy"] = entry.url
+        meta[EXIT_META_KEY] = entry.id
+        meta["_proxystack_exit_locale"] = choice.locale
+        meta["_proxystack_flags"] = (choice.fallback, choice.panic)
+        self.stats.inc("requests", "locale", choice.locale or "none")
+        if choice.fallback:
+            self.stats.inc("requests", "fallback", choice.locale or "none")
+        if choice.panic:
+            self.stats.inc("requests", "panic", choice.locale or "none")
+            self.warn_once(
+                ("panic", str(choice.locale)),
+                "Every exit of locale %(locale)r is ejected: using the least-bad ones (panic mode)",
+                {"locale": choice.locale},
+            )
+        accept_language = self.accept_language.get(choice.locale)
+        if accept_language is not None:
+            current = request.headers.get(b"Accept-Language")
+            if current is None or current == self.default_accept_language:
+                request.headers[b"Accept-Language"] = accept_language
+        if self.settings.adaptive_timeout:
+            self._adapt_timeout(request, choice.locale)
+
+    def _adapt_timeout(self, request: Request, locale: str | None) -> None:
+        """A black-hole exit should cost seconds, not DOWNLOAD_TIMEOUT (180 s by default)."""
+        current = request.meta.get("download_timeout", self.default_timeout)
+        if current != self.default_timeout:
+            return  # set by the user for this request
+        latency = self.pool.locale_latency(locale)
+        if latency is None:
+            return
+        timeout = max(
+            self.settings.adaptive_timeout_min, latency * self.settings.adaptive_timeout_factor
+        )
+        if timeout < current:
+            request.meta["download_timeout"] = timeout
+            request.meta["_proxystack_timeout"] = (timeout, current)
+
+    def usable_now(self, exit_id: str, domain: str) -> bool:
+        """Whether ``exit_id`` may carry a request to ``domain`` at this moment."""
+        pool = self.pool
+        return pool.ejected_until(exit_id) is None and pool.ready_at(exit_id, domain) is None
+
+    def can_wait(self, exc: NoExit) -> bool:
+        """Whether a request that found no ready exit should wait for one instead of failing."""
+        if not self.dispatch_binding or exc.retry_at is None or exc.reason != "all_banned":
+            return False
+        return exc.retry_at - time.monotonic() <= self.settings.max_wait
+
+    def fail_closed(self, request: Request, locale: str | None, reason: str) -> ExitUnavailable:
+        """Count, log (once per locale and reason) and build the error for a request not sent."""
+        self.stats.inc("requests", "no_exit", reason)
+        self.stats.inc("requests", "dropped", "no_exit")
+        request.meta.pop("_proxystack_exit_locale", None)
+        request.meta.pop("_proxystack_flags", None)
+        self.emit(request, "no_exit", reason)
+        self.warn_once(
+            ("no_exit", str(locale), reason),
+            "No usable exit for locale %(locale)r (%(reason)s): requests for it fail closed "
+            "and are counted in proxystack/requests/no_exit/%(reason)s (first: %(url)s)",
+            {"locale": locale, "reason": reason, "url": request.url},
+        )
+        if self.settings.close_on_empty_locale:
+            close_crawl(self.crawler, "proxystack_no_exit")
+        return ExitUnavailable(locale, reason)
+
+    def retire_session(self, request: Request, session: str, reason: str) -> None:
+        """End a sticky session whose exit was lost; its name stays retired."""
+        self.pool.end_session(session)
+        # Later requests of the same session must not quietly get a new exit: the spider starts
+        # a new session under a new name when it wants one.
+        self.retired_sessions[session] = reason
+        if len(self.retired_sessions) > _MAX_RETIRED_SESSIONS:
+            self.retired_sessions.pop(next(iter(self.retired_sessions)))
+        self.stats.inc("sessions", "retired", reason)
+        request.meta["proxystack_session_retired"] = reason
+        self.emit(request, "session_retired", reason)
+        logger.info(
+            "Sticky session %(session)r retired (%(reason)s)",
+            {"session": session, "reason": reason},
+            extra={"crawler": self.crawler},
+        )
+
+    # -- throttling -------------------------------------------------------------------------------
+
+    def limiter_for(self, domain: str) -> DomainRateLimiter:
+        """The rate limiter, with ``domain``'s YAML ``rate``/``burst`` applied on first sight."""
+        if domain not in self._rules_applied:
+            rule = self.config.domain_rule(domain)
+            if rule is not None and rule.rate is not None:
+                burst = rule.burst or self.settings.domain_burst
+                self.limiter.set_rule(domain, RateRule(rate=rule.rate, burst=burst))
+            self._rules_applied[domain] = (
+                rule.exit_delay
+                if rule is not None and rule.exit_delay is not None
+                else self.settings.exit_delay
+            )
+            if len(self._rules_applied) > 1_000_000:  # bounded: forget the oldest sites
+                self._rules_applied.pop(next(iter(self._rules_applied)))
+        return self.limiter
+
+    def exit_delay_for(self, exit_id: str, domain: str) -> float:
+        base = self._rules_applied.get(domain, self.settings.exit_delay)
+        return self.pacer.delay(exit_id, domain, base)
+
+    def exit_pushed_back(self, exit_id: str, domain: str, retry_after: float | None) -> None:
+        base = self._rules_applied.get(domain, self.settings.exit_delay)
+        if base > 0 or retry_after:
+            self.pacer.on_pushback(exit_id, domain, base, retry_after)
+
+    def exit_succeeded(self, exit_id: str, domain: str) -> None:
+        base = self._rules_applied.get(domain, self.settings.exit_delay)
+        self.pacer.on_success(exit_id, domain, base)
 
     def resolve_locale(self, host: str, meta_locale: object) -> LocaleDecision:
         """Locale for a request: meta, then YAML ``domains``, then TLD map, then the default."""

@@ -217,6 +217,12 @@ class ProxyStackSettings:
     ban_cooldown: float = 300.0
     ban_cooldown_cap: float = 3600.0
     ban_policy: str | None = None
+    domain_rate: float | None = None
+    domain_burst: int = 1
+    exit_delay: float = 0.0
+    exit_delay_max: float = 60.0
+    max_wait: float = 10.0
+    robots_crawl_delay: bool = True
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> ProxyStackSettings:
@@ -296,6 +302,16 @@ class ProxyStackSettings:
             ban_cooldown=r.number("PROXYSTACK_BAN_COOLDOWN", 300.0, strict=True),
             ban_cooldown_cap=r.number("PROXYSTACK_BAN_COOLDOWN_CAP", 3600.0, strict=True),
             ban_policy=ban_policy,
+            domain_rate=(
+                r.number("PROXYSTACK_DOMAIN_RATE", 0.0, strict=True)
+                if settings.get("PROXYSTACK_DOMAIN_RATE") is not None
+                else None
+            ),
+            domain_burst=r.integer("PROXYSTACK_DOMAIN_BURST", 1, minimum=1),
+            exit_delay=r.number("PROXYSTACK_EXIT_DELAY", 0.0),
+            exit_delay_max=r.number("PROXYSTACK_EXIT_DELAY_MAX", 60.0),
+            max_wait=r.number("PROXYSTACK_MAX_WAIT", 10.0),
+            robots_crawl_delay=r.boolean("PROXYSTACK_ROBOTS_CRAWL_DELAY", True),
         )
         if result.backoff_cap < result.backoff_base:
             r.problems.append(

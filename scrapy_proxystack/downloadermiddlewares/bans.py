@@ -7,13 +7,14 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from scrapy_proxystack.bans import BanClassifier, BanClassifierSettings, BanKind, Verdict
 from scrapy_proxystack.downloadermiddlewares.locale import resolve_request_locale
 from scrapy_proxystack.downloadermiddlewares.proxy import EXIT_META_KEY, forget_exit
+from scrapy_proxystack.exceptions import BannedResponse
 from scrapy_proxystack.runtime import get_stack
 
 if TYPE_CHECKING:
@@ -26,14 +27,6 @@ __all__ = ["BanDetectionMiddleware", "BannedResponse"]
 logger = logging.getLogger(__name__)
 
 _SCAN_BYTES = 65536
-
-
-class BannedResponse(IgnoreRequest):
-    """A ban/block/challenge answer whose retries ran out: dropped instead of parsed."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"ban ({reason}) for {url}: retries exhausted, response dropped")
 
 
 def _decoded_head(response: Response, limit: int = _SCAN_BYTES) -> bytes | None:
@@ -167,6 +160,7 @@ class BanDetectionMiddleware:
             retry_after=verdict.retry_after,
             latency=float(latency) if latency is not None else None,
         )
+        self.stack.exit_pushed_back(exit_id, domain, verdict.retry_after)
         stats.inc("bans", "reason", verdict.reason)
         self.stack.emit(request, "ban", verdict.reason, status=response.status)
         stats.inc("bans", "kind", verdict.kind.name.lower())

@@ -1,0 +1,159 @@
+"""Per-site politeness over all exits: a GCRA rate limiter and an adaptive per-exit pacer.
+
+Plain module (no Scrapy import). Both structures are sparse and self-expiring so that memory stays
+bounded with millions of sites: a site whose budget is fully recovered holds no state at all.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+__all__ = ["DomainRateLimiter", "ExitPacer", "RateRule"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    """A site's budget: ``rate`` requests per second with bursts of ``burst`` back to back."""
+
+    rate: float | None  # None: no rate limit (a crawl-delay floor may still apply)
+    burst: int = 1
+    min_interval: float = 0.0  # robots Crawl-delay, seconds between two requests
+
+    @property
+    def interval(self) -> float:
+        by_rate = 1.0 / self.rate if self.rate else 0.0
+        return max(by_rate, self.min_interval)
+
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of its slot a request may go: ``burst - 1`` intervals.
+
+        A robots ``Crawl-delay`` means "one at a time, this far apart", so it allows no burst.
+        """
+        if self.min_interval > 0:
+            return 0.0
+        return (self.burst - 1) * self.interval
+
+
+class DomainRateLimiter:
+    """Generic Cell Rate Algorithm (the leaky bucket as a meter) keyed by site.
+
+    ``reserve`` books the next slot for a request and says how long to wait for it. One float per
+    active site (the theoretical arrival time); a site whose TAT is in the past is the same as an
+    unknown one, so those entries are dropped by :meth:`expire`.
+    """
+
+    def __init__(self, default: RateRule | None = None) -> None:
+        self.default = default
+        self._rules: dict[str, RateRule] = {}
+        self._floors: dict[str, float] = {}
+        self._tat: dict[str, float] = {}
+        self._calls = 0
+
+    def set_rule(self, domain: str, rule: RateRule) -> None:
+        self._rules[domain] = rule
+
+    def set_min_interval(self, domain: str, seconds: float) -> None:
+        """Apply a robots ``Crawl-delay`` (or any floor) to ``domain``."""
+        if seconds > 0:
+            self._floors[domain] = seconds
+        else:
+            self._floors.pop(domain, None)
+
+    def rule_for(self, domain: str) -> RateRule | None:
+        rule = self._rules.get(domain, self.default)
+        floor = self._floors.get(domain)
+        if floor is None:
+            return rule if rule is not None and rule.interval > 0 else None
+        if rule is None:
+            return RateRule(rate=None, burst=1, min_interval=floor)
+        return RateRule(
+            rate=rule.rate, burst=rule.burst, min_interval=max(floor, rule.min_interval)
+        )
+
+    def reserve(self, domain: str, now: float) -> float:
+        """Book a slot for one request to ``domain``; return the seconds to wait for it (>= 0)."""
+        rule = self.rule_for(domain)
+        if rule is None:
+            return 0.0
+        self._calls += 1
+        if self._calls & 0x3FF == 0:
+            self.expire(now)
+        interval = rule.interval
+        tat = self._tat.get(domain, now)
+        if tat < now:
+            tat = now
+        wait = tat - rule.tolerance - now
+        self._tat[domain] = tat + interval
+        return wait if wait > 0.0 else 0.0
+
+    def expire(self, now: float) -> int:
+        """Forget sites whose budget is fully recovered; return how many were dropped."""
+        stale = [d for d, tat in self._tat.items() if tat <= now]
+        for d in stale:
+            del self._tat[d]
+        return len(stale)
+
+    def __len__(self) -> int:
+        return len(self._tat)
+
+
+class ExitPacer:
+    """The adaptive minimum delay between two requests of one exit to one site.
+
+    It starts at the site's base delay and only deviates where a site pushed back: a ban or 429
+    multiplies it (up to ``maximum``), a ``Retry-After`` sets a floor, and each success brings it
+    back by ``recovery`` (multiplicative), never below the base. Only deviating pairs are stored,
+    in an LRU bounded by ``max_entries``.
+    """
+
+    def __init__(
+        self,
+        *,
+        maximum: float = 60.0,
+        factor: float = 2.0,
+        recovery: float = 0.9,
+        max_entries: int = 200_000,
+    ) -> None:
+        self.maximum = maximum
+        self.factor = factor
+        self.recovery = recovery
+        self.max_entries = max_entries
+        # Only pairs that deviate from their base are stored.
+        self._delays: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def delay(self, exit_id: str, domain: str, base: float) -> float:
+        return self._delays.get((exit_id, domain), base)
+
+    def on_pushback(
+        self, exit_id: str, domain: str, base: float, retry_after: float | None = None
+    ) -> float:
+        """A ban or 429 from ``domain`` through ``exit_id``: slow that pair down."""
+        key = (exit_id, domain)
+        current = self._delays.get(key, base)
+        new = min(max(self.maximum, base), max(current * self.factor, base, 0.1))
+        if retry_after is not None and retry_after > new:
+            new = retry_after
+        self._store(key, new)
+        return new
+
+    def on_success(self, exit_id: str, domain: str, base: float) -> None:
+        key = (exit_id, domain)
+        current = self._delays.get(key)
+        if current is None:
+            return
+        new = current * self.recovery
+        if new <= base * 1.01:
+            del self._delays[key]
+        else:
+            self._delays[key] = new
+
+    def _store(self, key: tuple[str, str], value: float) -> None:
+        self._delays[key] = value
+        self._delays.move_to_end(key)
+        while len(self._delays) > self.max_entries:
+            self._delays.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._delays)
