@@ -1,0 +1,127 @@
+"""Real crawls through the loopback world: per-site politeness holds over all exits."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from tests.crawl import run_crawl
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from scrapy_proxystack.testing import LoopbackWorld, Site
+
+# Timer and scheduling slack on a loaded 2-core machine: gaps may come in a little early.
+SLACK = 0.02
+
+
+def page_times(site: Site) -> list[float]:
+    return sorted(r.time for r in site.requests if r.path.startswith("/page"))
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+def test_domain_rate_holds_over_all_exits(world: LoopbackWorld, tmp_path: Path) -> None:
+    site = world.add_site("polite", pages=20)
+    exits = [world.add_proxy(5) for _ in range(5)]
+    config = {
+        "locales": {"us": [p.url for p in exits]},
+        "domains": {site.host: {"locale": "us", "rate": 10, "burst": 1}},
+    }
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url(f"/page/{i}") for i in range(1, 21)],
+        settings={"PROXYSTACK_PROXIES": config, "CONCURRENT_REQUESTS": 16},
+    )
+    assert len(result.pages) == 20
+    times = page_times(site)
+    assert len({r.client_ip for r in site.requests}) == 5  # spread over the exits ...
+    assert min(gaps(times)) >= 0.1 - SLACK  # ... and still 10 requests/s for the site
+    assert (times[-1] - times[0]) >= 19 * 0.1 - SLACK
+    assert result.stat("proxystack/throttle/waits") >= 18
+
+
+def test_burst_then_rate(world: LoopbackWorld, tmp_path: Path) -> None:
+    site = world.add_site("bursty", pages=8)
+    exits = [world.add_proxy(5) for _ in range(4)]
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url(f"/page/{i}") for i in range(1, 9)],
+        settings={
+            "PROXYSTACK_PROXIES": {"locales": {"us": [p.url for p in exits]}},
+            "PROXYSTACK_DOMAIN_RATE": 5.0,
+            "PROXYSTACK_DOMAIN_BURST": 4,
+        },
+    )
+    assert len(result.pages) == 8
+    times = page_times(site)
+    # Four go at once, then one every 0.2 s: the 8th leaves at least 4 intervals after the 1st.
+    assert times[3] - times[0] < 0.1
+    assert times[7] - times[0] >= 4 * 0.2 - SLACK
+
+
+def test_exit_delay_paces_each_exit_per_site(world: LoopbackWorld, tmp_path: Path) -> None:
+    site = world.add_site("paced", pages=12)
+    other = world.add_site("other", pages=6)
+    exits = [world.add_proxy(5) for _ in range(3)]
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url(f"/page/{i}") for i in range(1, 13)]
+        + [other.url(f"/page/{i}") for i in range(1, 7)],
+        settings={
+            "PROXYSTACK_PROXIES": {"locales": {"us": [p.url for p in exits]}},
+            "PROXYSTACK_EXIT_DELAY": 0.3,
+        },
+    )
+    assert len(result.pages) == 18
+    per_exit: dict[str, list[float]] = defaultdict(list)
+    for r in site.requests:
+        per_exit[r.client_ip].append(r.time)
+    assert len(per_exit) == 3
+    for times in per_exit.values():
+        assert min(gaps(sorted(times))) >= 0.3 - SLACK
+    # Twelve requests, three exits, 0.3 s apart each: about 1.2 s, not 12 x 0.3 s.
+    assert page_times(site)[-1] - page_times(site)[0] < 2.5
+
+
+def test_robots_crawl_delay_is_applied(world: LoopbackWorld, tmp_path: Path) -> None:
+    site = world.add_site("robots", pages=5, crawl_delay=0.25)
+    exits = [world.add_proxy(5) for _ in range(3)]
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url(f"/page/{i}") for i in range(1, 6)],
+        settings={
+            "PROXYSTACK_PROXIES": {"locales": {"us": [p.url for p in exits]}},
+            "ROBOTSTXT_OBEY": True,
+        },
+    )
+    assert len(result.pages) == 5
+    assert min(gaps(page_times(site))) >= 0.25 - SLACK
+    assert result.stat("proxystack/throttle/crawl_delay_applied") == 1
+    assert "Honouring Crawl-delay" in result.log
+
+
+def test_throttled_site_does_not_slow_another(world: LoopbackWorld, tmp_path: Path) -> None:
+    slow = world.add_site("slow", pages=12)
+    fast = world.add_site("fast", pages=40)
+    exits = [world.add_proxy(5) for _ in range(4)]
+    config = {
+        "locales": {"us": [p.url for p in exits]},
+        "domains": {slow.host: {"locale": "us", "rate": 4}},
+    }
+    urls = [slow.url(f"/page/{i}") for i in range(1, 13)] + [
+        fast.url(f"/page/{i}") for i in range(1, 41)
+    ]
+    result = run_crawl(
+        tmp_path,
+        urls=urls,
+        settings={"PROXYSTACK_PROXIES": config, "CONCURRENT_REQUESTS": 8},
+    )
+    assert len(result.pages) == 52
+    slow_times, fast_times = page_times(slow), page_times(fast)
+    # The slow site takes ~2.75 s at 4 requests/s; the fast one is done long before that.
+    assert slow_times[-1] - slow_times[0] >= 11 * 0.25 - SLACK
+    assert fast_times[-1] < slow_times[len(slow_times) // 2]
