@@ -11,6 +11,11 @@ from scrapy_proxystack import default_settings
 from scrapy_proxystack.downloadermiddlewares.bans import BanDetectionMiddleware
 from scrapy_proxystack.downloadermiddlewares.locale import LocaleMiddleware
 from scrapy_proxystack.downloadermiddlewares.proxy import ProxyMiddleware
+from scrapy_proxystack.extensions.audit import AuditLogExtension
+from scrapy_proxystack.extensions.exitstats import ExitStatsExtension
+from scrapy_proxystack.extensions.logstats import ProxyStackLogStats
+from scrapy_proxystack.extensions.prometheus import PrometheusExtension
+from scrapy_proxystack.extensions.report import ReportExtension
 
 if TYPE_CHECKING:
     from scrapy.settings import Settings
@@ -28,6 +33,16 @@ DOWNLOADER_MIDDLEWARES: dict[type, int] = {
     LocaleMiddleware: 605,
     ProxyMiddleware: 610,
     BanDetectionMiddleware: 620,
+}
+
+#: Extensions: each stays off (NotConfigured) until its setting is set, except the latency
+#: percentiles, which are cheap and always useful.
+EXTENSIONS: dict[type, int] = {
+    ExitStatsExtension: 500,
+    ProxyStackLogStats: 500,
+    ReportExtension: 500,
+    PrometheusExtension: 500,
+    AuditLogExtension: 500,
 }
 
 #: scrapy-rotating-proxies components that the add-on replaces.
@@ -69,6 +84,8 @@ class Addon:
         )
         for cls, priority in DOWNLOADER_MIDDLEWARES.items():
             settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", cls, priority)
+        for cls, priority in EXTENSIONS.items():
+            settings.setdefault_in_component_priority_dict("EXTENSIONS", cls, priority)
         self._wrap_download_handlers(settings)
         if not settings.getint("CONCURRENT_REQUESTS_PER_IP"):
             # Scrapy's downloader-aware queue hands out requests of the least busy sites first, so

@@ -43,6 +43,20 @@ PROXYSTACK_BAN_COOLDOWN = 300.0
 PROXYSTACK_BAN_COOLDOWN_CAP = 3600.0
 PROXYSTACK_BAN_POLICY: str | None = None
 
+# --- Observability --------------------------------------------------------------------------
+PROXYSTACK_STATS_PER_EXIT = False
+PROXYSTACK_LOGSTATS_INTERVAL = 60.0
+PROXYSTACK_REPORT_FILE: str | None = None
+PROXYSTACK_REPORT_TOP_EXITS = 10
+PROXYSTACK_PROMETHEUS_PORT: int | None = None
+PROXYSTACK_PROMETHEUS_BIND = "127.0.0.1"
+PROXYSTACK_AUDIT_FILE: str | None = None
+PROXYSTACK_AUDIT_URLS = "full"
+PROXYSTACK_CHECK_URL: str | None = None
+PROXYSTACK_CHECK_TIMEOUT = 10.0
+PROXYSTACK_CHECK_CONCURRENCY = 50
+PROXYSTACK_LOCALE_COUNTRIES: dict[str, str] = {}
+
 # --- PII masking ----------------------------------------------------------------------------
 PROXYSTACK_PII_ENABLED = False
 PROXYSTACK_PII_FIELDS: list[str] | None = None

@@ -102,10 +102,9 @@ BAD_SETTINGS = [
 def test_bad_setting_stops_start_up_naming_the_setting(
     name: str, value: Any, expected: str
 ) -> None:
-    crawler = crawler_with({"PROXYSTACK_PROXIES": PROXIES, name: value})
-    crawler._apply_settings()
+    # Raised while the crawler builds its components (extensions first), before the engine.
     with pytest.raises(ConfigError) as info:
-        build_from_crawler(ProxyMiddleware, crawler)
+        crawler_with({"PROXYSTACK_PROXIES": PROXIES, name: value})
     message = str(info.value)
     assert name in message
     assert expected in message
@@ -113,15 +112,11 @@ def test_bad_setting_stops_start_up_naming_the_setting(
 
 
 def test_cap_below_base_is_refused() -> None:
-    crawler = crawler_with(
-        {
-            "PROXYSTACK_PROXIES": PROXIES,
-            "PROXYSTACK_BACKOFF_BASE": 100,
-            "PROXYSTACK_BACKOFF_CAP": 10,
-        }
-    )
+    settings = get_crawler(
+        settings_dict={"PROXYSTACK_BACKOFF_BASE": 100, "PROXYSTACK_BACKOFF_CAP": 10}
+    ).settings
     with pytest.raises(ConfigError, match="expected cap >= base"):
-        ProxyStackSettings.from_settings(crawler.settings)
+        ProxyStackSettings.from_settings(settings)
 
 
 def test_rotating_proxy_settings_are_honoured(tmp_path: Path) -> None:

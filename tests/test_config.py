@@ -282,3 +282,43 @@ def test_legacy_list_joins_as_unlocalized_pool() -> None:
     assert [p.id for p in config.unlocalized] == ["5.6.7.8:3128"]
     assert config.unlocalized[0].locale is None
     assert len(config.all_proxies) == 2
+
+
+def test_broken_config_stops_scrapy_before_any_request(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from scrapy_proxystack.testing import LoopbackWorld
+
+    with LoopbackWorld(max_lifetime=60) as world:
+        site = world.add_site("never")
+        (tmp_path / "proxies.yaml").write_text(
+            f"locales:\n  fr:\n    proxies: [http://u:{SECRET}@127.0.1.1:1\n", encoding="utf-8"
+        )
+        (tmp_path / "spider.py").write_text(
+            "import scrapy\n"
+            "class S(scrapy.Spider):\n"
+            "    name = 's'\n"
+            f"    start_urls = [{site.url('/')!r}]\n",
+            encoding="utf-8",
+        )
+        proc = subprocess.run(
+            [
+                *(sys.executable, "-m", "scrapy", "runspider", "spider.py"),
+                *("-s", 'ADDONS={"scrapy_proxystack.Addon": 300}'),
+                *("-s", "PROXYSTACK_PROXIES_FILE=proxies.yaml"),
+            ],
+            cwd=tmp_path,
+            env={**os.environ},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 1
+        output = proc.stdout + proc.stderr
+        assert "proxies.yaml: YAML syntax error at line 4" in output
+        assert SECRET not in output
+        assert "Spider opened" not in output
+        assert site.requests == []

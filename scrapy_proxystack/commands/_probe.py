@@ -1,0 +1,346 @@
+"""Probing proxies before a crawl: reachability, latency, exit country and anonymity grade.
+
+Plain asyncio streams, no Scrapy and no reactor: the check runs before any crawl, and probing
+hundreds of proxies concurrently only needs sockets. The proxy URL (with its credentials) is
+used to connect and to build the ``Proxy-Authorization`` header, and nowhere else: results name
+the exit by its id, and error notes are built from exception classes, never from messages that
+could echo a URL.
+
+Anonymity grades, from the headers the echo endpoint received through the proxy:
+
+* **transparent**: a client-address header (``X-Forwarded-For``, ``Forwarded: for=``,
+  ``X-Real-IP``, ``Client-IP``, ``X-Client-IP``, ``True-Client-IP``, ``X-Originating-IP``)
+  holds an address that is not the exit's own address as the echo saw it, or is the prober's
+  local address: the site learns where the request really came from;
+* **anonymous**: no such address, but the proxy announces itself (``Via``, ``Forwarded``,
+  ``X-Forwarded-For`` naming only the exit itself, ``Proxy-Connection``, ``X-Proxy-ID``,
+  ``X-BlueCoat-Via``, ``Proxy-Agent``);
+* **elite**: neither.
+
+Only plain-HTTP echo URLs let a proxy add headers; through a CONNECT tunnel (``https://``)
+a proxy cannot, so the grade there is ``elite`` unless the echo (behind the tunnel) says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ipaddress
+import json
+import ssl
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote, urlsplit
+
+from scrapy_proxystack.config import ANONYMITY_GRADES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from scrapy_proxystack.config import ProxyEntry
+
+__all__ = [
+    "CLIENT_ADDRESS_HEADERS",
+    "PROXY_HEADERS",
+    "ProbeResult",
+    "expected_country",
+    "grade_anonymity",
+    "probe_all",
+    "probe_one",
+]
+
+#: Headers through which proxies pass on the client's address.
+CLIENT_ADDRESS_HEADERS: Final = (
+    "x-forwarded-for",
+    "x-real-ip",
+    "client-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-originating-ip",
+)
+#: Headers that reveal a proxy without revealing the client.
+PROXY_HEADERS: Final = (
+    "via",
+    "forwarded",
+    "x-forwarded-for",
+    "proxy-connection",
+    "x-proxy-id",
+    "x-bluecoat-via",
+    "proxy-agent",
+)
+_MAX_BODY: Final = 1 << 20
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe found. ``ok`` means the exit works for its locale."""
+
+    locale: str | None
+    exit_id: str
+    ok: bool
+    latency_ms: int | None = None
+    country: str | None = None
+    anonymity: str | None = None
+    note: str = ""
+    left_out: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.left_out:
+            return "left out"
+        return "ok" if self.ok else "fail"
+
+
+def expected_country(locale: str | None, countries: Mapping[str, str]) -> str | None:
+    """The country a locale's exits must leave from, or None when it cannot be told.
+
+    ``PROXYSTACK_LOCALE_COUNTRIES`` first; else a two-letter locale name is a country code
+    (``fr``), and ``language-REGION`` names give their region (``fr-CA`` -> ``ca``).
+    """
+    if locale is None:
+        return None
+    key = locale.lower()
+    if key in countries:
+        return countries[key].lower()
+    if len(key) == 2 and key.isalpha():
+        return key
+    head, sep, region = key.partition("-")
+    if sep and len(region) == 2 and region.isalpha() and head.isalpha():
+        return region
+    return None
+
+
+def _addresses(value: str) -> list[str]:
+    """IP addresses in a header value (``a, b``; ``for=a;proto=http, for="[b]:1"``)."""
+    found: list[str] = []
+    for raw_part in value.split(","):
+        for raw_token in raw_part.split(";"):
+            token = raw_token.strip()
+            if token.lower().startswith("for="):
+                token = token[4:]
+            token = token.strip('"').strip()
+            if token.startswith("["):
+                token = token[1:].partition("]")[0]
+            elif token.count(":") == 1:
+                token = token.partition(":")[0]
+            with contextlib.suppress(ValueError):
+                found.append(str(ipaddress.ip_address(token)))
+    return found
+
+
+def grade_anonymity(
+    headers: Mapping[str, str], exit_ip: str | None, own_ips: Iterable[str] = ()
+) -> str:
+    """``transparent``, ``anonymous`` or ``elite`` (see the module docstring)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    own = set(own_ips)
+    for name in (*CLIENT_ADDRESS_HEADERS, "forwarded"):
+        value = lower.get(name)
+        if value is None:
+            continue
+        for address in _addresses(value):
+            if address in own or address != exit_ip:
+                return "transparent"
+    if any(name in lower for name in PROXY_HEADERS):
+        return "anonymous"
+    return "elite"
+
+
+def _auth_header(entry: ProxyEntry) -> str:
+    parts = urlsplit(entry.url)
+    user = unquote(parts.username or "")
+    password = unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Proxy-Authorization: Basic {token}\r\n"
+
+
+async def _read_response(
+    reader: asyncio.StreamReader,
+) -> tuple[int, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    length = headers.get("content-length")
+    if length is not None and length.isdigit():
+        body = await reader.readexactly(min(int(length), _MAX_BODY))
+    else:
+        body = await reader.read(_MAX_BODY)
+    return status, headers, body
+
+
+def _fail_note(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError | asyncio.IncompleteReadError | EOFError):
+        return "connection closed by the proxy"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS error"
+    if isinstance(exc, ValueError | IndexError | asyncio.LimitOverrunError):
+        return "invalid HTTP answer"
+    if isinstance(exc, OSError):
+        return f"network error ({type(exc).__name__})"
+    return f"error ({type(exc).__name__})"
+
+
+async def _exchange(
+    entry: ProxyEntry, echo_url: str | None, timeout: float
+) -> tuple[int, dict[str, str], bytes, str | None]:
+    """One request through ``entry``; returns status, headers, body and our local address."""
+    auth = _auth_header(entry) if entry.has_credentials else ""
+    proxy_tls = ssl.create_default_context() if entry.scheme == "https" else None
+    target = urlsplit(echo_url) if echo_url else None
+    reader, writer = await asyncio.open_connection(
+        entry.host, entry.port, ssl=proxy_tls, server_hostname=entry.host if proxy_tls else None
+    )
+    try:
+        local = writer.get_extra_info("sockname")
+        local_ip = str(local[0]) if local else None
+        if target is not None and target.scheme == "https":
+            host = target.hostname or ""
+            port = target.port or 443
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            writer.write(
+                f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{auth}\r\n".encode()
+            )
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(None, 2)[1])
+            if status != 200:
+                return status, {}, b"", local_ip
+            start_tls = getattr(writer, "start_tls", None)
+            if start_tls is None:  # Python 3.10: no TLS upgrade of a stream
+                raise ssl.SSLError("an https echo URL needs Python 3.11+")
+            await start_tls(ssl.create_default_context(), server_hostname=host)
+            path = target.path or "/"
+            if target.query:
+                path += "?" + target.query
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+                "Accept: application/json\r\nConnection: close\r\n\r\n".encode()
+            )
+        else:
+            url = echo_url or f"http://{entry.host}:{entry.port}/"
+            host_header = target.netloc if target is not None else f"{entry.host}:{entry.port}"
+            method = "GET" if echo_url else "HEAD"
+            writer.write(
+                f"{method} {url} HTTP/1.1\r\nHost: {host_header}\r\n{auth}"
+                "Accept: application/json\r\nConnection: close\r\n\r\n".encode()
+            )
+        await writer.drain()
+        status, headers, body = await _read_response(reader)
+        return status, headers, body, local_ip
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def probe_one(
+    entry: ProxyEntry,
+    *,
+    echo_url: str | None,
+    timeout: float,
+    expected: str | None,
+    min_anonymity: str | None,
+) -> ProbeResult:
+    """Probe one exit (see the module docstring for what is judged)."""
+    started = time.perf_counter()
+    result = ProbeResult(entry.locale, entry.id, ok=False)
+    try:
+        status, _headers, body, local_ip = await asyncio.wait_for(
+            _exchange(entry, echo_url, timeout), timeout
+        )
+    except (OSError, asyncio.TimeoutError, ValueError, IndexError, EOFError) as exc:
+        return ProbeResult(entry.locale, entry.id, ok=False, note=_fail_note(exc))
+    latency = round((time.perf_counter() - started) * 1000)
+    if status == 407:
+        return ProbeResult(
+            entry.locale, entry.id, False, latency, note="407: proxy rejected the credentials"
+        )
+    if status >= 500:
+        return ProbeResult(entry.locale, entry.id, False, latency, note=f"proxy answered {status}")
+    if echo_url is None:
+        return ProbeResult(entry.locale, entry.id, True, latency, note="reachable")
+    if status != 200:
+        return ProbeResult(entry.locale, entry.id, False, latency, note=f"echo answered {status}")
+    try:
+        echo: Any = json.loads(body.decode("utf-8"))
+        if not isinstance(echo, dict):
+            raise TypeError
+    except (ValueError, TypeError):
+        return ProbeResult(entry.locale, entry.id, False, latency, note="echo did not answer JSON")
+    country = echo.get("country")
+    country = str(country).lower() if country else None
+    seen = echo.get("headers")
+    grade = None
+    if isinstance(seen, dict):
+        exit_ip = echo.get("client_ip")
+        grade = grade_anonymity(
+            {str(k): str(v) for k, v in seen.items()},
+            str(exit_ip) if exit_ip else None,
+            (local_ip,) if local_ip else (),
+        )
+    result = ProbeResult(entry.locale, entry.id, True, latency, country, grade)
+    if expected is not None and country is not None and country != expected:
+        return ProbeResult(
+            entry.locale,
+            entry.id,
+            False,
+            latency,
+            country,
+            grade,
+            note=f"exits from {country}, expected {expected}",
+        )
+    if (
+        min_anonymity is not None
+        and grade is not None
+        and ANONYMITY_GRADES.index(grade) < ANONYMITY_GRADES.index(min_anonymity)
+    ):
+        return ProbeResult(
+            entry.locale,
+            entry.id,
+            False,
+            latency,
+            country,
+            grade,
+            note=f"{grade} is below the locale's min_anonymity {min_anonymity}",
+            left_out=True,
+        )
+    return result
+
+
+async def probe_all(
+    entries: Iterable[tuple[ProxyEntry, str | None, str | None]],
+    *,
+    echo_url: str | None,
+    timeout: float,
+    concurrency: int,
+    on_done: Callable[[ProbeResult], None] | None = None,
+) -> list[ProbeResult]:
+    """Probe ``(entry, expected country, min anonymity)`` triples, ``concurrency`` at a time.
+
+    Results come back in the order of ``entries``; ``on_done`` is called as each finishes
+    (for a progress bar).
+    """
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def run(entry: ProxyEntry, expected: str | None, grade: str | None) -> ProbeResult:
+        async with semaphore:
+            result = await probe_one(
+                entry, echo_url=echo_url, timeout=timeout, expected=expected, min_anonymity=grade
+            )
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    return list(await asyncio.gather(*(run(e, c, g) for e, c, g in entries)))

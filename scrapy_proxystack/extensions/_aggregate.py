@@ -1,0 +1,237 @@
+"""Bounded-memory aggregates of exit outcomes, shared by the observability extensions.
+
+Everything here is plain Python with no Scrapy import, so it is cheap to unit-test. Each update
+is O(1): latencies go into fixed log-spaced histogram buckets (percentiles are then estimated to
+within one bucket, 12.5 %), per-exit aggregates exist only for exits actually seen, per-site and
+per-reason tables are capped (extra labels fold into ``(other)``), and the ban time series keeps
+at most :data:`MAX_TIME_BUCKETS` buckets by doubling their width as the crawl goes on.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from scrapy_proxystack.signals import ExitOutcome
+
+__all__ = [
+    "ATTEMPT_KINDS",
+    "LATENCY_BOUNDS",
+    "MAX_TIME_BUCKETS",
+    "OTHER",
+    "CrawlAggregate",
+    "ExitAggregate",
+    "LatencyHistogram",
+    "LocaleAggregate",
+    "label_of",
+]
+
+#: Upper bounds (seconds) of the latency buckets: 1 ms x 1.25**k, up to about 11 minutes.
+LATENCY_BOUNDS: Final[tuple[float, ...]] = tuple(0.001 * 1.25**k for k in range(61))
+#: Outcome kinds that mean "an exit was actually used".
+ATTEMPT_KINDS: Final = frozenset({"success", "ban", "transport_failure"})
+#: The label that stands for every value past a table's cap.
+OTHER: Final = "(other)"
+MAX_TIME_BUCKETS: Final = 60
+_FIRST_BUCKET_WIDTH: Final = 5.0
+_MAX_SITES: Final = 500
+_MAX_REASONS: Final = 50
+
+
+def label_of(locale: str | None) -> str:
+    """How a locale is shown: its name, or ``none`` for the pool of all proxies."""
+    return locale if locale is not None else "none"
+
+
+class LatencyHistogram:
+    """Counts of latencies per fixed bucket; quantiles estimated by interpolation in a bucket."""
+
+    __slots__ = ("count", "counts", "max", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BOUNDS) + 1)
+        self.count = 0
+        self.sum = 0.0
+        self.max = 0.0
+
+    def add(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        self.counts[bisect.bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        self.count += 1
+        self.sum += seconds
+        if seconds > self.max:
+            self.max = seconds
+
+    def merge(self, other: LatencyHistogram) -> None:
+        for i, n in enumerate(other.counts):
+            self.counts[i] += n
+        self.count += other.count
+        self.sum += other.sum
+        self.max = max(self.max, other.max)
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q`` quantile in seconds (None without samples), never above the largest seen."""
+        if not self.count:
+            return None
+        rank = q * self.count
+        seen = 0
+        for i, n in enumerate(self.counts):
+            if n and seen + n >= rank:
+                low = LATENCY_BOUNDS[i - 1] if i > 0 else 0.0
+                high = LATENCY_BOUNDS[i] if i < len(LATENCY_BOUNDS) else self.max
+                value = low + (high - low) * max(rank - seen, 0.0) / n
+                return min(value, self.max)
+            seen += n
+        return self.max
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.count if self.count else None
+
+    def buckets(self) -> list[tuple[float, int]]:
+        """``(upper bound, count)`` for the non-empty span of buckets (for charts and JSON)."""
+        nonzero = [i for i, n in enumerate(self.counts) if n]
+        if not nonzero:
+            return []
+        bounds = (*LATENCY_BOUNDS, math.inf)
+        return [(bounds[i], self.counts[i]) for i in range(nonzero[0], nonzero[-1] + 1)]
+
+
+@dataclass
+class LocaleAggregate:
+    """What happened to the attempts of one locale (the exit's locale when an exit was used)."""
+
+    attempts: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    fallback: int = 0
+    panic: int = 0
+
+
+@dataclass
+class ExitAggregate:
+    """Per-exit totals, created on the first outcome of that exit only."""
+
+    locale: str | None
+    attempts: int = 0
+    successes: int = 0
+    bans: int = 0
+    failures: int = 0
+    latency_sum: float = 0.0
+    latency_n: int = 0
+    latency_max: float = 0.0
+    histogram: LatencyHistogram | None = None  # only with per-exit stats
+
+    @property
+    def mean_latency(self) -> float | None:
+        return self.latency_sum / self.latency_n if self.latency_n else None
+
+
+class _Capped:
+    """A counter table with at most ``cap`` keys; later keys are counted under :data:`OTHER`."""
+
+    __slots__ = ("cap", "data")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data: dict[str, dict[str, int]] = {}
+
+    def key(self, key: str) -> str:
+        return key if key in self.data or len(self.data) < self.cap else OTHER
+
+    def inc(self, key: str, sub: str) -> None:
+        row = self.data.setdefault(self.key(key), {})
+        row[sub] = row.get(sub, 0) + 1
+
+
+class CrawlAggregate:
+    """Running totals of every :class:`~scrapy_proxystack.signals.ExitOutcome` of a crawl.
+
+    ``per_exit_histograms`` keeps a latency histogram per exit (opt-in: 62 counters per exit).
+    ``start`` is the crawl's start time (``time.time()``); the ban time series counts from it.
+    """
+
+    def __init__(self, start: float, *, per_exit_histograms: bool = False) -> None:
+        self.start = start
+        self.per_exit_histograms = per_exit_histograms
+        self.locales: dict[str, LocaleAggregate] = {}
+        self.exits: dict[str, ExitAggregate] = {}
+        self.sites = _Capped(_MAX_SITES)  # site -> outcome kind -> count
+        self.site_bans = _Capped(_MAX_SITES)  # site -> ban reason -> count
+        self.bucket_width = _FIRST_BUCKET_WIDTH
+        self.ban_series: dict[str, list[int]] = {}  # reason -> count per time bucket
+        self._reasons: set[str] = set()
+        self.total = 0
+        self.last_time = start
+
+    def reason_label(self, reason: str) -> str:
+        if reason in self._reasons:
+            return reason
+        if len(self._reasons) < _MAX_REASONS:
+            self._reasons.add(reason)
+            return reason
+        return OTHER
+
+    def add(self, outcome: ExitOutcome) -> None:
+        self.total += 1
+        self.last_time = max(self.last_time, outcome.time)
+        kind = outcome.kind
+        used_exit = kind in ATTEMPT_KINDS
+        locale = label_of(outcome.exit_locale if used_exit else outcome.locale)
+        agg = self.locales.get(locale)
+        if agg is None:
+            agg = self.locales[locale] = LocaleAggregate()
+        agg.outcomes[kind] = agg.outcomes.get(kind, 0) + 1
+        self.sites.inc(outcome.domain, kind)
+        if not used_exit:
+            return
+        agg.attempts += 1
+        agg.fallback += outcome.fallback
+        agg.panic += outcome.panic
+        latency = outcome.latency
+        if kind == "success" and latency is not None:
+            agg.latency.add(latency)
+        exit_id = outcome.exit_id
+        if exit_id is not None:
+            ex = self.exits.get(exit_id)
+            if ex is None:
+                ex = self.exits[exit_id] = ExitAggregate(outcome.exit_locale)
+                if self.per_exit_histograms:
+                    ex.histogram = LatencyHistogram()
+            ex.attempts += 1
+            if kind == "success":
+                ex.successes += 1
+                if latency is not None:
+                    ex.latency_sum += latency
+                    ex.latency_n += 1
+                    ex.latency_max = max(ex.latency_max, latency)
+                    if ex.histogram is not None:
+                        ex.histogram.add(latency)
+            elif kind == "ban":
+                ex.bans += 1
+            else:
+                ex.failures += 1
+        if kind == "ban":
+            reason = self.reason_label(outcome.reason)
+            self.site_bans.inc(outcome.domain, reason)
+            self._count_ban(reason, outcome.time)
+
+    def _count_ban(self, reason: str, when: float) -> None:
+        index = int(max(when - self.start, 0.0) // self.bucket_width)
+        while index >= MAX_TIME_BUCKETS:
+            self._coarsen()
+            index = int(max(when - self.start, 0.0) // self.bucket_width)
+        series = self.ban_series.get(reason)
+        if series is None:
+            series = self.ban_series[reason] = [0] * MAX_TIME_BUCKETS
+        series[index] += 1
+
+    def _coarsen(self) -> None:
+        """Double the bucket width, merging neighbours, so the series stays bounded."""
+        self.bucket_width *= 2
+        for reason, series in self.ban_series.items():
+            merged = [series[i] + series[i + 1] for i in range(0, MAX_TIME_BUCKETS, 2)]
+            self.ban_series[reason] = merged + [0] * (MAX_TIME_BUCKETS - len(merged))

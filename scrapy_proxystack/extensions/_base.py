@@ -1,0 +1,28 @@
+"""What every observability extension checks before it switches itself on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scrapy.exceptions import NotConfigured
+
+from scrapy_proxystack.extensions._observer import get_observer
+from scrapy_proxystack.extensions._settings import ObservabilitySettings
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from scrapy_proxystack.extensions._observer import CrawlObserver
+
+__all__ = ["observe"]
+
+
+def observe(crawler: Crawler) -> tuple[ObservabilitySettings, CrawlObserver]:
+    """The validated settings and the shared observer, or NotConfigured with nothing to see."""
+    settings = ObservabilitySettings.from_settings(crawler.settings)
+    if not settings.enabled:
+        raise NotConfigured("PROXYSTACK_ENABLED is False")
+    observer = get_observer(crawler)
+    if not observer.stack.config.all_proxies:
+        raise NotConfigured("no proxies configured")
+    return settings, observer

@@ -1,0 +1,66 @@
+"""Latency percentiles per locale and, on request, per-exit breakdowns in the crawl stats."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+
+from scrapy_proxystack.extensions._aggregate import ATTEMPT_KINDS
+from scrapy_proxystack.extensions._base import observe
+from scrapy_proxystack.signals import exit_outcome
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+    from scrapy_proxystack.signals import ExitOutcome
+
+__all__ = ["ExitStatsExtension"]
+
+_PER_EXIT_METRIC = {"success": "successes", "ban": "bans", "transport_failure": "failures"}
+
+
+class ExitStatsExtension:
+    """Writes ``proxystack/latency/...`` at close, and ``proxystack/exit/{id}/...`` if asked.
+
+    Per-exit keys multiply the stats by the number of exits, so they are opt-in
+    (``PROXYSTACK_STATS_PER_EXIT``) and keyed by the exit id, never by its URL.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.settings, self.observer = observe(crawler)
+        self.stats = self.observer.stack.stats
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        if self.settings.stats_per_exit:
+            crawler.signals.connect(self.on_outcome, signal=exit_outcome)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ExitStatsExtension:
+        return cls(crawler)
+
+    def on_outcome(self, outcome: ExitOutcome, request: Request, **kwargs: Any) -> None:
+        if outcome.exit_id is None or outcome.kind not in ATTEMPT_KINDS:
+            return
+        self.stats.inc("exit", outcome.exit_id, "attempts")
+        self.stats.inc("exit", outcome.exit_id, _PER_EXIT_METRIC[outcome.kind])
+
+    def spider_closed(self, reason: str) -> None:
+        for locale, agg in self.observer.aggregate.locales.items():
+            p50 = agg.latency.quantile(0.5)
+            p95 = agg.latency.quantile(0.95)
+            if p50 is not None and p95 is not None:
+                self.stats.set("latency", "p50_ms", locale, value=round(p50 * 1000))
+                self.stats.set("latency", "p95_ms", locale, value=round(p95 * 1000))
+        if not self.settings.stats_per_exit:
+            return
+        for exit_id, ex in self.observer.aggregate.exits.items():
+            hist = ex.histogram
+            if hist is None or not hist.count:
+                continue
+            p50 = hist.quantile(0.5)
+            p95 = hist.quantile(0.95)
+            assert p50 is not None
+            assert p95 is not None
+            self.stats.set("exit", exit_id, "latency_p50_ms", value=round(p50 * 1000))
+            self.stats.set("exit", exit_id, "latency_p95_ms", value=round(p95 * 1000))
