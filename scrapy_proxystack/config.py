@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -155,7 +156,7 @@ class ProxyConfig:
     default_locale: str | None = None
     unlocalized: tuple[ProxyEntry, ...] = ()
 
-    @property
+    @cached_property
     def all_proxies(self) -> tuple[ProxyEntry, ...]:
         """Every exit, each once: the pool used by requests that resolve to no locale."""
         out = [p for loc in self.locales.values() for p in loc.proxies]
@@ -269,6 +270,18 @@ def _unknown_keys(
         )
 
 
+class _Redacted:
+    """A URL that prints redacted, computed lazily: 100,000 valid proxies never need it."""
+
+    __slots__ = ("url",)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __repr__(self) -> str:
+        return repr(redact_text(self.url))
+
+
 class _RawEntry(NamedTuple):
     url: str
     scheme: str
@@ -319,7 +332,7 @@ class _Parser:
             self.error(path, f"{_describe(raw)} is not a proxy URL; expected http://host:port")
             return
         url = raw.strip()
-        shown = redact_text(url)
+        shown = _Redacted(url)  # formatted only if there is a problem to report
         try:
             parts = urlsplit(url)
             host = parts.hostname

@@ -8,6 +8,7 @@ to every component of the same crawler.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -44,6 +45,7 @@ EXIT_META_KEY = "_proxystack_exit"
 TRIED_META_KEY = "_proxystack_tried"
 PENDING_META_KEY = "_proxystack_pending"
 _MAX_RETIRED_SESSIONS = 100_000
+_FREEZE_THRESHOLD = 10_000
 
 _STACKS: weakref.WeakKeyDictionary[Crawler, ProxyStack] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -119,6 +121,11 @@ class ProxyStack:
                 ]
             )
         pool = ExitPool(config, strategy=settings.strategy, health=health)
+        if len(config.all_proxies) >= _FREEZE_THRESHOLD:
+            # A big pool is hundreds of thousands of long-lived objects; without this, every
+            # full garbage collection during the crawl walks all of them again.
+            gc.collect()
+            gc.freeze()
         assert crawler.stats is not None
         stack = cls(
             crawler=crawler,
