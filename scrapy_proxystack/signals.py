@@ -1,18 +1,24 @@
 """Signals the suite sends, so extensions (yours or ours) can observe every exit decision.
 
 Connect with ``crawler.signals.connect(handler, signal=scrapy_proxystack.signals.exit_outcome)``.
-Handlers receive ``outcome`` (an :class:`ExitOutcome`) and ``request``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ExitOutcome", "exit_outcome"]
+__all__ = ["ExitOutcome", "exit_outcome", "throttle_wait"]
 
 #: Sent once per attempt of a request that the suite routed (or refused to route), when the
 #: attempt's fate is known: a usable answer, a ban, a transport failure, or no exit at all.
+#: Handlers receive ``outcome`` (an :class:`ExitOutcome`) and ``request``.
 exit_outcome = object()
+
+
+#: Sent when a request waits before it is sent: its site's rate budget (GCRA, Crawl-delay) or a
+#: paced exit. Handlers receive ``locale`` (the request's locale or None), ``domain``,
+#: ``seconds`` and ``cause`` (``"site_rate"`` or ``"exit_pacing"``).
+throttle_wait = object()
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,3 +177,41 @@ def test_geo_block_through_a_mislocated_exit(world: LoopbackWorld, tmp_path: Pat
     assert Counter(r.country for r in site.requests) == {"fr": 3, "de": 1}
     assert result.stat("proxystack/bans/kind/geo_block") == 1
     assert result.stat("proxystack/bans/reason/region_page") == 1
+
+
+class ThirdPageIsBan:
+    """A policy in the suite's own style: it sees the built-in verdict and may change it."""
+
+    def classify(self, request: Any, response: Any, verdict: Any) -> Any:
+        from scrapy_proxystack.bans import BanKind, Verdict
+
+        if request.url.endswith("/page/3"):
+            return Verdict(BanKind.BAN, "policy")
+        return verdict
+
+
+def test_custom_policy_and_per_site_rules(world: LoopbackWorld, tmp_path: Path) -> None:
+    exits = [world.add_proxy(5), world.add_proxy(5)]
+    first, second = world.add_site("first", pages=3), world.add_site("second", pages=3)
+    # On the second site only, a page whose text has "(Story 2)" counts as a block page.
+    config = {
+        "locales": {"us": [p.url for p in exits]},
+        "domains": {second.host: {"locale": "us", "bans": {"body_patterns": [r"\(Story 2\)"]}}},
+    }
+    urls = [s.url(f"/page/{i}") for s in (first, second) for i in range(1, 4)]
+    result = run_crawl(
+        tmp_path,
+        urls=urls,
+        settings={
+            "PROXYSTACK_PROXIES": config,
+            "PROXYSTACK_BAN_POLICY": "tests.test_crawl_bans.ThirdPageIsBan",
+        },
+    )
+    assert sorted(p["url"] for p in result.pages) == sorted(
+        [first.url("/page/1"), first.url("/page/2"), second.url("/page/1")]
+    )
+    assert sorted(e["url"] for e in result.errors) == sorted(
+        [first.url("/page/3"), second.url("/page/2"), second.url("/page/3")]
+    )
+    assert result.stat("proxystack/bans/reason/body_pattern") >= 1
+    assert result.stat("proxystack/bans/reason/policy") >= 2

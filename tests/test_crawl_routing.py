@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -266,3 +267,48 @@ def test_migration_from_rotating_proxies_settings_only(
     assert "RotatingProxyMiddleware is disabled" in result.log
     assert "as the pool with no locale" in result.log
     assert "rotating_proxies" not in "".join(k for k in result.stats if k.startswith("proxies/"))
+
+
+def test_close_on_empty_locale_stops_the_crawl(world: LoopbackWorld, tmp_path: Path) -> None:
+    from scrapy_proxystack.testing import BanRule
+
+    site = world.add_site("wall", pages=30, ban=BanRule("403"))
+    exits = [world.add_proxy(5), world.add_proxy(5)]
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url(f"/page/{i}") for i in range(1, 31)],
+        settings={
+            "PROXYSTACK_PROXIES": yaml_for({"us": exits}),
+            "PROXYSTACK_CLOSE_ON_EMPTY_LOCALE": True,
+            "CONCURRENT_REQUESTS": 1,
+        },
+    )
+    assert result.close_reason == "proxystack_no_exit"
+    assert result.pages == []
+    assert len(site.requests) == 2  # each exit was refused once; then the locale ran dry
+    assert result.stat("proxystack/requests/no_exit/all_banned") >= 1
+    assert "Closing the crawl: proxystack_no_exit" in result.log
+
+
+def test_adaptive_timeout_makes_a_black_hole_cheap(world: LoopbackWorld, tmp_path: Path) -> None:
+    site = world.add_site("news", pages=6)
+    good, hole = world.add_proxy(5), world.add_proxy(5, mode="blackhole")
+    started = time.monotonic()
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url(f"/page/{i}") for i in range(1, 7)],
+        settings={
+            "PROXYSTACK_PROXIES": yaml_for({"us": [good, hole]}),
+            "PROXYSTACK_STRATEGY": "round_robin",
+            "PROXYSTACK_ADAPTIVE_TIMEOUT_MIN": 0.5,
+            "PROXYSTACK_MAX_EJECTION_SHARE": 1.0,
+            "DOWNLOAD_TIMEOUT": 60,
+            "CONCURRENT_REQUESTS": 1,
+        },
+    )
+    assert len(result.pages) == 6
+    assert hole.count >= 1
+    stats = result.proxystack_stats()
+    assert any("Timeout" in k for k in stats if "/transport_failures/" in k)
+    # One black-hole attempt cost about 0.5 s instead of DOWNLOAD_TIMEOUT's 60 s.
+    assert time.monotonic() - started < 20

@@ -38,6 +38,7 @@ from scrapy_proxystack.downloadermiddlewares.proxy import (
 )
 from scrapy_proxystack.pool import NoExit, SessionLost
 from scrapy_proxystack.runtime import get_stack
+from scrapy_proxystack.signals import throttle_wait
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -113,6 +114,7 @@ class _DispatchHandler:
         if wait > 0:
             stack.stats.inc("throttle", "waits")
             stack.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
+            self._signal_wait(request, domain, wait, "site_rate")
             await _sleep(wait)
         exit_id: str | None = meta.get(EXIT_META_KEY)
         if exit_id is None and not meta.get(PENDING_META_KEY):
@@ -159,6 +161,7 @@ class _DispatchHandler:
             if wait is None or wait > stack.settings.max_wait:
                 self._fail(request, None, exc.reason)
             stack.stats.inc("throttle", "exit_waits")
+            self._signal_wait(request, domain, max(wait or 0.0, 0.001), "exit_pacing")
             await _sleep(max(wait or 0.0, 0.001))
             return None
         meta.pop(PENDING_META_KEY, None)
@@ -166,6 +169,16 @@ class _DispatchHandler:
         # Derive the Proxy-Authorization header for the new exit, as Scrapy's middleware does.
         self._proxy_header.process_request(request)
         return choice.entry.id
+
+    def _signal_wait(self, request: Request, domain: str, seconds: float, cause: str) -> None:
+        cached = request.meta.get(LOCALE_META_KEY)
+        self.crawler.signals.send_catch_log(
+            throttle_wait,
+            locale=cached[1].locale if cached else None,
+            domain=domain,
+            seconds=seconds,
+            cause=cause,
+        )
 
     def _fail(self, request: Request, exit_id: str | None, reason: str) -> NoReturn:
         stack = self.stack
