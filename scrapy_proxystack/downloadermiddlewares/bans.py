@@ -26,7 +26,8 @@ __all__ = ["BanDetectionMiddleware", "BannedResponse"]
 
 logger = logging.getLogger(__name__)
 
-_SCAN_BYTES = 65536
+#: The classifier only reads this much of a body; inflating more would be wasted work.
+_SCAN_BYTES = BanClassifierSettings().max_scan_bytes
 
 
 def _decoded_head(response: Response, limit: int = _SCAN_BYTES) -> bytes | None:
