@@ -169,7 +169,7 @@ def test_failing_proxies_are_ejected_and_pages_still_fetched(
     world: LoopbackWorld, tmp_path: Path
 ) -> None:
     site = world.add_site("news", pages=12)
-    good = world.add_proxy(5)
+    good, slow = world.add_proxy(5), world.add_proxy(5, mode="slow", delay=0.3)
     bad = [
         world.add_proxy(5, mode="dead"),
         world.add_proxy(5, mode="blackhole"),
@@ -178,7 +178,7 @@ def test_failing_proxies_are_ejected_and_pages_still_fetched(
         world.add_proxy(5, die_after=2),
     ]
     urls = bad[3].url.replace("right-pw", "wrong-pw")
-    entries = [good.url, *[p.url for p in bad[:3]], urls, bad[4].url]
+    entries = [good.url, slow.url, *[p.url for p in bad[:3]], urls, bad[4].url]
     config = {"locales": {"us": entries}, "domains": {site.host: "us"}}
     result = run_crawl(
         tmp_path,
@@ -196,6 +196,7 @@ def test_failing_proxies_are_ejected_and_pages_still_fetched(
         site.url(f"/page/{i}") for i in range(1, 13)
     )
     assert set(countries(site)) == {"us"}
+    assert slow.count >= 1  # slow but healthy: it keeps serving
     stats = result.proxystack_stats()
     failures = {k.rsplit("/", 1)[1] for k in stats if "/transport_failures/" in k}
     assert {"DownloadConnectionRefusedError", "status_407"} <= failures
