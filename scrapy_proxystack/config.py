@@ -238,9 +238,12 @@ def load_proxy_config(
             raise ConfigError([f"{source}: YAML error: {redact_text(str(exc))}"]) from None
         if loaded is None:
             loaded = {}
-    else:
+    elif data is not None:
         source = "PROXYSTACK_PROXIES"
-        loaded = {} if data is None else data
+        loaded = data
+    else:
+        source = extra_source
+        loaded = {}
     return parse_proxy_config(
         loaded, source=source, extra_unlocalized=extra_unlocalized, extra_source=extra_source
     )

@@ -24,6 +24,7 @@ PROXYSTACK_CLOSE_ON_EMPTY_LOCALE = False
 PROXYSTACK_ADAPTIVE_TIMEOUT = True
 PROXYSTACK_ADAPTIVE_TIMEOUT_MIN = 5.0
 PROXYSTACK_ADAPTIVE_TIMEOUT_FACTOR = 10.0
+PROXYSTACK_EXIT_RETRY_TIMES = 5
 
 # --- Per-site throttling ---------------------------------------------------------------------
 PROXYSTACK_DOMAIN_RATE: float | None = None

@@ -12,8 +12,12 @@ from urllib.parse import urlsplit
 
 __all__ = ["redact_text", "redact_url"]
 
-# userinfo in any URL-looking token: scheme://user[:pass]@host
-_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+# The user-info of any URL-looking token, with or without a (well-formed) scheme:
+# "http://user:pw@host", "user:pw@host:port" (the usual proxy-list format), "http//u:pw@host".
+# Everything from the token's start (after a "scheme://") up to its last "@" is masked.
+_USERINFO_RE = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<userinfo>[^\s'\"<>@]*)@(?=[^\s'\"<>@]*)"
+)
 
 
 def redact_url(url: str) -> str:
@@ -36,5 +40,14 @@ def redact_url(url: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Replace the user-info part of every URL inside ``text`` with ``***@``."""
-    return _USERINFO_RE.sub(r"\g<scheme>***@", text)
+    """Replace the user-info part of every URL-like token in ``text`` with ``***@``.
+
+    Deliberately broad: any ``something@`` inside a token is masked, because a proxy written
+    without a scheme (``user:pw@host:port``) or with a broken one still carries its password.
+    """
+    return _USERINFO_RE.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    scheme = match.group("scheme") or ""
+    return f"{scheme}***@"

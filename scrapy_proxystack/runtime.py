@@ -24,7 +24,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
 from scrapy_proxystack.exceptions import ExitUnavailable
 from scrapy_proxystack.pool import ExitPool, HealthParams, NoExit
-from scrapy_proxystack.settings import ProxyStackSettings
+from scrapy_proxystack.settings import ProxyStackSettings, check_setting_names
 from scrapy_proxystack.signals import ExitOutcome, exit_outcome
 from scrapy_proxystack.stats import StatsRecorder
 from scrapy_proxystack.throttle import DomainRateLimiter, ExitPacer, RateRule
@@ -80,19 +80,29 @@ class ProxyStack:
 
     @classmethod
     def build(cls, crawler: Crawler) -> ProxyStack:
+        check_setting_names(crawler.settings)
         settings = ProxyStackSettings.from_settings(crawler.settings)
-        if settings.proxies_file is not None or settings.proxies is not None:
-            config = load_proxy_config(
-                settings.proxies_file,
-                settings.proxies,
-                extra_unlocalized=settings.legacy_proxy_list,
-                extra_source=settings.legacy_source,
+        configured = settings.proxies_file is not None or settings.proxies is not None
+        config = load_proxy_config(
+            settings.proxies_file,
+            settings.proxies if configured else None,
+            extra_unlocalized=settings.legacy_proxy_list,
+            extra_source=settings.legacy_source,
+        )
+        if not config.all_proxies:
+            # An add-on that silently crawled from the machine's own address would be the worst
+            # failure of all: the crawl would "work" while breaking the locale promise.
+            where = (
+                f"{config.source} defines none"
+                if configured
+                else "none of PROXYSTACK_PROXIES_FILE, PROXYSTACK_PROXIES or ROTATING_PROXY_LIST "
+                "is set"
             )
-        else:
-            config = load_proxy_config(
-                data={},
-                extra_unlocalized=settings.legacy_proxy_list,
-                extra_source=settings.legacy_source,
+            raise ConfigError(
+                [
+                    f"no proxies configured: {where}; expected at least one locale with proxies "
+                    "(or set PROXYSTACK_ENABLED = False to crawl without the proxy components)"
+                ]
             )
         if settings.legacy_proxy_list:
             logger.warning(

@@ -11,6 +11,7 @@ is honoured.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ from scrapy_proxystack.config import STRATEGIES, ConfigError
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
-__all__ = ["DEFAULT_ACCEPT_LANGUAGES", "ProxyStackSettings"]
+__all__ = ["DEFAULT_ACCEPT_LANGUAGES", "ProxyStackSettings", "check_setting_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,28 @@ DEFAULT_ACCEPT_LANGUAGES: Mapping[str, str] = {
 }
 
 _ADDON_PRIORITY = SETTINGS_PRIORITIES["addon"]
+
+
+def check_setting_names(settings: BaseSettings) -> None:
+    """Refuse unknown ``PROXYSTACK_*`` names: a typo must not silently disable something.
+
+    (``PROXYSTACK_PROXY_FILE`` instead of ``PROXYSTACK_PROXIES_FILE`` would otherwise leave
+    the crawl without its proxy list.)
+    """
+    from scrapy_proxystack import default_settings
+
+    known = [n for n in dir(default_settings) if n.startswith("PROXYSTACK_")]
+    problems = []
+    for name in settings:
+        if isinstance(name, str) and name.startswith("PROXYSTACK_") and name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+            problems.append(
+                f"setting {name}: unknown setting{suggestion}; expected one of the PROXYSTACK_ "
+                "settings documented in the README"
+            )
+    if problems:
+        raise ConfigError(problems)
 
 
 def _explicit(settings: BaseSettings, name: str) -> bool:
@@ -295,7 +318,9 @@ class ProxyStackSettings:
                 "PROXYSTACK_EXIT_RETRY_TIMES", 5, fallback="ROTATING_PROXY_PAGE_RETRY_TIMES"
             ),
             ban_enabled=r.boolean("PROXYSTACK_BAN_ENABLED", True),
-            ban_max_retries=r.integer("PROXYSTACK_BAN_MAX_RETRIES", 5),
+            ban_max_retries=r.integer(
+                "PROXYSTACK_BAN_MAX_RETRIES", 5, fallback="ROTATING_PROXY_PAGE_RETRY_TIMES"
+            ),
             ban_http_codes=r.codes("PROXYSTACK_BAN_HTTP_CODES", [403, 429, 451, 503]),
             ban_min_body_size=r.integer("PROXYSTACK_BAN_MIN_BODY_SIZE", 1),
             ban_lang_check=r.boolean("PROXYSTACK_BAN_LANG_CHECK", True),

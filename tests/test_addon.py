@@ -22,8 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PROXIES = {"locales": {"fr": ["http://user:pw@127.0.1.1:8000"]}}
 
 
-def crawler_with(settings: dict[str, Any]) -> Any:
-    return get_crawler(settings_dict={"ADDONS": {Addon: 300}, **settings})
+def crawler_with(settings: dict[str, Any], *, proxies: bool = True) -> Any:
+    base: dict[str, Any] = {"ADDONS": {Addon: 300}}
+    if proxies:
+        base["PROXYSTACK_PROXIES"] = PROXIES
+    return get_crawler(settings_dict={**base, **settings})
 
 
 def test_addon_inserts_components_at_documented_priorities() -> None:
@@ -72,13 +75,21 @@ def test_addon_disables_rotating_proxies_middlewares(caplog: pytest.LogCaptureFi
     assert "RotatingProxyMiddleware is disabled" in caplog.text
 
 
-def test_components_not_configured_without_proxies_or_when_disabled() -> None:
-    crawler = crawler_with({})
-    crawler._apply_settings()
-    with pytest.raises(NotConfigured, match="no proxies configured"):
-        build_from_crawler(ProxyMiddleware, crawler)
-    crawler = crawler_with({"PROXYSTACK_ENABLED": False, "PROXYSTACK_PROXIES": PROXIES})
-    crawler._apply_settings()
+def test_no_proxies_is_an_error_not_a_direct_crawl() -> None:
+    with pytest.raises(ConfigError, match="no proxies configured") as info:
+        crawler_with({}, proxies=False)
+    assert "PROXYSTACK_ENABLED = False" in str(info.value)
+    with pytest.raises(ConfigError, match="PROXYSTACK_PROXIES defines none"):
+        crawler_with({"PROXYSTACK_PROXIES": {"locales": {}}}, proxies=False)
+
+
+def test_unknown_setting_name_is_an_error_with_a_hint() -> None:
+    with pytest.raises(ConfigError, match="did you mean PROXYSTACK_PROXIES_FILE"):
+        crawler_with({"PROXYSTACK_PROXY_FILE": "proxies.yaml"})
+
+
+def test_components_not_configured_when_disabled() -> None:
+    crawler = crawler_with({"PROXYSTACK_ENABLED": False}, proxies=False)
     for cls in (LocaleMiddleware, ProxyMiddleware, BanDetectionMiddleware):
         with pytest.raises(NotConfigured, match="PROXYSTACK_ENABLED"):
             build_from_crawler(cls, crawler)
@@ -104,7 +115,7 @@ def test_bad_setting_stops_start_up_naming_the_setting(
 ) -> None:
     # Raised while the crawler builds its components (extensions first), before the engine.
     with pytest.raises(ConfigError) as info:
-        crawler_with({"PROXYSTACK_PROXIES": PROXIES, name: value})
+        crawler_with({name: value})
     message = str(info.value)
     assert name in message
     assert expected in message
@@ -142,12 +153,14 @@ def test_rotating_proxy_settings_are_honoured(tmp_path: Path) -> None:
     assert ProxyStackSettings.from_settings(crawler.settings).backoff_base == 5.0
 
 
-def test_every_default_setting_is_documented() -> None:
+def test_every_default_setting_is_documented_and_back() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     names = [n for n in dir(default_settings) if n.startswith("PROXYSTACK_")]
     assert names
     missing = [n for n in names if f"### {n}\n" not in readme]
     assert missing == []
+    documented = re.findall(r"^### (PROXYSTACK_[A-Z0-9_]+)$", readme, flags=re.MULTILINE)
+    assert sorted(set(documented) - set(names)) == []
 
 
 def test_every_stats_key_in_the_code_is_documented() -> None:

@@ -140,6 +140,11 @@ BAD_CASES: list[tuple[str, Any, list[str]]] = [
         ["locales.fr.proxies[0]", "socks5://", "Scrapy cannot use", "***@"],
     ),
     (
+        "scheme-less proxy, the usual proxy-list format, password redacted",
+        {"locales": {"fr": [f"alice:{SECRET}@1.2.3.4:8000"]}},
+        ["locales.fr.proxies[0]", "no supported scheme", "***@1.2.3.4:8000"],
+    ),
+    (
         "bad port",
         {"locales": {"fr": [f"http://bob:{SECRET}@1.2.3.4:99999"]}},
         ["locales.fr.proxies[0]", "not a valid URL"],

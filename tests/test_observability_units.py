@@ -92,9 +92,9 @@ def test_extensions_off_unless_configured(cls: type, settings: dict[str, Any]) -
         build_from_crawler(cls, crawler)
 
 
-def test_no_proxies_means_not_configured() -> None:
+def test_no_proxies_is_a_configuration_error() -> None:
     crawler = get_crawler(settings_dict={"PROXYSTACK_REPORT_FILE": "r.html"})
-    with pytest.raises(NotConfigured):
+    with pytest.raises(ConfigError, match="no proxies configured"):
         build_from_crawler(ReportExtension, crawler)
 
 

@@ -180,7 +180,9 @@ class BanDetectionMiddleware:
                 request,
                 spider=self.crawler.spider,  # type: ignore[arg-type]
                 reason=f"ban_{verdict.reason}",
-                max_retry_times=self.stack.settings.ban_max_retries,
+                max_retry_times=request.meta.get(
+                    "max_proxies_to_try", self.stack.settings.ban_max_retries
+                ),
                 stats_base_key="proxystack/retry/ban",
                 give_up_log_level=logging.DEBUG,
             )

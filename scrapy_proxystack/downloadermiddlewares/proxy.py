@@ -168,7 +168,8 @@ class ProxyMiddleware:
             request,
             spider=self.crawler.spider,  # type: ignore[arg-type]
             reason=f"exit_{reason}",
-            max_retry_times=self.settings.exit_retry_times,
+            # scrapy-rotating-proxies' per-request override keeps working.
+            max_retry_times=request.meta.get("max_proxies_to_try", self.settings.exit_retry_times),
             stats_base_key="proxystack/retry/transport",
             give_up_log_level=logging.DEBUG,
         )
