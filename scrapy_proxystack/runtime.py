@@ -23,13 +23,15 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
 from scrapy_proxystack.exceptions import ExitUnavailable
-from scrapy_proxystack.pool import ExitPool, HealthParams, NoExit
+from scrapy_proxystack.pool import ExitPool, HealthParams, NoExit, SessionLost
 from scrapy_proxystack.settings import ProxyStackSettings, check_setting_names
 from scrapy_proxystack.signals import ExitOutcome, exit_outcome
 from scrapy_proxystack.stats import StatsRecorder
 from scrapy_proxystack.throttle import DomainRateLimiter, ExitPacer, RateRule
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from scrapy import Request
     from scrapy.crawler import Crawler
 
@@ -208,11 +210,9 @@ class ProxyStack:
         meta[EXIT_META_KEY] = entry.id
         meta["_proxystack_exit_locale"] = choice.locale
         meta["_proxystack_flags"] = (choice.fallback, choice.panic)
-        self.stats.inc("requests", "locale", choice.locale or "none")
-        if choice.fallback:
-            self.stats.inc("requests", "fallback", choice.locale or "none")
+        if not self.dispatch_binding:
+            self.count_sent(request)
         if choice.panic:
-            self.stats.inc("requests", "panic", choice.locale or "none")
             self.warn_once(
                 ("panic", str(choice.locale)),
                 "Every exit of locale %(locale)r is ejected: using the least-bad ones (panic mode)",
@@ -241,10 +241,44 @@ class ProxyStack:
             request.meta["download_timeout"] = timeout
             request.meta["_proxystack_timeout"] = (timeout, current)
 
-    def usable_now(self, exit_id: str, domain: str) -> bool:
-        """Whether ``exit_id`` may carry a request to ``domain`` at this moment."""
+    def choose(
+        self, locale: str | None, domain: str, tried: Collection[str], session: object
+    ) -> Choice:
+        """An exit for a request: one it has not tried yet if there is one, else any usable one.
+
+        Retrying through another exit is a preference: a locale with a single exit (or whose
+        other exits are banned by the site) retries through the same one rather than failing.
+        """
+        name = str(session) if session is not None else None
+        try:
+            return self.pool.choose(locale, domain, exclude=tried, session=name)
+        except NoExit as exc:
+            if exc.reason != "all_tried" or isinstance(exc, SessionLost):
+                raise
+        self.stats.inc("exits", "reused")
+        return self.pool.choose(locale, domain, session=name)
+
+    def count_sent(self, request: Request) -> None:
+        """Count a request once, when its exit is final (at dispatch when the handlers are on)."""
+        meta = request.meta
+        locale = meta.get("_proxystack_exit_locale") or "none"
+        fallback, panic = meta.get("_proxystack_flags", (False, False))
+        self.stats.inc("requests", "locale", locale)
+        if fallback:
+            self.stats.inc("requests", "fallback", locale)
+        if panic:
+            self.stats.inc("requests", "panic", locale)
+
+    def usable_now(self, exit_id: str, domain: str, *, panic: bool = False) -> bool:
+        """Whether ``exit_id`` may carry a request to ``domain`` at this moment.
+
+        An exit chosen in panic mode is ejected by definition: then only the site's own
+        verdict (a ban or pacing) counts.
+        """
         pool = self.pool
-        return pool.ejected_until(exit_id) is None and pool.ready_at(exit_id, domain) is None
+        if not panic and pool.ejected_until(exit_id) is not None:
+            return False
+        return pool.ready_at(exit_id, domain) is None
 
     def can_wait(self, exc: NoExit) -> bool:
         """Whether a request that found no ready exit should wait for one instead of failing."""

@@ -216,9 +216,13 @@ def test_grade_anonymity(
         ("fr", {}, "fr"),
         ("FR", {}, "fr"),
         ("fr-CA", {}, "ca"),
-        ("eu", {}, "eu"),
+        ("eu", {}, None),  # not a country: a multi-country locale is not checked by default
+        ("uk", {}, None),  # ISO says gb
+        ("jp", {}, "jp"),
         ("europe", {}, None),
         ("europe", {"europe": "DE"}, "de"),
+        ("eu", {"eu": "de, fr,es"}, "de,fr,es"),
+        ("fr", {"fr": ""}, None),
         (None, {}, None),
     ],
 )

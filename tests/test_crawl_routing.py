@@ -313,3 +313,28 @@ def test_adaptive_timeout_makes_a_black_hole_cheap(world: LoopbackWorld, tmp_pat
     assert any("Timeout" in k for k in stats if "/transport_failures/" in k)
     # One black-hole attempt cost about 0.5 s instead of DOWNLOAD_TIMEOUT's 60 s.
     assert time.monotonic() - started < 20
+
+
+def test_panic_mode_keeps_sending_through_the_least_bad_exit(
+    world: LoopbackWorld, tmp_path: Path
+) -> None:
+    site = world.add_site("news", pages=6)
+    only = world.add_proxy(5, mode="flaky", fail_rate=0.4, seed=3)
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url(f"/page/{i}") for i in range(1, 7)],
+        settings={
+            "PROXYSTACK_PROXIES": yaml_for({"us": [only]}, {site.host: "us"}),
+            "PROXYSTACK_MAX_EJECTION_SHARE": 1.0,
+            "PROXYSTACK_EXIT_RETRY_TIMES": 20,
+            "RETRY_TIMES": 20,
+            "CONCURRENT_REQUESTS": 1,
+        },
+    )
+    assert len(result.pages) == 6
+    stats = result.proxystack_stats()
+    assert stats["proxystack/requests/panic/us"] >= 1
+    # Each attempt is counted once, when it is really sent through the exit.
+    assert stats["proxystack/requests/locale/us"] == only.count
+    assert "panic mode" in result.log
+    assert "proxystack/requests/no_exit/all_paced" not in stats

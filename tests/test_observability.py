@@ -203,28 +203,30 @@ def ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reference]:
 #: Every ``proxystack/`` stat of the reference crawl, except per-exit keys (their ids hold
 #: random ports), latency values and the metrics port, which are checked below.
 EXPECTED_STATS = {
-    "proxystack/audit/lines": 14,
+    "proxystack/audit/lines": 15,
     "proxystack/bans/kind/ban": 2,
     "proxystack/bans/locale/fr": 2,
     "proxystack/bans/reason/status_403": 2,
     "proxystack/exits/configured": 5,
     "proxystack/exits/ejected": 2,
-    "proxystack/exits/transport_failures/DownloadConnectionRefusedError": 2,
+    "proxystack/exits/reused": 2,
+    "proxystack/exits/transport_failures/DownloadConnectionRefusedError": 4,
     "proxystack/locale/source/domain": 9,
     "proxystack/locale/source/meta": 1,
     "proxystack/locales/dry/es": 1,
-    "proxystack/requests/dropped/no_exit": 3,
+    "proxystack/requests/dropped/no_exit": 2,
     "proxystack/requests/locale/de": 4,
-    "proxystack/requests/locale/es": 1,
+    "proxystack/requests/locale/es": 3,
     "proxystack/requests/locale/fr": 6,
     "proxystack/requests/no_exit/all_banned": 2,
-    "proxystack/requests/no_exit/all_tried": 1,
     "proxystack/responses/locale/de": 3,
     "proxystack/responses/locale/fr": 4,
     "proxystack/retry/ban/count": 2,
     "proxystack/retry/ban/reason_count/ban_status_403": 2,
-    "proxystack/retry/transport/count": 2,
-    "proxystack/retry/transport/reason_count/exit_DownloadConnectionRefusedError": 2,
+    "proxystack/requests/panic/es": 2,
+    "proxystack/retry/transport/count": 3,
+    "proxystack/retry/transport/max_reached": 1,
+    "proxystack/retry/transport/reason_count/exit_DownloadConnectionRefusedError": 3,
 }
 
 
@@ -260,7 +262,7 @@ def test_reference_stats_exact(ref: Reference) -> None:
 
     assert exit_stats("de1") == {"attempts": 3, "successes": 3}
     assert exit_stats("de2") == {"attempts": 1, "failures": 1}
-    assert exit_stats("es1") == {"attempts": 1, "failures": 1}
+    assert exit_stats("es1") == {"attempts": 3, "failures": 3}
     fr = [exit_stats("fr1"), exit_stats("fr2")]
     assert [s["bans"] for s in fr] == [1, 1]
     assert sum(s["attempts"] for s in fr) == 6
@@ -296,7 +298,7 @@ def test_periodic_lines_and_dry_warning(ref: Reference) -> None:
 
 def test_audit_log_lines(ref: Reference) -> None:
     lines = ref.audit
-    assert len(lines) == 14
+    assert len(lines) == 15
     assert all(
         list(line)
         == [
@@ -318,9 +320,8 @@ def test_audit_log_lines(ref: Reference) -> None:
     assert verdicts == {
         "success/ok": 7,
         "ban/status_403": 2,
-        "transport_failure/DownloadConnectionRefusedError": 2,
+        "transport_failure/DownloadConnectionRefusedError": 4,
         "no_exit/all_banned": 2,
-        "no_exit/all_tried": 1,
     }
     ids = ref.ids
     news = ref.world.site("news")
@@ -330,9 +331,9 @@ def test_audit_log_lines(ref: Reference) -> None:
     assert (first_news["status"], first_news["retries"]) == (200, 0)
     assert first_news["time"].endswith("+00:00")
     es = [line for line in lines if line["locale"] == "es"]
+    # Its only exit is dead: retried through it (panic mode) until the retries ran out.
     assert [(e["exit"], e["verdict"], e["retries"]) for e in es] == [
-        (ids["es1"], "transport_failure/DownloadConnectionRefusedError", 0),
-        (None, "no_exit/all_tried", 1),
+        (ids["es1"], "transport_failure/DownloadConnectionRefusedError", n) for n in range(3)
     ]
     bans = [line for line in lines if line["verdict"] == "ban/status_403"]
     assert sorted(b["exit"] for b in bans) == sorted((ids["fr1"], ids["fr2"]))
@@ -425,12 +426,12 @@ def test_report_json(ref: Reference) -> None:
     assert report["spider"] == "world"
     assert report["close_reason"] == "finished"
     assert report["totals"] == {
-        "attempts": 11,
+        "attempts": 13,
         "successes": 7,
         "bans": 2,
-        "transport_failures": 2,
-        "no_exit": 3,
-        "ban_rate": round(2 / 11, 4),
+        "transport_failures": 4,
+        "no_exit": 2,
+        "ban_rate": round(2 / 13, 4),
     }
     assert report["health"]["status"] == "unhealthy"
     assert "locales that ran dry: es" in report["health"]["reasons"]
@@ -444,7 +445,7 @@ def test_report_json(ref: Reference) -> None:
     assert de["latency"]["count"] == 3
     assert de["latency"]["p50_ms"] == ref.stats["proxystack/latency/p50_ms/de"]
     assert sum(n for _, n in de["latency"]["buckets"]) == 3
-    assert (es["ran_dry"], es["transport_failures"], es["no_exit"]) == (True, 1, 1)
+    assert (es["ran_dry"], es["transport_failures"], es["no_exit"]) == (True, 3, 0)
     blocked = ref.world.site("blocked").host
     assert report["bans"]["by_reason"] == {"status_403": 2}
     assert report["bans"]["by_site"] == [

@@ -78,7 +78,7 @@ def test_report_shows_the_crawl_in_a_browser(rendered: tuple[Reference, str, Pat
     report = ref.report
     assert "<title>Crawl report: world</title>" in dom
     assert re.search(r'data-key="health"[^>]*>unhealthy<', dom)
-    assert re.search(r'<b data-key="attempts">11</b>', dom)
+    assert re.search(r'<b data-key="attempts">13</b>', dom)
     assert re.search(r'<b data-key="bans">2</b>', dom)
     for loc in report["locales"]:
         name = loc["locale"]

@@ -35,12 +35,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
+import phonenumbers
+
 from scrapy_proxystack.config import ANONYMITY_GRADES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from scrapy_proxystack.config import ProxyEntry
+
+#: ISO 3166 alpha-2 codes (the phonenumbers library's list of regions; it has no "EU" or "UK").
+_ISO_COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 __all__ = [
     "CLIENT_ADDRESS_HEADERS",
@@ -95,20 +100,22 @@ class ProbeResult:
 
 
 def expected_country(locale: str | None, countries: Mapping[str, str]) -> str | None:
-    """The country a locale's exits must leave from, or None when it cannot be told.
+    """The countries (comma-separated) a locale's exits may leave from, or None: no check.
 
-    ``PROXYSTACK_LOCALE_COUNTRIES`` first; else a two-letter locale name is a country code
-    (``fr``), and ``language-REGION`` names give their region (``fr-CA`` -> ``ca``).
+    ``PROXYSTACK_LOCALE_COUNTRIES`` first (``{"eu": "de,fr,es"}``; an empty value turns the
+    check off); else a locale named by an ISO 3166 country code is that country (``fr``, ``jp``)
+    and a ``language-REGION`` name gives its region (``fr-CA`` -> ``ca``). Other names (``eu``,
+    ``uk``, ``us-east``) are not checked.
     """
     if locale is None:
         return None
     key = locale.lower()
     if key in countries:
-        return countries[key].lower()
-    if len(key) == 2 and key.isalpha():
+        return countries[key].lower().replace(" ", "") or None
+    if len(key) == 2 and key.upper() in _ISO_COUNTRIES:
         return key
     head, sep, region = key.partition("-")
-    if sep and len(region) == 2 and region.isalpha() and head.isalpha():
+    if sep and head.isalpha() and region.upper() in _ISO_COUNTRIES:
         return region
     return None
 
@@ -291,7 +298,7 @@ async def probe_one(
             (local_ip,) if local_ip else (),
         )
     result = ProbeResult(entry.locale, entry.id, True, latency, country, grade)
-    if expected is not None and country is not None and country != expected:
+    if expected is not None and country is not None and country not in expected.split(","):
         return ProbeResult(
             entry.locale,
             entry.id,

@@ -102,11 +102,8 @@ class ProxyMiddleware:
                 self.stats.inc("sessions", "refused")
                 raise SessionRetired(str(session), reason)
         try:
-            choice = self.pool.choose(
-                decision.locale,
-                domain,
-                exclude=meta.get(TRIED_META_KEY, ()),
-                session=str(session) if session is not None else None,
+            choice = self.stack.choose(
+                decision.locale, domain, meta.get(TRIED_META_KEY, ()), session
             )
         except SessionLost as exc:
             self.stack.retire_session(request, exc.session, exc.reason)
@@ -129,6 +126,13 @@ class ProxyMiddleware:
         domain = urlparse_cached(request).hostname or ""
         if response.status in PROXY_FAILURE_STATUSES:
             reason = f"status_{response.status}"
+            if response.status == 407:
+                self.stack.warn_once(
+                    ("407", exit_id),
+                    "Exit %(exit)s answers 407 Proxy Authentication Required: check its user "
+                    "name and password in the proxy configuration",
+                    {"exit": exit_id},
+                )
             retry = self._transport_failure(request, exit_id, domain, reason)
             return retry if retry is not None else response
         latency = request.meta.get("download_latency")

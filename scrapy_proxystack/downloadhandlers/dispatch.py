@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 #: Set by the add-on: the handler each scheme had before it was wrapped.
 INNER_HANDLERS_SETTING = "_PROXYSTACK_INNER_DOWNLOAD_HANDLERS"
-_MAX_REBINDS = 8
 
 try:  # Scrapy >= 2.18: works with and without the asyncio reactor
     from scrapy.utils.asyncio import sleep as _sleep
@@ -119,18 +118,21 @@ class _DispatchHandler:
         exit_id: str | None = meta.get(EXIT_META_KEY)
         if exit_id is None and not meta.get(PENDING_META_KEY):
             return  # not routed by the suite (a user proxy, or the suite is off for it)
-        for _ in range(_MAX_REBINDS):
-            if exit_id is not None and stack.usable_now(exit_id, domain):
-                break
-            exit_id = await self._rebind(request, exit_id, domain)
-        else:
-            self._fail(request, exit_id, "all_paced")
-        assert exit_id is not None
+        deadline = time.monotonic() + stack.settings.max_wait
+        while exit_id is None or not stack.usable_now(
+            exit_id, domain, panic=meta.get("_proxystack_flags", (False, False))[1]
+        ):
+            if time.monotonic() > deadline:
+                self._fail(request, exit_id, "all_paced")
+            exit_id = await self._rebind(request, exit_id, domain, deadline)
+        stack.count_sent(request)
         delay = stack.exit_delay_for(exit_id, domain)
         if delay > 0:
             stack.pool.pace(exit_id, domain, delay)
 
-    async def _rebind(self, request: Request, exit_id: str | None, domain: str) -> str | None:
+    async def _rebind(
+        self, request: Request, exit_id: str | None, domain: str, deadline: float
+    ) -> str | None:
         """Bind ``request`` to a usable exit now; ``None`` after waiting for one to be ready."""
         stack = self.stack
         assert stack is not None
@@ -147,18 +149,14 @@ class _DispatchHandler:
         decision = meta[LOCALE_META_KEY][1]
         session = meta.get("proxystack_session")
         try:
-            choice = pool.choose(
-                decision.locale,
-                domain,
-                exclude=tried,
-                session=str(session) if session is not None else None,
-            )
+            choice = stack.choose(decision.locale, domain, tried, session)
         except SessionLost as exc:
             stack.retire_session(request, exc.session, exc.reason)
             raise SessionRetired(exc.session, exc.reason) from None
         except NoExit as exc:
-            wait = exc.retry_at - time.monotonic() if exc.retry_at is not None else None
-            if wait is None or wait > stack.settings.max_wait:
+            now = time.monotonic()
+            wait = exc.retry_at - now if exc.retry_at is not None else None
+            if wait is None or now + wait > deadline:
                 self._fail(request, None, exc.reason)
             stack.stats.inc("throttle", "exit_waits")
             self._signal_wait(request, domain, max(wait or 0.0, 0.001), "exit_pacing")

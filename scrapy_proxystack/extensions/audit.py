@@ -72,7 +72,7 @@ class AuditLogExtension:
     def __init__(self, crawler: Crawler) -> None:
         self.settings, self.observer = observe(crawler)
         if not self.settings.audit_file:
-            raise NotConfigured("PROXYSTACK_AUDIT_FILE is not set")
+            raise NotConfigured  # off by default: nothing to say
         self.crawler = crawler
         self.path = Path(self.settings.audit_file)
         self.urls = self.settings.audit_urls

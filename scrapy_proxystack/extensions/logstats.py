@@ -44,7 +44,7 @@ class ProxyStackLogStats:
     def __init__(self, crawler: Crawler) -> None:
         self.settings, self.observer = observe(crawler)
         if not self.settings.logstats_interval:
-            raise NotConfigured("PROXYSTACK_LOGSTATS_INTERVAL is 0")
+            raise NotConfigured  # off by default: nothing to say
         self.crawler = crawler
         self.interval = self.settings.logstats_interval
         self.previous: dict[str, _Snapshot] = {}

@@ -58,13 +58,13 @@ class PrometheusExtension:
     def __init__(self, crawler: Crawler) -> None:
         self.settings, self.observer = observe(crawler)
         if self.settings.prometheus_port is None:
-            raise NotConfigured("PROXYSTACK_PROMETHEUS_PORT is not set")
+            raise NotConfigured  # off by default: nothing to say
         try:
             import prometheus_client
         except ImportError:
             raise NotConfigured(
                 "PROXYSTACK_PROMETHEUS_PORT needs prometheus_client: "
-                "pip install 'scrapy-proxystack[prometheus]'"
+                "pip install prometheus_client (the package's 'prometheus' extra)"
             ) from None
         self.crawler = crawler
         config = self.observer.stack.config
@@ -107,7 +107,7 @@ class PrometheusExtension:
         )
         self.exits = pc.Gauge(
             "proxystack_exits",
-            "Exits by locale, pool and state (usable, ejected, in_flight)",
+            "Exits by locale, pool and state (usable, ejected); in_flight counts requests",
             ["locale", "pool", "state"],
             registry=registry,
         )

@@ -257,7 +257,7 @@ class ReportExtension:
     def __init__(self, crawler: Crawler) -> None:
         self.settings, self.observer = observe(crawler)
         if not self.settings.report_file:
-            raise NotConfigured("PROXYSTACK_REPORT_FILE is not set")
+            raise NotConfigured  # off by default: nothing to say
         self.crawler = crawler
         self.path = Path(self.settings.report_file)
         # Before the other spider_closed handlers that may still count (e.g. the PII pipeline
