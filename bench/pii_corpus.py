@@ -168,6 +168,7 @@ class Generator:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self._it_cities: tuple[str, ...] | None = None
         self.fakers = {}
         for i, loc in enumerate(LOCALES):
             f = Faker(loc)
@@ -175,6 +176,18 @@ class Generator:
             self.fakers[loc] = f
 
     # --- values -------------------------------------------------------------------------------
+    def city(self, locale: str) -> str:
+        """``Faker.city()``, made deterministic: the it_IT provider draws from a list built
+        from a set, whose order changes with the interpreter's hash seed. Same draw, sorted
+        list."""
+        f = self.fakers[locale]
+        if locale != "it_IT":
+            return str(f.city())
+        if self._it_cities is None:
+            lists = [p.cities for p in f.get_providers() if hasattr(p, "cities")]
+            self._it_cities = tuple(sorted(lists[0])) if lists else ()
+        return str(f.random_element(self._it_cities)) if self._it_cities else str(f.city())
+
     def digits(self, n: int) -> str:
         return "".join(self.rng.choice(string.digits) for _ in range(n))
 
@@ -557,7 +570,7 @@ def make_record(gen: Generator, idx: int) -> Record:
             addr = gen.address(locale)
             if addr is not None:
                 b.pii_value("street_address", addr)
-                b.add(f", {f.postcode()} {f.city()}\n")
+                b.add(f", {f.postcode()} {gen.city(locale)}\n")
         elif item == "neg":
             nkind, pre, value, post = gen.negative()
             b.add(pre)

@@ -54,7 +54,7 @@ ID_SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...] = (
     ),
     (
         t.US_SSN,
-        re.compile(r"(?<!\d)\d{3}([\- ]?)\d{2}\1\d{4}(?!\d)", re.ASCII),
+        re.compile(r"(?<!\d)\d{3}(?P<ssn_sep>[\- ]?)\d{2}(?P=ssn_sep)\d{4}(?!\d)", re.ASCII),
         re.compile(r"\d{3}([\- ])\d{2}\1\d{4}"),
     ),
     (
@@ -91,10 +91,14 @@ class Keywords:
     starts with a space must start a word; punctuation in the window counts as a space.
     """
 
-    __slots__ = ("words",)
+    __slots__ = ("fragments", "words")
 
     def __init__(self, *words: str) -> None:
         self.words = tuple(words)
+        # The longest space-free part of each word: it occurs in the lower-cased window
+        # whenever the word occurs in the normalized one, and testing it first spares the
+        # normalization (str.translate, the costliest step) for most windows.
+        self.fragments = tuple(dict.fromkeys(max(w.split(" "), key=len) for w in words))
 
     def before(self, text: str, pos: int, window: int = 60) -> bool:
         """Whether one of the words occurs on the same line, at most ``window`` characters
@@ -105,7 +109,10 @@ class Keywords:
         """
         start = max(0, pos - window)
         nl = max(text.rfind("\n", start, pos), text.rfind("]", start, pos))
-        w = " " + text[nl + 1 if nl >= 0 else start : pos].lower().translate(_TO_SPACE)
+        lowered = text[nl + 1 if nl >= 0 else start : pos].lower()
+        if not any(f in lowered for f in self.fragments):
+            return False
+        w = " " + lowered.translate(_TO_SPACE)
         return any(k in w for k in self.words)
 
 
@@ -159,6 +166,10 @@ PHONE_CONTEXT = Keywords(
     "erreichbar",
     "kontakt",
 )
+
+#: A label right before an address ("IP: ", "client ip=") makes it one, whatever came before it
+#: on the line ("Release 3.12.7.62. IP: 11.180.237.63").
+IP_LABEL = re.compile(r"(?i:\bip(?:v4)?(?: ?addr(?:ess)?)?) ?[:=]? ?\Z")
 
 VERSION_CONTEXT = Keywords(
     "version",
@@ -217,7 +228,7 @@ _MONTHS = (
     r"|jul[iy]?|juil(?:let)?|julio|julho|luglio|juli|aug(?:ust|ustus)?|ao[uû]t|agosto"
     r"|sep(?:t(?:ember|iembre)?)?|septembre|setembro|settembre|setiembre"
     r"|o[ck]t(?:ober|obre|ubre|ubro)?|ottobre|nov(?:ember|embre|iembre|embro)?"
-    r"|de[cz](?:ember|embre|iembre|embro)?|d[ée]cembre|dicembre|gen(?:naio)?|ene(?:ro)?"
+    r"|de[cz](?:ember|embre|iembre|embro)?|d[ée]cembre|dicembre|diciembre|gen(?:naio)?|ene(?:ro)?"
     r"|januari|februari|augustus|dezember|janeiro|maio|outubro"
 )
 # A written date that ends at a year (searched backwards from the year).
@@ -241,7 +252,7 @@ ADDRESS_AFTER = re.compile(
 ADDRESS_BEFORE = re.compile(
     r"(?:\b(?:Calle|C/|Avda\.|Avenida|Paseo|Plaza|Camino|Carrer|Rua|Travessa|Alameda|Praça"
     r"|Via|Viale|Piazza|Corso|Largo|Vicolo)\s[^\n\d,;:()]{2,40}?"
-    r"|\b[A-ZÄÖÜ][a-zäöüß\-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer"
+    r"|\b[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ\-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer"
     r"|straat|laan|gracht|plein|singel|kade|dijk|gatan|vägen|v[aä]g|gränd)"
     r"|\b(?:ul|al|os|pl)\. [^\n\d,;:()]{2,40}?)(?:,\s?|\s)(?:nº\s?|n\.\s?|no\.?\s?)?\Z",
 )

@@ -10,6 +10,9 @@ How a text is processed:
    before any validator runs.
 3. Survivors go to the validators (Luhn, mod-97, stdnum checksums, ``phonenumbers``) and, for
    weakly checked identifiers, to a look-behind for context words.
+4. Every other occurrence of a detected value is masked too. When one of them sits inside a
+   longer token the scan had read as a whole, the text is read again with the values masked,
+   as a second pass over the output would be, so masking stays idempotent.
 
 Nothing here imports Scrapy. A ``PiiMasker`` holds only immutable configuration, and the caches
 it uses are ``functools.lru_cache`` (thread-safe), so one instance can serve many threads.
@@ -20,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from scrapy_proxystack.pii import _patterns as p
@@ -32,6 +35,7 @@ from scrapy_proxystack.pii.phones import (
     is_national_phone,
     regions_for,
 )
+from scrapy_proxystack.pii.phones import prepare as prepare_phones
 from scrapy_proxystack.pii.validators import (
     compact,
     ip_kind,
@@ -47,9 +51,12 @@ NameDetector = Callable[[str], Iterable[tuple[int, int]]]
 
 _NON_DIGITS = re.compile(r"[^0-9]")
 _NANP = re.compile(r"(?:\(\d{3}\) ?|\d{3}[ .\-])[2-9]\d{2}[ .\-]\d{4}")
+_OBF_DOT = re.compile(r"\s*[\[(<{]?\s*(?:dot|DOT|Dot|\.)\s*[\])>}]?\s*")
+_EXAMPLE_SUBDOMAINS = tuple("." + d for d in sorted(p.EXAMPLE_DOMAINS))
 _CONTEXT_WINDOW = 60
 _REPEAT_BUDGET = 20_000_000
 _REPEAT_WINDOW = 65_536
+_SETTLE_ROUNDS = 3
 _MIN_DIGITS = {
     t.FR_NIR: 15,
     t.US_SSN: 9,
@@ -62,9 +69,13 @@ _MIN_DIGITS = {
     t.SE_PERSONNUMMER: 10,
 }
 _HEX_LETTERS = frozenset("abcdefABCDEF")
+_DIGITS = frozenset("0123456789")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _GLUE = frozenset("-_/\\.,")
+# A cluster right after one of these is part of a word, a longer number or a placeholder.
+_GLUED = frozenset("0123456789abcdefghijklmnopqrstuvwxyz_]")
+_ADDRESS_NEXT = frozenset(" ,abcdefghijklmnopqrstuvwxyzAB")
 _STREET_SUFFIXES = (
     "straße",
     "strasse",
@@ -88,9 +99,23 @@ _STREET_SUFFIXES = (
     "väg",
     "gränd",
 )
+# Street words before a house number. Every alternative of the first pattern starts with a
+# capital, so the regex engine skips lower-case prose in its C loop; the Polish abbreviations
+# (lower case) are only looked for when the window holds one of their endings.
 _STREET_HINT = re.compile(
     r"Calle|C/|Avda|Avenida|Paseo|Plaza|Camino|Carrer|Rua|Travessa|Alameda|Praça|Via|Viale"
-    r"|Piazza|Corso|Largo|Vicolo|ul\.|al\.|os\.|pl\."
+    r"|Piazza|Corso|Largo|Vicolo"
+)
+_STREET_ABBR = re.compile(r"ul\.|al\.|os\.|pl\.")
+
+
+_LETTER_LED: tuple[tuple[str, re.Pattern[str], int], ...] = (
+    (t.IBAN, p.IBAN, 2),
+    (t.GB_NINO, p.NINO, 2),
+    (t.GB_NINO, p.NINO, 3),
+    (t.IT_FISCAL_CODE, p.FISCAL_CODE, 6),
+    (t.ES_NIE, p.NIE, 1),
+    (t.ES_NIE, p.NIE, 2),
 )
 
 
@@ -156,15 +181,29 @@ class PiiMasker:
             raise ValueError("the 'pseudonymize' operator needs a non-empty hmac_key")
         self._key = hmac_key or b""
         self._regions = regions_for(DEFAULT_LANGUAGES if languages is None else languages)
+        prepare_phones(self._regions)
         self._private_ips = private_ips
         if partial_keep < 0:
             raise ValueError(f"partial_keep must be >= 0, got {partial_keep!r}")
         self._keep = partial_keep
         self._name_detector = name_detector
         self._id_shapes = tuple(s for s in p.ID_SHAPES if s[0] in self._types)
+        # One search tells whether any identifier shape occurs in a cluster at all (phone
+        # numbers, the most common long clusters, usually match none).
+        self._any_id_shape = (
+            re.compile("|".join(f"(?:{shape.pattern})" for _, shape, _ in self._id_shapes))
+            if self._id_shapes
+            else None
+        )
         self._letter_led = bool(
             self._types & {t.IBAN, t.GB_NINO, t.IT_FISCAL_CODE, t.ES_NIE, t.ES_DNI}
         )
+        self._want_address = t.STREET_ADDRESS in self._types
+        self._want_ip = t.IP_ADDRESS in self._types
+        self._want_dni = t.ES_DNI in self._types
+        self._want_dob = t.DATE_OF_BIRTH in self._types
+        # (type, shape, how many characters before the digits it starts)
+        self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
 
     @property
     def types(self) -> frozenset[str]:
@@ -185,8 +224,44 @@ class PiiMasker:
         if t.PERSON in self._types:
             spans = _merge(spans, self._persons(text))
         if spans:
-            spans = _repeats(text, spans)
+            spans = self._settle(text, spans)
         return spans
+
+    def _settle(self, text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
+        """Add the other occurrences of the detected values, then what a second pass over the
+        masked text would find: an occurrence inside a longer token (a glued word, a number
+        cluster) becomes a placeholder, and the rest of that token reads differently. Looking
+        again keeps masking idempotent; it only runs when a value occurs more than once."""
+        found = _repeats(text, spans)
+        for _ in range(_SETTLE_ROUNDS):
+            if len(found) == len(spans):
+                break
+            spans = _merge(found, self._rescan(text, found))
+            found = _repeats(text, spans)
+        return found
+
+    def _rescan(self, text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
+        """Spans found in ``text`` with ``spans`` replaced by placeholders, in the coordinates of
+        ``text`` (only those that lie within the original text between placeholders)."""
+        parts: list[str] = []
+        segments: list[tuple[int, int, int]] = []  # (start in masked, start in text, length)
+        size = last = 0
+        for span in spans:
+            segments.append((size, last, span.start - last))
+            parts.append(text[last : span.start])
+            parts.append(t.placeholder(span.type))
+            size += span.start - last + len(parts[-1])
+            last = span.end
+        segments.append((size, last, len(text) - last))
+        parts.append(text[last:])
+        starts = [segment[0] for segment in segments]
+        out = []
+        for span in self._scan("".join(parts)):
+            at, origin, length = segments[bisect_right(starts, span.start) - 1]
+            if span.end <= at + length:
+                shift = origin - at
+                out.append(t.PiiSpan(span.type, span.start + shift, span.end + shift, span.value))
+        return out
 
     def mask(self, text: str) -> str:
         """``text`` with every detected value replaced by its operator's output."""
@@ -268,6 +343,9 @@ class PiiMasker:
                 continue
             if kind == "pnum" and text[s] == "(" and not text[s + 1 : s + 2].isdigit():
                 s += 1  # "(+33 ...": the bracket is not part of the number
+            elif s and text[s - 1] in _GLUED:
+                pos = m.end()  # the most common rejection, without a call (see _number)
+                continue
             found, end = self._number(text, s, m.end())
             for span in found:
                 _push(out, span)
@@ -289,77 +367,99 @@ class PiiMasker:
             return None
         domain = dom.group().strip()
         if obfuscated:
-            domain = re.sub(r"\s*[\[(<{]?\s*(?:dot|DOT|Dot|\.)\s*[\])>}]?\s*", ".", domain)
+            domain = _OBF_DOT.sub(".", domain)
         domain = domain.lower()
         if domain in p.EXAMPLE_DOMAINS or domain.rsplit(".", 1)[-1] in p.EXAMPLE_TLDS:
             return None
-        if any(domain.endswith("." + d) for d in p.EXAMPLE_DOMAINS):
+        if domain.endswith(_EXAMPLE_SUBDOMAINS):
             return None
         return t.PiiSpan(t.EMAIL, start, dom.end(), text[start : dom.end()])
 
-    def _number(self, text: str, s: int, e: int) -> tuple[list[t.PiiSpan], int]:
+    def _number(self, text: str, s: int, e: int) -> tuple[Sequence[t.PiiSpan], int]:
         """Classify one digit cluster ``text[s:e]``; returns spans and where scanning resumes."""
-        n = len(text)
         prev = text[s - 1] if s else " "
-        nxt = text[e] if e < n else " "
-        types = self._types
-
         # Identifiers that start with letters: IBAN, NINO, codice fiscale, NIE.
         if s and (prev in _UPPER or (prev in "- " and s >= 2 and text[s - 2] in _UPPER)):
             if self._letter_led:
                 span = self._letter_led_id(text, s)
                 if span is not None:
-                    return [span], span.end
+                    return (span,), span.end
             if prev in _UPPER or (prev in _GLUE and text[s - 2] in _ASCII_ALNUM):
-                return [], e  # glued to a word: a model number, a SKU, a hash
+                return (), e  # glued to a word: a model number, a SKU, a hash
         elif prev in _ASCII_ALNUM or prev == "]":
-            return [], e  # glued to a word, or to a placeholder (idempotence)
+            return (), e  # glued to a word, or to a placeholder (idempotence)
         elif prev in _GLUE and s >= 2 and text[s - 2] in _ASCII_ALNUM:
-            return [], e  # the tail of a token: INV-2024-..., a UUID group, v1.2, a path
-        raw = text[s:e]
-        short = len(raw) < 6
-        if short and t.STREET_ADDRESS in types:
+            return (), e  # the tail of a token: INV-2024-..., a UUID group, v1.2, a path
+        nxt = text[e] if e < len(text) else " "
+        if e - s < 6:
+            return self._short_number(text, s, e, prev, nxt)
+        if text[s] in "23" and (nxt == ":" or nxt in _HEX_LETTERS) and self._want_ip:
+            span_end = self._ipv6(text, s)
+            if span_end is not None:
+                return span_end
+        if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
+            if nxt in _UPPER and self._want_dni:
+                m = p.DNI.match(text, s)
+                if m and is_national_id(t.ES_DNI, compact(m.group())):
+                    return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
+            if nxt != ":":
+                return (), e  # glued to letters: 3px, 2nd, a hash
+        if nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
+            if self._want_dni and text[e + 1] in _UPPER:
+                m = p.DNI.match(text, s)
+                if m and is_national_id(t.ES_DNI, compact(m.group())):
+                    return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
+            return (), e  # 2024-abc, 123-ABC: part of a longer token
+        return self._long_number(text, s, e, text[s:e])
+
+    def _short_number(
+        self, text: str, s: int, e: int, prev: str, nxt: str
+    ) -> tuple[Sequence[t.PiiSpan], int]:
+        """Clusters of up to five characters: most numbers of any page (counts, prices, years,
+        postcodes), so this path is kept short. Only a house number, a birth year or the first
+        group of an IPv6 address can start here (a DNI needs eight digits)."""
+        if self._want_address:
             span = self._address(text, s, e, prev, nxt)
             if span is not None:
-                return [span], span.end
-        if raw[0] in "23" and (nxt == ":" or nxt in _HEX_LETTERS) and t.IP_ADDRESS in types:
-            m = p.IPV6.match(text, s)
-            if m is not None:
-                value = m.group()
-                span = self._ip(text, s, m.end(), value)
-                if span is None and value.count(":") > 2:  # 2a00:...:1c2d:443, a port
-                    value = value[: value.rfind(":")]
-                    span = self._ip(text, s, s + len(value), value)
-                return ([span] if span else []), m.end()
-        if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
-            if nxt in _UPPER and t.ES_DNI in types:
-                m = p.DNI.match(text, s)
-                if m and is_national_id(t.ES_DNI, compact(m.group())):
-                    return [t.PiiSpan(t.ES_DNI, s, m.end(), m.group())], m.end()
+                return (span,), span.end
+        if nxt == ":" or nxt in _HEX_LETTERS:
+            if text[s] in "23" and self._want_ip:
+                span_end = self._ipv6(text, s)
+                if span_end is not None:
+                    return span_end
             if nxt != ":":
-                return [], e  # glued to letters: 3px, 2nd, a hash
-        if nxt in "-_" and e + 1 < n and text[e + 1] in _ASCII_ALNUM:
-            if t.ES_DNI in types and text[e + 1] in _UPPER:
-                m = p.DNI.match(text, s)
-                if m and is_national_id(t.ES_DNI, compact(m.group())):
-                    return [t.PiiSpan(t.ES_DNI, s, m.end(), m.group())], m.end()
-            return [], e  # 2024-abc, 123-ABC: part of a longer token
-        if short:
-            if len(raw) == 4 and t.DATE_OF_BIRTH in types and p.YEAR.fullmatch(raw):
-                span = self._written_dob(text, s, e)
-                if span is not None:
-                    return [span], span.end
-            return [], e
-        return self._long_number(text, s, e, raw)
+                return (), e
+        elif nxt in _ASCII_ALNUM or nxt == "@":
+            return (), e  # glued to letters: 3px, 2nd
+        elif nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
+            return (), e  # 2024-abc: part of a longer token
+        if e - s == 4 and self._want_dob and p.YEAR.fullmatch(text, s, e):
+            span = self._written_dob(text, s, e)
+            if span is not None:
+                return (span,), span.end
+        return (), e
 
-    def _long_number(self, text: str, s: int, e: int, raw: str) -> tuple[list[t.PiiSpan], int]:
+    def _ipv6(self, text: str, s: int) -> tuple[Sequence[t.PiiSpan], int] | None:
+        m = p.IPV6.match(text, s)
+        if m is None:
+            return None
+        value = m.group()
+        span = self._ip(text, s, m.end(), value)
+        if span is None and value.count(":") > 2:  # 2a00:...:1c2d:443, a port
+            value = value[: value.rfind(":")]
+            span = self._ip(text, s, s + len(value), value)
+        return ((span,) if span else ()), m.end()
+
+    def _long_number(self, text: str, s: int, e: int, raw: str) -> tuple[Sequence[t.PiiSpan], int]:
         types = self._types
         dm = p.NUM_DATE.match(raw)
         if dm is not None and (dm.end() == len(raw) or raw[dm.end()] == " "):
             if t.DATE_OF_BIRTH in types and _has_context(p.BIRTH_CONTEXT, text, s):
                 end = s + dm.end()
                 return [t.PiiSpan(t.DATE_OF_BIRTH, s, end, text[s:end])], end
-            return [], e  # a plain date or timestamp
+            # A plain date or timestamp; what follows it in the cluster (a time, a year in
+            # a written date) is scanned on its own, as it would be once the date is masked.
+            return (), s + dm.end()
         if raw.count(".") >= 3 and p.IPV4.search(raw):
             found = []
             if t.IP_ADDRESS in types:
@@ -372,11 +472,25 @@ class PiiMasker:
         found = []
         if t.CREDIT_CARD in types and len(raw) >= 13:
             for m in p.CARD.finditer(raw):
-                if is_card(_NON_DIGITS.sub("", m.group())):
-                    found.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), s + m.end(), m.group()))
+                # The shape is greedy ("4111 1111 1111 1111 2024"): drop trailing groups
+                # until the number checks, as long as it has the digits of a card.
+                value = m.group()
+                while not is_card(_NON_DIGITS.sub("", value)):
+                    cut = max(value.rfind(" "), value.rfind("-"))
+                    value = value[:cut] if cut > 0 else ""
+                    if len(value) < 13:
+                        break
+                else:
+                    end = s + m.start() + len(value)
+                    found.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
         ctx: dict[str, bool] = {}
         nd = len(_NON_DIGITS.sub("", raw))
-        for pii_type, shape, strong in self._id_shapes:
+        id_shapes = (
+            self._id_shapes
+            if self._any_id_shape is not None and self._any_id_shape.search(raw)
+            else ()
+        )
+        for pii_type, shape, strong in id_shapes:
             if nd < _MIN_DIGITS[pii_type]:
                 continue
             for m in shape.finditer(raw):
@@ -384,13 +498,15 @@ class PiiMasker:
                 if any(f.start < me and ms < f.end for f in found):
                     continue
                 value = m.group()
-                if not is_national_id(pii_type, _NON_DIGITS.sub("", value)):
-                    continue
+                # The context test is a few substring checks; a checksum costs more, and most
+                # candidates (phone numbers, order numbers) fail for want of context.
                 if pii_type != t.FR_NIR and not (strong and strong.fullmatch(value)):
                     if pii_type not in ctx:
                         ctx[pii_type] = _has_context(p.ID_CONTEXT[pii_type], text, s)
                     if not ctx[pii_type]:
                         continue
+                if not is_national_id(pii_type, _NON_DIGITS.sub("", value)):
+                    continue
                 found.append(t.PiiSpan(pii_type, ms, me, value))
         if found:
             found.sort(key=lambda x: x.start)
@@ -399,7 +515,23 @@ class PiiMasker:
             span = self._phone(text, s, raw)
             if span is not None:
                 return [span], span.end
-        return [], e
+        if self._want_dob:
+            span = self._year_at_edge(text, s, e, raw)
+            if span is not None:
+                return (span,), span.end
+        return (), e
+
+    def _year_at_edge(self, text: str, s: int, e: int, raw: str) -> t.PiiSpan | None:
+        """A year that starts a cluster can end a written date of birth ("born 12 March 1985
+        2 children"), one that ends it can start a Japanese one ("... 1985年3月12日生"): read
+        on its own, as it is once the rest of the cluster is masked."""
+        if raw[4:5] == " " and p.YEAR.fullmatch(raw, 0, 4):
+            span = self._written_dob(text, s, s + 4)
+            if span is not None:
+                return span
+        if raw[-5:-4] == " " and p.YEAR.fullmatch(raw, len(raw) - 4):
+            return self._written_dob(text, e - 4, e)
+        return None
 
     def _phone(self, text: str, s: int, raw: str) -> t.PiiSpan | None:
         digits = _NON_DIGITS.sub("", raw)
@@ -418,11 +550,11 @@ class PiiMasker:
                 # Without a context word, only the usual shapes of a national number count:
                 # a trunk prefix 0, an area code in brackets, or the NANP 3-3-4 layout. Bare or
                 # oddly grouped digits are too often order numbers valid in *some* region.
-                if context is None:
-                    context = _has_context(p.PHONE_CONTEXT, text, s)
                 shaped = variant[0] in "0(" and _grouped(variant)
                 shaped = shaped or _NANP.fullmatch(variant) is not None
-                ok = (context or shaped) and is_national_phone(vd, self._regions)
+                if not shaped and context is None:
+                    context = _has_context(p.PHONE_CONTEXT, text, s)
+                ok = (shaped or bool(context)) and is_national_phone(vd, self._regions)
             if ok:
                 end = s + len(variant)
                 return t.PiiSpan(t.PHONE, s, end, variant)
@@ -439,22 +571,14 @@ class PiiMasker:
             after = text[e : e + 2]
             if after[:1] in ("-", "+") or (after[:1] == "." and after[1:].isalnum()):
                 return None  # 2.4.1.187-beta
-            if _has_context(p.VERSION_CONTEXT, text, s, 24):
+            labelled = p.IP_LABEL.search(text, max(0, s - 16), s) is not None
+            if not labelled and _has_context(p.VERSION_CONTEXT, text, s, 24):
                 return None
         return t.PiiSpan(t.IP_ADDRESS, s, e, value)
 
     def _letter_led_id(self, text: str, s: int) -> t.PiiSpan | None:
-        types = self._types
-        tries: list[tuple[str, re.Pattern[str], int]] = []
-        if t.IBAN in types:
-            tries.append((t.IBAN, p.IBAN, s - 2))
-        if t.GB_NINO in types:
-            tries.extend(((t.GB_NINO, p.NINO, s - 2), (t.GB_NINO, p.NINO, s - 3)))
-        if t.IT_FISCAL_CODE in types:
-            tries.append((t.IT_FISCAL_CODE, p.FISCAL_CODE, s - 6))
-        if t.ES_NIE in types:
-            tries.extend(((t.ES_NIE, p.NIE, s - 1), (t.ES_NIE, p.NIE, s - 2)))
-        for pii_type, rx, start in tries:
+        for pii_type, rx, back in self._letter_tries:
+            start = s - back
             if start < 0 or (start and text[start - 1] in _ASCII_ALNUM):
                 continue
             m = rx.match(text, start)
@@ -490,15 +614,21 @@ class PiiMasker:
 
     def _address(self, text: str, s: int, e: int, prev: str, nxt: str) -> t.PiiSpan | None:
         n = len(text)
-        if nxt in " ,abcdefghijklmnopqrstuvwxyzAB" and e + 2 < n:
+        if nxt in _ADDRESS_NEXT and e + 2 < n:
             m = p.ADDRESS_AFTER.match(text, e)
             if m is not None:
                 end = m.end()
                 return t.PiiSpan(t.STREET_ADDRESS, s, end, text[s:end])
-        if prev in " ,º" and s >= 4:
+        # A house number after its street starts with a digit (not "(" or "+": "(12 replies)").
+        if prev in " ,º" and s >= 4 and text[s] in _DIGITS:
+            # Cheap tests first: a street word right before the number, or a street hint
+            # within 50 characters. ADDRESS_BEFORE (a search ending at the number) costs more.
             window = text[max(0, s - 50) : s]
-            word = window.rstrip(" ,").lower()
-            if word.endswith(_STREET_SUFFIXES) or _STREET_HINT.search(window):
+            if (
+                window.rstrip(" ,")[-8:].lower().endswith(_STREET_SUFFIXES)
+                or _STREET_HINT.search(window)
+                or (("l." in window or "s." in window) and _STREET_ABBR.search(window))
+            ):
                 m = p.ADDRESS_BEFORE.search(text, max(0, s - 50), s)
                 if m is not None:
                     end = e
@@ -569,6 +699,8 @@ def _repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
             continue
         seen.add(value)
         lo, hi = max(0, span.start - reach), min(n, span.end + reach)
+        if text.count(value, lo, hi) < 2:
+            continue  # the usual case: the value occurs once
         i = text.find(value, lo, hi)
         while i >= 0:
             j = i + len(value)

@@ -76,6 +76,12 @@ DROP_ITEM = "drop_item"
 OPERATORS: tuple[str, ...] = (MASK, PARTIAL, PSEUDONYMIZE, REMOVE_FIELD, DROP_ITEM)
 
 
+#: Entries of each per-value validation cache (phone numbers, cards, IBANs, IDs, IPs): enough
+#: for the values a site repeats on every page (a footer's phone number), and a bound on memory
+#: however long the crawl.
+CACHE_SIZE = 8192
+
+
 def placeholder(pii_type: str) -> str:
     """The typed placeholder that replaces a value, e.g. ``[EMAIL]``."""
     return f"[{pii_type.upper()}]"

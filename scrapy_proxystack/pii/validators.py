@@ -2,7 +2,10 @@
 
 Checksums come from python-stdnum wherever it has them, so that the rules (excluded ranges,
 check-digit algorithms, date parts) are the maintained ones rather than our own copies. Only the
-British NINO, which stdnum does not cover, is checked here by its published format rules.
+British NINO, which stdnum does not cover, is checked here by its published format rules, and
+the IBAN's mod-97 is computed here (with stdnum's registry and national checks): the general
+path of ``stdnum.iban`` looks the registry up for every candidate. IP addresses outside special
+ranges are classified without ``ipaddress``, which tests every special network in turn.
 
 Every function takes a *compact* value (digits and letters only, upper case) and never raises.
 """
@@ -11,12 +14,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from functools import lru_cache
-from typing import TYPE_CHECKING
+import string
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
-from stdnum import iban as _iban
 from stdnum import isbn as _isbn
 from stdnum import luhn as _luhn
+from stdnum import numdb
 from stdnum.br import cpf as _cpf
 from stdnum.de import idnr as _idnr
 from stdnum.es import dni as _dni
@@ -29,8 +33,10 @@ from stdnum.nl import bsn as _bsn
 from stdnum.pl import pesel as _pesel
 from stdnum.se import personnummer as _pnr
 from stdnum.us import ssn as _ssn
+from stdnum.util import get_cc_module
 
 from scrapy_proxystack.pii import types as t
+from scrapy_proxystack.pii.types import CACHE_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,7 +70,7 @@ _CARD_IIN = re.compile(
 )
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def is_card(c: str) -> bool:
     """A payment card: 13-19 digits, a known network prefix and a valid Luhn digit."""
     return 13 <= len(c) <= 19 and _CARD_IIN.fullmatch(c) is not None and _ok(_luhn, c)
@@ -75,19 +81,81 @@ def is_isbn(c: str) -> bool:
     return len(c) in (10, 13) and c[:3] in ("978", "979") and _ok(_isbn, c)
 
 
-@lru_cache(maxsize=65536)
+_BASE36 = str.maketrans({ch: str(int(ch, 36)) for ch in string.ascii_uppercase})
+_BBAN_FIELD = re.compile(r"([1-9][0-9]*)!([nac])")
+_BBAN_CHARS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
+
+
+@cache
+def _iban_country(cc: str) -> tuple[re.Pattern[str] | None, Any]:
+    """The BBAN structure of a country (from python-stdnum's IBAN registry) and its national
+    check module, if stdnum has one."""
+    info = numdb.get("iban").info(cc)[0][1]
+    if not info:
+        return None, None
+    bban = _BBAN_FIELD.sub(
+        lambda m: f"{_BBAN_CHARS[m.group(2)]}{{{m.group(1)}}}", info.get("bban", "")
+    )
+    return re.compile(f"^{bban}$"), get_cc_module(cc, "iban")
+
+
+@lru_cache(maxsize=CACHE_SIZE)
 def is_iban(c: str) -> bool:
-    """IBAN: country length and the ISO 7064 mod-97 check."""
-    return _ok(_iban, c)
+    """IBAN: the ISO 7064 mod-97 check, the country's BBAN structure and, where python-stdnum
+    has one, the national check (BE, ES, ME, NO).
+
+    These are the checks of ``stdnum.iban.is_valid``, with the per-country registry entry looked
+    up once rather than for every candidate (which made it the costliest validator).
+    """
+    if len(c) < 5 or not (c.isascii() and c.isalnum()):
+        return False
+    if int((c[4:] + c[:4]).translate(_BASE36)) % 97 != 1:
+        return False
+    structure, module = _iban_country(c[:2])
+    if structure is None or structure.match(c[4:]) is None:
+        return False
+    return module is None or _ok(module, c)
 
 
-@lru_cache(maxsize=65536)
+# ``ipaddress`` answers ``is_global`` by testing a list of networks, tens of microseconds per
+# address. First octets of every IPv4 range with a special purpose (IANA registry: private,
+# shared, loopback, link-local, documentation, benchmarking, multicast, reserved): an address
+# outside them is global whatever the Python version's tables, so it needs no lookup.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # what ipaddress accepts
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_SPECIAL_FIRST_OCTETS = frozenset([0, 10, 100, 127, 169, 172, 192, 198, 203, *range(224, 256)])
+
+
 def ip_kind(candidate: str) -> str | None:
     """``"public"``, ``"private"`` (private, loopback, link-local, ...) or None when not an IP.
 
     Documentation ranges (RFC 5737, RFC 3849) are reported as None: they are the ``example.com``
     of addresses.
     """
+    if ":" in candidate:
+        try:
+            first = int(ipaddress.IPv6Address(candidate)) >> 112
+        except ValueError:
+            return None
+        # Global unicast outside 2001::/23, 2002::/16 (6to4) and 3fff::/20 (documentation),
+        # the only special ranges of 2000::/3 in any Python version's tables.
+        if 0x2003 <= first <= 0x3FFE:
+            return "public"
+        return _ip_kind(candidate)
+    if _IPV4.fullmatch(candidate):
+        a, b, c, _ = (int(x) for x in candidate.split("."))
+        if a not in _SPECIAL_FIRST_OCTETS:
+            return "public"
+        # Ranges whose meaning every Python version agrees on; the rest goes to ipaddress.
+        if a in (10, 127) or (a, b) in ((169, 254), (192, 168)) or (a == 172 and 16 <= b <= 31):
+            return "private"
+        if (a, b, c) in ((192, 0, 2), (198, 51, 100), (203, 0, 113)):
+            return None
+    return _ip_kind(candidate)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _ip_kind(candidate: str) -> str | None:
     try:
         addr = ipaddress.ip_address(candidate)
     except ValueError:
@@ -136,7 +204,7 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
 }
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def is_national_id(pii_type: str, c: str) -> bool:
     """Whether the compact value passes the checksum of that national identifier."""
     check = _CHECKS.get(pii_type)
