@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 EXIT_META_KEY = "_proxystack_exit"
 TRIED_META_KEY = "_proxystack_tried"
 PENDING_META_KEY = "_proxystack_pending"
+#: The exit whose in-flight slot this very attempt holds: released exactly once.
+HELD_META_KEY = "_proxystack_held"
 _MAX_RETIRED_SESSIONS = 100_000
 _FREEZE_THRESHOLD = 10_000
 
@@ -83,6 +85,15 @@ class ProxyStack:
     @classmethod
     def build(cls, crawler: Crawler) -> ProxyStack:
         check_setting_names(crawler.settings)
+        if not crawler.settings.getbool("HTTPPROXY_ENABLED"):
+            # The exit's credentials travel in meta["proxy"] to Scrapy's HttpProxyMiddleware,
+            # which turns them into a header; without it they would reach the network layer.
+            raise ConfigError(
+                [
+                    "setting HTTPPROXY_ENABLED: False is incompatible with scrapy-proxystack; "
+                    "expected True (Scrapy's HttpProxyMiddleware sends the proxy credentials)"
+                ]
+            )
         settings = ProxyStackSettings.from_settings(crawler.settings)
         configured = settings.proxies_file is not None or settings.proxies is not None
         config = load_proxy_config(
@@ -164,6 +175,7 @@ class ProxyStack:
     def _setup(self, crawler: Crawler) -> None:
         s = crawler.settings
         st = self.settings
+        crawler.signals.connect(self._engine_stopped, signal=signals.engine_stopped)
         self.limiter = DomainRateLimiter(
             RateRule(rate=st.domain_rate, burst=st.domain_burst) if st.domain_rate else None
         )
@@ -187,6 +199,17 @@ class ProxyStack:
             self._robots_agent = s.get("ROBOTSTXT_USER_AGENT") or s.get("USER_AGENT")
             crawler.signals.connect(self._robots_parsed, signal=signals.robots_parsed)
 
+    def _engine_stopped(self) -> None:
+        """Every request has ended by now: an exit still marked busy is an accounting bug."""
+        in_flight = self.pool.counts(None).in_flight
+        if in_flight:
+            self.stats.set("exits", "in_flight_at_close", value=in_flight)
+            logger.error(
+                "%(n)d requests still counted in flight at close (an accounting bug)",
+                {"n": in_flight},
+                extra={"crawler": self.crawler},
+            )
+
     def _robots_parsed(self, robotparser: Any, request: Request) -> None:
         """Apply a robots ``Crawl-delay`` to the site's budget (Scrapy only parses it)."""
         delay = robotparser.crawl_delay(self._robots_agent)
@@ -208,6 +231,7 @@ class ProxyStack:
         entry = choice.entry
         meta["proxy"] = entry.url
         meta[EXIT_META_KEY] = entry.id
+        meta[HELD_META_KEY] = entry.id
         meta["_proxystack_exit_locale"] = choice.locale
         meta["_proxystack_flags"] = (choice.fallback, choice.panic)
         if not self.dispatch_binding:
@@ -221,16 +245,19 @@ class ProxyStack:
         accept_language = self.accept_language.get(choice.locale)
         if accept_language is not None:
             current = request.headers.get(b"Accept-Language")
-            if current is None or current == self.default_accept_language:
+            ours = meta.get("_proxystack_accept_language")
+            if current is None or current in (self.default_accept_language, ours):
+                # Not set by the user (or set by the suite for an earlier hop or locale).
                 request.headers[b"Accept-Language"] = accept_language
+                meta["_proxystack_accept_language"] = accept_language.encode()
         if self.settings.adaptive_timeout:
             self._adapt_timeout(request, choice.locale)
 
     def _adapt_timeout(self, request: Request, locale: str | None) -> None:
         """A black-hole exit should cost seconds, not DOWNLOAD_TIMEOUT (180 s by default)."""
         current = request.meta.get("download_timeout", self.default_timeout)
-        if current != self.default_timeout:
-            return  # set by the user for this request
+        if current != self.default_timeout or request.meta.get("_proxystack_full_timeout"):
+            return  # set by the user for this request, or a shortened timeout already fired
         latency = self.pool.locale_latency(locale)
         if latency is None:
             return
@@ -257,6 +284,12 @@ class ProxyStack:
                 raise
         self.stats.inc("exits", "reused")
         return self.pool.choose(locale, domain, session=name)
+
+    def release_held(self, request: Request) -> None:
+        """Give back the in-flight slot this attempt holds, if it holds one."""
+        held = request.meta.pop(HELD_META_KEY, None)
+        if held is not None:
+            self.pool.release(held)
 
     def count_sent(self, request: Request) -> None:
         """Count a request once, when its exit is final (at dispatch when the handlers are on)."""

@@ -89,6 +89,9 @@ def run_crawl(
     if not out_path.exists():
         raise AssertionError(f"crawl produced no result (exit {proc.returncode}):\n{log[-5000:]}")
     result = json.loads(out_path.read_text(encoding="utf-8"))
+    # An invariant of every crawl: each attempt gave its exit back exactly once.
+    leaked = result["stats"].get("proxystack/exits/in_flight_at_close")
+    assert leaked is None, f"{leaked} requests still counted in flight at close"
     return CrawlResult(
         items=result["items"],
         stats=result["stats"],

@@ -40,8 +40,17 @@ def main(spec_path: str, out_path: str) -> int:
             for k, v in crawler.stats.get_stats().items()  # type: ignore[union-attr]
         }
 
+    def on_stopped() -> None:
+        # Components that check invariants when the engine stops write their stats then.
+        result["stats"].update(
+            (k, v if isinstance(v, int | float | str) else str(v))
+            for k, v in crawler.stats.get_stats().items()  # type: ignore[union-attr]
+            if k.startswith("proxystack/exits/in_flight")
+        )
+
     crawler.signals.connect(on_item, signal=signals.item_scraped)
     crawler.signals.connect(on_closed, signal=signals.spider_closed)
+    crawler.signals.connect(on_stopped, signal=signals.engine_stopped)
     process.crawl(crawler, **spec.get("spider_kwargs", {}))
     process.start()
     with open(out_path, "w", encoding="utf-8") as f:

@@ -176,3 +176,9 @@ def test_every_stats_key_in_the_code_is_documented() -> None:
     assert used
     missing = sorted(k for k in used if k not in flat)
     assert missing == []
+
+
+def test_httpproxy_middleware_must_stay_enabled() -> None:
+    with pytest.raises(ConfigError, match="HTTPPROXY_ENABLED") as info:
+        crawler_with({"HTTPPROXY_ENABLED": False})
+    assert ":pw@" not in str(info.value)

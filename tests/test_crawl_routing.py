@@ -338,3 +338,53 @@ def test_panic_mode_keeps_sending_through_the_least_bad_exit(
     assert stats["proxystack/requests/locale/us"] == only.count
     assert "panic mode" in result.log
     assert "proxystack/requests/no_exit/all_paced" not in stats
+
+
+def test_other_schemes_fail_closed_and_dont_retry_is_honoured(
+    world: LoopbackWorld, tmp_path: Path
+) -> None:
+    site = world.add_site("news", pages=2)
+    dead = [world.add_proxy(5, mode="dead") for _ in range(3)]
+    result = run_crawl(
+        tmp_path,
+        urls=[
+            # Scrapy's FTP handler ignores meta["proxy"]: it would connect directly.
+            {"url": f"ftp://{site.host}/file.txt", "meta": {"proxystack_locale": "us"}},
+            {"url": site.url("/page/1"), "meta": {"dont_retry": True}},
+        ],
+        settings={
+            "PROXYSTACK_PROXIES": yaml_for({"us": dead}, {site.host: "us"}),
+            "RETRY_ENABLED": False,
+        },
+    )
+    errors = {e["url"]: e for e in result.errors}
+    assert errors[f"ftp://{site.host}/file.txt"]["reason"] == "unsupported_scheme"
+    assert result.stat("proxystack/requests/no_exit/unsupported_scheme") == 1
+    assert sum(p.count for p in dead) == 0  # refused connections are not counted by proxies
+    assert result.stat("proxystack/exits/transport_failures/DownloadConnectionRefusedError") == 1
+    assert "proxystack/retry/transport/count" not in result.stats
+
+
+def test_cached_answers_say_nothing_about_exits(world: LoopbackWorld, tmp_path: Path) -> None:
+    from scrapy_proxystack.testing import BanRule
+
+    site = world.add_site("cached", pages=3)
+    exits = [world.add_proxy(5), world.add_proxy(5)]
+    settings = {
+        "PROXYSTACK_PROXIES": yaml_for({"us": exits}, {site.host: "us"}),
+        "HTTPCACHE_ENABLED": True,
+        "HTTPCACHE_DIR": str(tmp_path / "cache"),
+    }
+    urls = [site.url(f"/page/{i}") for i in range(1, 4)]
+    first = tmp_path / "first"
+    first.mkdir()
+    assert len(run_crawl(first, urls=urls, settings=settings).pages) == 3
+    sent = sum(p.count for p in exits)
+    site.ban = BanRule("403")  # if anything reached the site now, it would be a ban
+    second = tmp_path / "second"
+    second.mkdir()
+    result = run_crawl(second, urls=urls, settings=settings)
+    assert len(result.pages) == 3
+    assert sum(p.count for p in exits) == sent  # all from the cache
+    assert not any(k.startswith("proxystack/bans/") for k in result.stats)
+    assert "proxystack/responses/locale/us" not in result.stats

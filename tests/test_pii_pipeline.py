@@ -1,27 +1,30 @@
-"""Tests of PiiMaskingPipeline: settings, item types, policies, stats, and a real crawl."""
+"""Tests of PiiMaskingPipeline: settings, item types, policies, stats, and a real crawl of the
+loopback world through its proxies, with the add-on enabled and feeds exported."""
 
 from __future__ import annotations
 
+import csv
 import json
-import subprocess
-import sys
-import textwrap
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
 import scrapy
+from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.test import get_crawler
 
 from scrapy_proxystack.pipelines.pii import PiiMaskingPipeline
+from tests.crawl import run_crawl
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
     from pathlib import Path
+
+    from scrapy.http import Response
+
+    from scrapy_proxystack.testing import LoopbackWorld
 
 
 def make(settings: dict[str, Any] | None = None) -> PiiMaskingPipeline:
@@ -159,133 +162,172 @@ def test_remove_field_keeps_declared_fields_of_dataclasses() -> None:
     assert out.text is None
 
 
-# --- a real crawl against a loopback site -----------------------------------------------------
+# --- a real crawl of the loopback world, through its proxies, with feeds exported -------------
 
-PAGES = {
-    "/": b"<html><body><a href='/p/1'>1</a><a href='/p/2'>2</a><a href='/p/3'>3</a>"
-    b"<a href='/p/4'>4</a></body></html>",
-    "/p/1": b"<p>Contact: jane.roe@mailbox.org, Tel +33 6 12 34 56 78</p>",
-    "/p/2": b"<p>IBAN DE89 3704 0044 0532 0130 00, version 2.4.1.187</p>",
-    "/p/3": b"<p>Card 4111 1111 1111 1111; order 4111111111111112</p>",
-    "/p/4": "<p>né le 12/03/1985, NIR 1 85 05 78 006 084 91</p>".encode(),
+# Personal data the spider adds to each page's text, and what must be left of it: the world's
+# pages only carry a phone number and an e-mail under the reserved .test TLD (never masked).
+INJECTED = (
+    "Paid with card 4111 1111 1111 1111, IBAN DE89 3704 0044 0532 0130 00, "
+    "receipt to jane.roe@mailbox.org. Version 2.4.1.187, order 4111111111111112."
+)
+INJECTED_MASKED = (
+    "Paid with card [CREDIT_CARD], IBAN [IBAN], receipt to [EMAIL]. "
+    "Version 2.4.1.187, order 4111111111111112."
+)
+SECRETS = ("4111 1111", "DE89", "jane.roe")
+
+
+class _Recordable:
+    """Lets tests/runner.py record the item with ``dict(item)``. ItemAdapter picks its adapter
+    by type first, so the pipeline and the exporters still see a dataclass or an attrs class."""
+
+    def keys(self) -> list[str]:
+        return list(ItemAdapter(self).field_names())
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
+
+@dataclass
+class CrawlDataItem(_Recordable):
+    kind: str
+    text: str
+    url: str
+
+
+@attrs.define
+class CrawlAttrsItem(_Recordable):
+    kind: str
+    text: str
+    url: str
+
+
+class CrawlScrapyItem(scrapy.Item):
+    kind = scrapy.Field()
+    text = scrapy.Field()
+    url = scrapy.Field()
+
+
+def _dict_item(**fields: str) -> dict[str, str]:
+    return fields
+
+
+FACTORIES: dict[str, Callable[..., Any]] = {
+    "dict": _dict_item,
+    "dataclass": CrawlDataItem,
+    "attrs": CrawlAttrsItem,
+    "scrapy.Item": CrawlScrapyItem,
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = PAGES.get(self.path)
-        self.send_response(200 if body else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.end_headers()
-        self.wfile.write(body or b"")
+class PiiWorldSpider(scrapy.Spider):
+    """Follows the articles of the world's sites; each article gives one item (the item type
+    cycles with the page number) holding the page's contact line and the injected data."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    name = "pii_world"
 
+    def __init__(self, urls: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.urls = urls or []
 
-@pytest.fixture
-def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for url in self.urls:
+            yield scrapy.Request(url)
 
-
-SPIDER = textwrap.dedent(
-    """
-    import json, sys
-    from dataclasses import dataclass
-    import attrs, scrapy
-    from scrapy.crawler import CrawlerProcess
-
-    @dataclass
-    class DataItem:
-        text: str
-        url: str
-
-    @attrs.define
-    class AttrsItem:
-        text: str
-        url: str
-
-    class ScrapyItem(scrapy.Item):
-        text = scrapy.Field()
-        url = scrapy.Field()
-
-    FACTORIES = [dict, DataItem, AttrsItem, ScrapyItem]
-
-    class PiiSpider(scrapy.Spider):
-        name = "pii"
-
-        async def start(self):
-            yield scrapy.Request(sys.argv[1] + "/")
-
-        def parse(self, response):
-            if response.url.endswith("/"):
-                yield from response.follow_all(css="a")
-                return
-            n = int(response.url.rsplit("/", 1)[1])
-            text = " ".join(response.css("p::text").getall())
-            yield FACTORIES[n - 1](text=text, url=response.url)
-
-    process = CrawlerProcess({
-        "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
-        "ITEM_PIPELINES": {"scrapy_proxystack.pipelines.pii.PiiMaskingPipeline": 900},
-        "PROXYSTACK_PII_ENABLED": True,
-        "FEEDS": {sys.argv[2]: {"format": "jsonlines"}},
-        "LOG_LEVEL": "INFO",
-        "TELNETCONSOLE_ENABLED": False,
-        "ROBOTSTXT_OBEY": False,
-    })
-    crawler = process.create_crawler(PiiSpider)
-    process.crawl(crawler)
-    process.start()
-    stats = {k: v for k, v in crawler.stats.get_stats().items() if k.startswith("proxystack/")}
-    with open(sys.argv[3], "w") as f:
-        json.dump(stats, f)
-    """
-)
+    def parse(self, response: Response) -> Iterator[Any]:
+        yield from response.follow_all(css="a[href^='/page/']")
+        if "/page/" not in response.url:
+            return
+        number = int(response.url.rsplit("/", 1)[1])
+        kind = list(FACTORIES)[(number - 1) % len(FACTORIES)]
+        contact = " ".join(response.css("p.contact ::text").getall())
+        yield FACTORIES[kind](kind=kind, text=f"{contact} | {INJECTED}", url=response.url)
 
 
-def test_real_crawl_exports_masked_feeds(site: str, tmp_path: Path) -> None:
-    script = tmp_path / "crawl.py"
-    script.write_text(SPIDER)
-    feed, stats_file = tmp_path / "items.jsonl", tmp_path / "stats.json"
-    proc = subprocess.run(
-        [sys.executable, str(script), site, feed.as_uri(), str(stats_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    items = sorted(
-        (json.loads(line) for line in feed.read_text().splitlines()), key=lambda i: i["url"]
-    )
-    texts = [i["text"] for i in items]
-    assert texts == [
-        "Contact: [EMAIL], Tel [PHONE]",
-        "IBAN [IBAN], version 2.4.1.187",
-        "Card [CREDIT_CARD]; order 4111111111111112",
-        "né le [DATE_OF_BIRTH], NIR [FR_NIR]",
+def test_crawl_of_the_loopback_world_exports_masked_feeds(
+    world: LoopbackWorld, tmp_path: Path
+) -> None:
+    sites = [
+        world.add_site("boutique-fr", lang="fr", countries={"fr"}, pages=4),
+        world.add_site("daily-us", lang="en", countries={"us"}, pages=4),
     ]
-    assert all(i["url"].startswith(site) for i in items)
-    for secret in ("jane.roe", "+33 6 12", "DE89", "4111 1111", "12/03/1985", "1 85 05"):
-        assert secret not in feed.read_text()
-        assert secret not in proc.stderr
-    stats = json.loads(stats_file.read_text())
-    assert stats == {
-        "proxystack/pii/items_scanned": 4,
-        "proxystack/pii/items_with_pii": 4,
-        "proxystack/pii/masked/credit_card": 1,
-        "proxystack/pii/masked/date_of_birth": 1,
-        "proxystack/pii/masked/email": 1,
-        "proxystack/pii/masked/fr_nir": 1,
-        "proxystack/pii/masked/iban": 1,
-        "proxystack/pii/masked/phone": 1,
+    world.add_proxy(1)
+    world.add_proxy(1)
+    world.add_proxy(5)
+    proxies = {
+        **world.proxy_config(),
+        "domains": {sites[0].host: "fr", sites[1].host: "us"},
     }
+    feeds = {"jsonl": tmp_path / "items.jsonl", "csv": tmp_path / "items.csv"}
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url("/") for site in sites],
+        spider="tests.test_pii_pipeline.PiiWorldSpider",
+        settings={
+            "PROXYSTACK_PROXIES": proxies,
+            "PROXYSTACK_PII_ENABLED": True,
+            "FEEDS": {
+                feeds["jsonl"].as_uri(): {"format": "jsonlines"},
+                feeds["csv"].as_uri(): {"format": "csv", "fields": ["kind", "url", "text"]},
+            },
+        },
+    )
+    assert result.returncode == 0, result.log[-3000:]
+    assert result.close_reason == "finished"
+    # Every page was fetched through a proxy of the site's country.
+    for site, country in zip(sites, ("fr", "us"), strict=True):
+        assert {r.path for r in site.requests} == {"/", *(f"/page/{n}" for n in range(1, 5))}
+        assert {r.country for r in site.requests} == {country}
+
+    exported = [json.loads(line) for line in feeds["jsonl"].read_text().splitlines()]
+    assert len(exported) == 8
+    assert sorted(i["kind"] for i in exported) == sorted([*FACTORIES] * 2)
+    for item in exported:
+        site = next(s for s in sites if item["url"].startswith(s.base_url))
+        contact, injected = item["text"].split(" | ")
+        assert injected == INJECTED_MASKED
+        assert site.phone not in contact
+        assert contact.count("[PHONE]") == 1
+        assert site.email in contact  # reserved .test domain: not personal data
+    assert sorted(exported, key=str) == sorted(result.items, key=str)
+    rows = list(csv.DictReader(feeds["csv"].read_text().splitlines()))
+    assert sorted(r["text"] for r in rows) == sorted(i["text"] for i in exported)
+    for feed in feeds.values():
+        body = feed.read_text()
+        assert all(secret not in body for secret in SECRETS)
+        assert all(site.phone not in body for site in sites)
+    assert all(secret not in result.log for secret in SECRETS)
+
+    assert {k: v for k, v in result.stats.items() if k.startswith("proxystack/pii/")} == {
+        "proxystack/pii/items_scanned": 8,
+        "proxystack/pii/items_with_pii": 8,
+        "proxystack/pii/masked/credit_card": 8,
+        "proxystack/pii/masked/email": 8,
+        "proxystack/pii/masked/iban": 8,
+        "proxystack/pii/masked/phone": 8,
+    }
+    assert result.stat("item_scraped_count") == 8
+
+
+def test_settings_given_on_the_command_line_are_understood() -> None:
+    # `scrapy crawl -s NAME=value` hands every value over as a string.
+    from scrapy_proxystack.pipelines.pii import PiiConfig
+
+    crawler = get_crawler(
+        settings_dict={
+            "PROXYSTACK_PII_PARTIAL_KEEP": "2",
+            "PROXYSTACK_PII_POLICY": '{"email": "partial"}',
+            "PROXYSTACK_PII_TYPES": '["email", "phone"]',
+            "PROXYSTACK_PII_LANGUAGES": "fr,de",
+        }
+    )
+    config = PiiConfig.from_settings(crawler.settings)
+    assert config.partial_keep == 2
+    assert config.policy == {"email": "partial"}
+    assert list(config.types) == ["email", "phone"]
+
+
+def test_bad_enabled_value_names_the_setting() -> None:
+    crawler = get_crawler(settings_dict={"PROXYSTACK_PII_ENABLED": "yes"})
+    with pytest.raises(ValueError, match="PROXYSTACK_PII_ENABLED"):
+        PiiMaskingPipeline.from_crawler(crawler)

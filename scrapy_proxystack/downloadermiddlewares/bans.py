@@ -15,7 +15,7 @@ from scrapy_proxystack.bans import BanClassifier, BanClassifierSettings, BanKind
 from scrapy_proxystack.downloadermiddlewares.locale import resolve_request_locale
 from scrapy_proxystack.downloadermiddlewares.proxy import EXIT_META_KEY, forget_exit
 from scrapy_proxystack.exceptions import BannedResponse
-from scrapy_proxystack.runtime import get_stack
+from scrapy_proxystack.runtime import HELD_META_KEY, get_stack
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -148,12 +148,15 @@ class BanDetectionMiddleware:
         exit_id = request.meta.get(EXIT_META_KEY)
         if exit_id is None or request.meta.get("proxystack_dont_ban_check"):
             return response
+        if request.meta.get(HELD_META_KEY) != exit_id or "cached" in response.flags:
+            return response  # not an answer through the exit (HTTP cache, ...): nothing to judge
         verdict = self._classify(request, response)
         if not verdict.is_ban:
             return response
         stats = self.stack.stats
         domain = urlparse_cached(request).hostname or ""
         latency = request.meta.get("download_latency")
+        request.meta.pop(HELD_META_KEY, None)  # record_ban releases it
         cooldown = self.stack.pool.record_ban(
             exit_id,
             domain,

@@ -27,14 +27,20 @@ LOCALE_META_KEY = "_proxystack_locale"
 def resolve_request_locale(crawler: Crawler, request: Request) -> LocaleDecision:
     """The locale decision for ``request``, computed once per host and kept in its meta.
 
-    A redirect copies the meta of the original request; when it goes to another host, the
-    decision is made again for that host (unless the locale came from the request's meta).
+    A redirect or a request built from ``response.meta`` copies the old decision; it is made
+    again when the host changed (for a rule-based locale) or when ``proxystack_locale`` did.
     """
     host = urlparse_cached(request).hostname or ""
+    asked = request.meta.get("proxystack_locale")
     cached: tuple[str, LocaleDecision] | None = request.meta.get(LOCALE_META_KEY)
-    if cached is not None and (cached[0] == host or cached[1].source == "meta"):
-        return cached[1]
-    decision = get_stack(crawler).resolve_locale(host, request.meta.get("proxystack_locale"))
+    if cached is not None:
+        decision = cached[1]
+        if decision.source == "meta":
+            if asked is not None and str(asked) == decision.locale:
+                return decision
+        elif asked is None and cached[0] == host:
+            return decision
+    decision = get_stack(crawler).resolve_locale(host, asked)
     request.meta[LOCALE_META_KEY] = (host, decision)
     return decision
 

@@ -13,7 +13,13 @@ from scrapy.utils.misc import load_object
 from scrapy_proxystack.downloadermiddlewares.locale import resolve_request_locale
 from scrapy_proxystack.exceptions import ExitUnavailable, SessionRetired
 from scrapy_proxystack.pool import NoExit, SessionLost
-from scrapy_proxystack.runtime import EXIT_META_KEY, PENDING_META_KEY, TRIED_META_KEY, get_stack
+from scrapy_proxystack.runtime import (
+    EXIT_META_KEY,
+    HELD_META_KEY,
+    PENDING_META_KEY,
+    TRIED_META_KEY,
+    get_stack,
+)
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -32,18 +38,28 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_LOCAL_SCHEMES = frozenset({"file", "data"})
+_TIMEOUT_NAMES = ("TimeoutError", "DownloadTimeoutError", "TCPTimedOutError")
 #: Proxy answers that say the *proxy* failed, not the site.
 PROXY_FAILURE_STATUSES = frozenset({407, 502, 504})
 
 
-def forget_exit(request: Request, exit_id: str) -> None:
-    """Prepare a retry copy of ``request``: drop its exit and remember it was tried."""
+def forget_exit(request: Request, exit_id: str | None = None, *, tried: bool = True) -> None:
+    """Drop the exit a request (or a copy of it) carries, before it is routed again.
+
+    ``tried`` remembers the exit as one this request failed through (a ban or a transport
+    failure), so its retry prefers another one. A redirect or a copy built from
+    ``response.meta`` inherited the exit without failing through it: not tried.
+    """
     meta = request.meta
+    exit_id = exit_id if exit_id is not None else meta.get(EXIT_META_KEY)
     meta.pop("proxy", None)
     meta.pop(EXIT_META_KEY, None)
+    meta.pop(HELD_META_KEY, None)
     meta.pop("_proxystack_exit_locale", None)
     meta.pop("_proxystack_flags", None)
-    meta[TRIED_META_KEY] = (*meta.get(TRIED_META_KEY, ()), exit_id)
+    if tried and exit_id is not None:
+        meta[TRIED_META_KEY] = (*meta.get(TRIED_META_KEY, ()), exit_id)
     timeout = meta.pop("_proxystack_timeout", None)
     if timeout is not None and meta.get("download_timeout") == timeout[0]:
         meta["download_timeout"] = timeout[1]
@@ -90,8 +106,17 @@ class ProxyMiddleware:
             self.stats.inc("requests", "user_proxy")
             return
         if EXIT_META_KEY in meta:
-            # The same request object again (a middleware returned it): its exit was released.
-            forget_exit(request, meta[EXIT_META_KEY])
+            # A redirect, a copy made from response.meta, or this very request again after a
+            # later middleware returned it: give back what it still holds, then route afresh.
+            self.stack.release_held(request)
+            forget_exit(request, tried=False)
+        scheme = urlparse_cached(request).scheme
+        if scheme not in ("http", "https"):
+            if scheme in _LOCAL_SCHEMES:
+                return  # nothing leaves the machine
+            # Scrapy's ftp/s3 handlers ignore meta["proxy"]: routing them would be a lie.
+            decision = resolve_request_locale(self.crawler, request)
+            raise self.stack.fail_closed(request, decision.locale, "unsupported_scheme")
         decision = resolve_request_locale(self.crawler, request)
         domain = urlparse_cached(request).hostname or ""
         session = meta.get("proxystack_session")
@@ -123,6 +148,12 @@ class ProxyMiddleware:
         exit_id = request.meta.get(EXIT_META_KEY)
         if exit_id is None:
             return response
+        if request.meta.get(HELD_META_KEY) != exit_id or "cached" in response.flags:
+            # Not an answer through the exit (HTTP cache, a middleware's own response): it
+            # says nothing about the exit's health.
+            self.stack.release_held(request)
+            return response
+        request.meta.pop(HELD_META_KEY, None)
         domain = urlparse_cached(request).hostname or ""
         if response.status in PROXY_FAILURE_STATUSES:
             reason = f"status_{response.status}"
@@ -146,12 +177,24 @@ class ProxyMiddleware:
         exit_id = request.meta.get(EXIT_META_KEY)
         if exit_id is None:
             return None
-        domain = urlparse_cached(request).hostname or ""
-        if not isinstance(exception, self.transport_errors):
-            self.pool.release(exit_id)
+        if request.meta.get(HELD_META_KEY) != exit_id or not isinstance(
+            exception, self.transport_errors
+        ):
+            # Raised before the request went out, or not a network failure: not the exit's
+            # fault. Release only what this attempt holds.
+            self.stack.release_held(request)
             return None
+        request.meta.pop(HELD_META_KEY, None)
+        domain = urlparse_cached(request).hostname or ""
         reason = type(exception).__name__
-        return self._transport_failure(request, exit_id, domain, reason)
+        retry = self._transport_failure(request, exit_id, domain, reason)
+        if reason in _TIMEOUT_NAMES and "_proxystack_timeout" in request.meta:
+            # The shortened timeout fired. The exit is suspect, but the site may just be slow:
+            # the retry gets the full DOWNLOAD_TIMEOUT so a slow page is not lost.
+            self.stats.inc("exits", "adaptive_timeouts")
+            if retry is not None:
+                retry.meta["_proxystack_full_timeout"] = True
+        return retry
 
     def _transport_failure(
         self, request: Request, exit_id: str, domain: str, reason: str
@@ -168,15 +211,23 @@ class ProxyMiddleware:
             )
         if request.meta.get("proxystack_session") is not None:
             return None  # a sticky session never silently changes exit
-        retry = get_retry_request(
-            request,
-            spider=self.crawler.spider,  # type: ignore[arg-type]
-            reason=f"exit_{reason}",
-            # scrapy-rotating-proxies' per-request override keeps working.
-            max_retry_times=request.meta.get("max_proxies_to_try", self.settings.exit_retry_times),
-            stats_base_key="proxystack/retry/transport",
-            give_up_log_level=logging.DEBUG,
-        )
+        retry = self._retry(request, f"exit_{reason}")
         if retry is not None:
             forget_exit(retry, exit_id)
         return retry
+
+    def _retry(self, request: Request, reason: str) -> Request | None:
+        meta = request.meta
+        if meta.get("dont_retry"):
+            return None
+        limit = meta.get("max_proxies_to_try")  # scrapy-rotating-proxies' per-request override
+        if limit is None:
+            limit = meta.get("max_retry_times", self.settings.exit_retry_times)
+        return get_retry_request(
+            request,
+            spider=self.crawler.spider,  # type: ignore[arg-type]
+            reason=reason,
+            max_retry_times=limit,
+            stats_base_key="proxystack/retry/transport",
+            give_up_log_level=logging.DEBUG,
+        )

@@ -136,15 +136,13 @@ class _DispatchHandler:
         """Bind ``request`` to a usable exit now; ``None`` after waiting for one to be ready."""
         stack = self.stack
         assert stack is not None
-        pool = stack.pool
         meta = request.meta
         tried = meta.get(TRIED_META_KEY, ())
         if exit_id is not None:
             # The exit became unusable for this site while the request queued. It never carried
             # this request, so it is not remembered as tried.
-            pool.release(exit_id)
-            forget_exit(request, exit_id)
-            meta[TRIED_META_KEY] = tried
+            stack.release_held(request)
+            forget_exit(request, exit_id, tried=False)
             stack.stats.inc("exits", "rebound")
         decision = meta[LOCALE_META_KEY][1]
         session = meta.get("proxystack_session")
@@ -181,8 +179,7 @@ class _DispatchHandler:
     def _fail(self, request: Request, exit_id: str | None, reason: str) -> NoReturn:
         stack = self.stack
         assert stack is not None
-        if exit_id is not None:
-            stack.pool.release(exit_id)
+        stack.release_held(request)
         request.meta.pop(EXIT_META_KEY, None)
         request.meta.pop(PENDING_META_KEY, None)
         locale = request.meta[LOCALE_META_KEY][1].locale

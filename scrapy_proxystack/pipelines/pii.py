@@ -9,6 +9,7 @@ value or the HMAC key.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem, NotConfigured
 
+from scrapy_proxystack import default_settings
 from scrapy_proxystack.pii import PiiMasker
 from scrapy_proxystack.pii import types as t
 from scrapy_proxystack.pii.phones import DEFAULT_LANGUAGES, LANGUAGE_REGIONS
@@ -30,18 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATS_PREFIX = "proxystack/pii"
-DEFAULT_SKIP_FIELDS = (
-    "url",
-    "urls",
-    "id",
-    "uuid",
-    "guid",
-    "sku",
-    "canonical_url",
-    "source_url",
-    "image_urls",
-    "file_urls",
-)
+DEFAULT_SKIP_FIELDS = tuple(default_settings.PROXYSTACK_PII_SKIP_FIELDS)
 DEFAULT_HMAC_KEY_ENV = "PROXYSTACK_PII_HMAC_KEY"
 
 
@@ -85,6 +76,13 @@ class PiiConfig:
                     f"{list(t.ALL_TYPES)}"
                 )
         policy_raw = settings.get("PROXYSTACK_PII_POLICY", None) or {}
+        if isinstance(policy_raw, str):  # JSON, as given with `scrapy crawl -s`
+            try:
+                policy_raw = json.loads(policy_raw)
+            except ValueError:
+                raise ValueError(
+                    f"PROXYSTACK_PII_POLICY ({policy_raw!r}) is not a valid JSON object"
+                ) from None
         if not isinstance(policy_raw, Mapping):
             raise ValueError(
                 f"PROXYSTACK_PII_POLICY ({policy_raw!r}) must be a dict of {{type: operator}}"
@@ -128,6 +126,8 @@ class PiiConfig:
                 "must be True or False"
             ) from None
         keep_raw = settings.get("PROXYSTACK_PII_PARTIAL_KEEP", 4)
+        if isinstance(keep_raw, str) and keep_raw.strip().isdigit():  # from `scrapy crawl -s`
+            keep_raw = int(keep_raw)
         if isinstance(keep_raw, bool) or not isinstance(keep_raw, int) or keep_raw < 0:
             raise ValueError(f"PROXYSTACK_PII_PARTIAL_KEEP ({keep_raw!r}) must be an integer >= 0")
         key = _hmac_key(settings)
@@ -153,7 +153,14 @@ class PiiConfig:
 
 def _str_list(name: str, value: Any) -> list[str]:
     if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
+        text = value.strip()
+        if text.startswith("["):  # a JSON list, as given with `scrapy crawl -s NAME=[...]`
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError(f"{name} ({value!r}) is not a valid JSON list") from None
+        else:
+            value = [v.strip() for v in text.split(",") if v.strip()]
     if not isinstance(value, Iterable) or not all(isinstance(v, str) for v in value):
         raise ValueError(
             f"{name} ({value!r}) must be a list of strings or a comma-separated string"
@@ -203,8 +210,15 @@ class PiiMaskingPipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PiiMaskingPipeline:
         settings = crawler.settings
-        if not settings.getbool("PROXYSTACK_PII_ENABLED", False):
-            raise NotConfigured("PROXYSTACK_PII_ENABLED is False")
+        try:
+            enabled = settings.getbool("PROXYSTACK_PII_ENABLED", False)
+        except ValueError:
+            raise ValueError(
+                f"PROXYSTACK_PII_ENABLED ({settings.get('PROXYSTACK_PII_ENABLED')!r}) "
+                "must be True or False"
+            ) from None
+        if not enabled:
+            raise NotConfigured  # off by default: nothing to say
         return cls(crawler, PiiConfig.from_settings(settings))
 
     def _inc(self, key: str, count: int = 1) -> None:
