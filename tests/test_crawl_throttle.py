@@ -126,3 +126,25 @@ def test_throttled_site_does_not_slow_another(world: LoopbackWorld, tmp_path: Pa
     # The slow site takes ~2.75 s at 4 requests/s; the fast one is done long before that.
     assert slow_times[-1] - slow_times[0] >= 11 * 0.25 - SLACK
     assert fast_times[-1] < slow_times[len(slow_times) // 2]
+
+
+def test_a_long_crawl_delay_does_not_hold_the_crawl_open(
+    world: LoopbackWorld, tmp_path: Path
+) -> None:
+    import time
+
+    site = world.add_site("sleepy", pages=6, crawl_delay=20)
+    exits = [world.add_proxy(5) for _ in range(2)]
+    started = time.monotonic()
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url(f"/page/{i}") for i in range(1, 7)],
+        settings={
+            "PROXYSTACK_PROXIES": {"locales": {"us": [p.url for p in exits]}},
+            "ROBOTSTXT_OBEY": True,
+            "CLOSESPIDER_TIMEOUT": 2,
+        },
+    )
+    assert result.close_reason == "closespider_timeout"
+    assert len(result.pages) == 1  # one page, then 20 s until the next
+    assert time.monotonic() - started < 15  # not 100 s of queued Crawl-delay waits

@@ -35,34 +35,52 @@ def _decoded_head(response: Response, limit: int = _SCAN_BYTES) -> bytes | None:
 
     This middleware sits before HttpCompressionMiddleware on the way back (so it can judge a
     redirect before it is followed), so it sees the body as it came off the wire. Only the head
-    is inflated: the cost stays bounded whatever the page size. ``None`` when the encoding is
-    one this process cannot decode.
+    is inflated, whatever the codings (``gzip, br`` is decoded right to left), so a compression
+    bomb costs at most ``limit`` bytes here. ``None`` when a coding cannot be decoded.
     """
     body = response.body
-    encoding = (response.headers.get(b"Content-Encoding") or b"").strip().lower()
-    if not encoding or encoding == b"identity" or not body:
-        return body[:limit]
+    header = (response.headers.get(b"Content-Encoding") or b"").decode("latin-1").lower()
+    codings = [c.strip() for c in header.split(",") if c.strip() and c.strip() != "identity"]
     try:
-        if encoding in (b"gzip", b"x-gzip", b"deflate"):
-            wbits = 47 if encoding != b"deflate" else zlib.MAX_WBITS
-            try:
-                return zlib.decompressobj(wbits).decompress(body, limit)
-            except zlib.error:
-                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit)
-        if encoding == b"br":
-            import brotli  # type: ignore[import-not-found,import-untyped,unused-ignore]
-
-            out: bytes = brotli.decompress(body)
-            return out[:limit]
-        if encoding == b"zstd":
-            import zstandard  # type: ignore[import-not-found,import-untyped,unused-ignore]
-
-            reader = zstandard.ZstdDecompressor().stream_reader(body)
-            data: bytes = reader.read(limit)
-            return data
-    except (ImportError, zlib.error, ValueError, OSError):
+        for coding in reversed(codings):
+            body = _inflate(coding, body, limit)
+    except (ImportError, zlib.error, ValueError, OSError, EOFError):
         return None
-    return None
+    return body[:limit]
+
+
+def _inflate(coding: str, data: bytes, limit: int) -> bytes:
+    if coding in ("gzip", "x-gzip", "deflate"):
+        wbits = 47 if coding != "deflate" else zlib.MAX_WBITS  # 47: gzip or zlib header
+        try:
+            return zlib.decompressobj(wbits).decompress(data, limit)
+        except zlib.error:
+            return zlib.decompressobj(-zlib.MAX_WBITS).decompress(data, limit)  # raw deflate
+    if coding == "br":
+        return _unbrotli(data, limit)
+    if coding == "zstd":
+        import zstandard  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+        reader = zstandard.ZstdDecompressor().stream_reader(data)
+        out: bytes = reader.read(limit)
+        return out
+    raise ValueError(f"unsupported content coding {coding!r}")
+
+
+def _unbrotli(data: bytes, limit: int) -> bytes:
+    """Brotli in small input steps, stopping once ``limit`` bytes are out."""
+    try:
+        import brotli  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        import brotlicffi as brotli  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    decompressor = brotli.Decompressor()
+    out = bytearray()
+    step = 256
+    for start in range(0, len(data), step):
+        out += decompressor.process(data[start : start + step])
+        if len(out) >= limit:
+            break
+    return bytes(out[:limit])
 
 
 class BanDetectionMiddleware:

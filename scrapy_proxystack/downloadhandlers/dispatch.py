@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from scrapy.downloadermiddlewares.httpproxy import HttpProxyMiddleware
+from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler, load_object
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 #: Set by the add-on: the handler each scheme had before it was wrapped.
 INNER_HANDLERS_SETTING = "_PROXYSTACK_INNER_DOWNLOAD_HANDLERS"
+_WAIT_STEP = 0.5
 
 try:  # Scrapy >= 2.18: works with and without the asyncio reactor
     from scrapy.utils.asyncio import sleep as _sleep
@@ -114,7 +116,7 @@ class _DispatchHandler:
             stack.stats.inc("throttle", "waits")
             stack.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
             self._signal_wait(request, domain, wait, "site_rate")
-            await _sleep(wait)
+            await self._wait(request, wait)
         exit_id: str | None = meta.get(EXIT_META_KEY)
         if exit_id is None and not meta.get(PENDING_META_KEY):
             return  # not routed by the suite (a user proxy, or the suite is off for it)
@@ -158,13 +160,36 @@ class _DispatchHandler:
                 self._fail(request, None, exc.reason)
             stack.stats.inc("throttle", "exit_waits")
             self._signal_wait(request, domain, max(wait or 0.0, 0.001), "exit_pacing")
-            await _sleep(max(wait or 0.0, 0.001))
+            await self._wait(request, max(wait or 0.0, 0.001))
             return None
         meta.pop(PENDING_META_KEY, None)
         stack.bind(request, choice)
         # Derive the Proxy-Authorization header for the new exit, as Scrapy's middleware does.
         self._proxy_header.process_request(request)
         return choice.entry.id
+
+    async def _wait(self, request: Request, seconds: float) -> None:
+        """Sleep, in short steps, and give up if the crawl starts closing meanwhile.
+
+        A long wait (a robots ``Crawl-delay`` of a minute) must not hold the engine open: Scrapy
+        waits for every request in progress before it closes.
+        """
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await _sleep(min(left, _WAIT_STEP))
+            if self._closing():
+                self.stack.release_held(request)  # type: ignore[union-attr]
+                raise IgnoreRequest("crawl closing while the request waited for its turn")
+
+    def _closing(self) -> bool:
+        engine = self.crawler.engine
+        if engine is None or not engine.running:
+            return True
+        slot = getattr(engine, "_slot", None)
+        return slot is not None and getattr(slot, "closing", None) is not None
 
     def _signal_wait(self, request: Request, domain: str, seconds: float, cause: str) -> None:
         cached = request.meta.get(LOCALE_META_KEY)
