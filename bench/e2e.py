@@ -64,7 +64,7 @@ def _crawl(
     out = workdir / f"{name}.json"
     script = workdir / "bench_spider.py"
     script.write_text(SPIDER, encoding="utf-8")
-    cmd = [sys.executable, "-m", "scrapy", "runspider", str(script), "-o", str(out)]
+    cmd = [sys.executable, "-m", "scrapy", "runspider", str(script), "-O", str(out)]
     for key, value in settings.items():
         cmd += ["-s", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
     for key, value in args.items():
