@@ -195,9 +195,10 @@ class ProxyStack:
             self.default_accept_language = value.encode() if isinstance(value, str) else value
         for name, locale in self.config.locales.items():
             self.accept_language[name] = st.accept_language_for(name, locale.accept_language)
-        if st.robots_crawl_delay and s.getbool("ROBOTSTXT_OBEY"):
+        robots_parsed = getattr(signals, "robots_parsed", None)  # Scrapy >= 2.18
+        if st.robots_crawl_delay and s.getbool("ROBOTSTXT_OBEY") and robots_parsed is not None:
             self._robots_agent = s.get("ROBOTSTXT_USER_AGENT") or s.get("USER_AGENT")
-            crawler.signals.connect(self._robots_parsed, signal=signals.robots_parsed)
+            crawler.signals.connect(self._robots_parsed, signal=robots_parsed)
 
     def _engine_stopped(self) -> None:
         """Every request has ended by now: an exit still marked busy is an accounting bug."""

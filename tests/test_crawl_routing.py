@@ -12,6 +12,16 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from scrapy_proxystack.testing import LoopbackWorld, Proxy, Site
+    from tests.crawl import CrawlResult
+
+
+def transport_failures(result: CrawlResult, name_part: str) -> int:
+    """Transport failures whose exception class name contains ``name_part``.
+
+    (Scrapy 2.19 has its own exception classes where older versions raise Twisted's.)
+    """
+    prefix = "proxystack/exits/transport_failures/"
+    return sum(v for k, v in result.stats.items() if k.startswith(prefix) and name_part in k)
 
 
 def countries(site: Site) -> Counter[str | None]:
@@ -133,7 +143,7 @@ def test_unknown_or_dry_locale_fails_closed(world: LoopbackWorld, tmp_path: Path
     assert errors[site.url("/")]["error"] == "ExitUnavailable"
     assert errors[site.url("/")]["reason"] == "unknown_locale"
     assert result.stat("proxystack/requests/no_exit/unknown_locale") == 1
-    assert result.stat("proxystack/exits/transport_failures/DownloadConnectionRefusedError") >= 2
+    assert transport_failures(result, "ConnectionRefused") >= 2
     # Every request is accounted for: dropped by the suite or failed after its retries.
     assert len(result.errors) == 3
     assert "No usable exit for locale 'xx'" in result.log
@@ -199,7 +209,8 @@ def test_failing_proxies_are_ejected_and_pages_still_fetched(
     assert slow.count >= 1  # slow but healthy: it keeps serving
     stats = result.proxystack_stats()
     failures = {k.rsplit("/", 1)[1] for k in stats if "/transport_failures/" in k}
-    assert {"DownloadConnectionRefusedError", "status_407"} <= failures
+    assert "status_407" in failures
+    assert any("ConnectionRefused" in f for f in failures)
     assert any("Timeout" in f for f in failures)
     assert stats["proxystack/exits/ejected"] >= 4
     assert "wrong-pw" not in result.log
@@ -361,7 +372,7 @@ def test_other_schemes_fail_closed_and_dont_retry_is_honoured(
     assert errors[f"ftp://{site.host}/file.txt"]["reason"] == "unsupported_scheme"
     assert result.stat("proxystack/requests/no_exit/unsupported_scheme") == 1
     assert sum(p.count for p in dead) == 0  # refused connections are not counted by proxies
-    assert result.stat("proxystack/exits/transport_failures/DownloadConnectionRefusedError") == 1
+    assert transport_failures(result, "ConnectionRefused") == 1
     assert "proxystack/retry/transport/count" not in result.stats
 
 
