@@ -230,3 +230,14 @@ def test_expected_country(
     locale: str | None, countries: dict[str, str], expected: str | None
 ) -> None:
     assert expected_country(locale, countries) == expected
+
+
+def test_unknown_sub_command_is_named_with_a_hint() -> None:
+    import argparse
+
+    from scrapy.exceptions import UsageError
+
+    from scrapy_proxystack.commands.proxystack import Command
+
+    with pytest.raises(UsageError, match=r"unknown sub-command 'chek' \(did you mean 'check'\?\)"):
+        Command().run(["chek"], argparse.Namespace())

@@ -14,6 +14,7 @@ configuration or the command line is invalid.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import sys
 from typing import TYPE_CHECKING, Final, TextIO
 
@@ -123,8 +124,15 @@ class Command(ScrapyCommand):
         group.add_argument("--concurrency", type=int, metavar="N", help="probes at once")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        if not args or args[0] not in SUBCOMMANDS:
+        if not args:
             raise UsageError(f"expected a sub-command: {', '.join(SUBCOMMANDS)}")
+        if args[0] not in SUBCOMMANDS:
+            hint = difflib.get_close_matches(args[0], SUBCOMMANDS, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise UsageError(
+                f"unknown sub-command {args[0]!r}{suggestion}; expected one of "
+                f"{', '.join(SUBCOMMANDS)}"
+            )
         if len(args) > 1:
             raise UsageError(f"unexpected arguments: {' '.join(args[1:])}")
         self.exitcode = self.check(opts, sys.stdout, sys.stderr)

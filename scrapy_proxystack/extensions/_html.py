@@ -379,7 +379,13 @@ def render_html(data: dict[str, Any]) -> str:
         f'<tr data-pii="{escape(t)}"><td>{escape(t)}</td>{_num(n, "masked")}</tr>'
         for t, n in pii["masked"].items()
     ]
-    pii_table = _table(["type", "values masked"], pii_rows, "No personal data masked.")
+    # Tell "nothing found" apart from "not looked for": masking is off unless enabled.
+    empty = (
+        "No personal data masked."
+        if pii.get("items_scanned")
+        else "PII masking was off (PROXYSTACK_PII_ENABLED) or saw no item."
+    )
+    pii_table = _table(["type", "values masked"], pii_rows, empty)
 
     body = (
         f"{head}<h2>Locales</h2>{locale_table}<div class='charts'>{outcome_chart}"
