@@ -6,9 +6,12 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import scrapy
+
 from tests.crawl import run_crawl, write_yaml
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
     from scrapy_proxystack.testing import LoopbackWorld, Proxy, Site
@@ -399,3 +402,43 @@ def test_cached_answers_say_nothing_about_exits(world: LoopbackWorld, tmp_path: 
     assert sum(p.count for p in exits) == sent  # all from the cache
     assert not any(k.startswith("proxystack/bans/") for k in result.stats)
     assert "proxystack/responses/locale/us" not in result.stats
+
+
+class FollowWithMetaSpider(scrapy.Spider):
+    """Follows each page with ``meta=dict(response.meta, ...)``, as many spiders do."""
+
+    name = "follow_meta"
+
+    def __init__(self, urls: list[Any], then: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.urls, self.then = urls, then
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for spec in self.urls:
+            yield scrapy.Request(spec["url"], meta=spec["meta"], dont_filter=True)
+
+    def parse(self, response: Any) -> Iterator[Any]:
+        yield {"url": response.url, "exit_locale": response.meta.get("_proxystack_exit_locale")}
+        if response.url != self.then:
+            meta = dict(response.meta, proxystack_locale="de", proxystack_session="s1")
+            yield scrapy.Request(self.then, meta=meta, dont_filter=True)
+
+
+def test_copied_meta_is_routed_afresh(world: LoopbackWorld, tmp_path: Path) -> None:
+    first, second = world.add_site("first", pages=1), world.add_site("second", pages=1)
+    fr, de = world.add_proxy(1), world.add_proxy(2)
+    result = run_crawl(
+        tmp_path,
+        urls=[{"url": first.url("/page/1"), "meta": {"proxystack_locale": "fr"}}],
+        spider="tests.test_crawl_routing.FollowWithMetaSpider",
+        spider_kwargs={"then": second.url("/page/1")},
+        settings={"PROXYSTACK_PROXIES": yaml_for({"fr": [fr], "de": [de]})},
+    )
+    # The follow-up asked for another locale (and a session) in meta copied from a response
+    # that carried the French exit: it leaves through the German one, as asked.
+    assert [r.country for r in second.requests] == ["de"]
+    assert {i["url"]: i["exit_locale"] for i in result.items} == {
+        first.url("/page/1"): "fr",
+        second.url("/page/1"): "de",
+    }
+    assert "proxystack/sessions/retired/tried" not in result.stats
