@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
+from scrapy.exceptions import NotConfigured
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.httpobj import urlparse_cached
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
     from scrapy_proxystack.pool import Choice
 
-__all__ = ["LocaleDecision", "ProxyStack", "close_crawl", "get_stack"]
+__all__ = ["LocaleDecision", "ProxyStack", "close_crawl", "enabled_stack", "get_stack"]
 
 logger = logging.getLogger(__name__)
 
@@ -466,6 +467,17 @@ def close_crawl(crawler: Crawler, reason: str) -> None:
         deferred_from_coro(close_async(reason=reason))
     else:
         engine.close_spider(crawler.spider, reason=reason)  # type: ignore[arg-type]
+
+
+def enabled_stack(crawler: Crawler) -> ProxyStack:
+    """The stack for a component that only runs when the suite is on.
+
+    Raises NotConfigured when ``PROXYSTACK_ENABLED`` is False. (A missing proxy list is not
+    "disabled": :meth:`ProxyStack.build` refuses it with a ConfigError.)
+    """
+    if not crawler.settings.getbool("PROXYSTACK_ENABLED", True):
+        raise NotConfigured("PROXYSTACK_ENABLED is False")
+    return get_stack(crawler)
 
 
 def get_stack(crawler: Crawler) -> ProxyStack:

@@ -15,7 +15,7 @@ from scrapy_proxystack.bans import BanClassifier, BanClassifierSettings, BanKind
 from scrapy_proxystack.downloadermiddlewares.locale import resolve_request_locale
 from scrapy_proxystack.downloadermiddlewares.proxy import EXIT_META_KEY, forget_exit
 from scrapy_proxystack.exceptions import BannedResponse
-from scrapy_proxystack.runtime import HELD_META_KEY, get_stack
+from scrapy_proxystack.runtime import HELD_META_KEY, enabled_stack
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -92,15 +92,10 @@ class BanDetectionMiddleware:
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        s = crawler.settings
-        if not s.getbool("PROXYSTACK_ENABLED", True) or not s.getbool(
-            "PROXYSTACK_BAN_ENABLED", True
-        ):
-            raise NotConfigured("PROXYSTACK_ENABLED or PROXYSTACK_BAN_ENABLED is False")
         self.crawler = crawler
-        self.stack = get_stack(crawler)
-        if not self.stack.config.all_proxies:
-            raise NotConfigured("no proxies configured")
+        self.stack = enabled_stack(crawler)
+        if not self.stack.settings.ban_enabled:
+            raise NotConfigured("PROXYSTACK_BAN_ENABLED is False")
         st = self.stack.settings
         self.classifier = BanClassifier(
             BanClassifierSettings(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
-from scrapy_proxystack.runtime import get_stack
+from scrapy_proxystack.runtime import enabled_stack, get_stack
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -53,12 +52,8 @@ class LocaleMiddleware:
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        if not crawler.settings.getbool("PROXYSTACK_ENABLED", True):
-            raise NotConfigured("PROXYSTACK_ENABLED is False")
         self.crawler = crawler
-        self.stack = get_stack(crawler)
-        if not self.stack.config.all_proxies:
-            raise NotConfigured("no proxies configured")
+        self.stack = enabled_stack(crawler)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> LocaleMiddleware:

@@ -6,7 +6,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
 
@@ -18,7 +17,7 @@ from scrapy_proxystack.runtime import (
     HELD_META_KEY,
     PENDING_META_KEY,
     TRIED_META_KEY,
-    get_stack,
+    enabled_stack,
 )
 
 if TYPE_CHECKING:
@@ -76,14 +75,8 @@ class ProxyMiddleware:
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        if not crawler.settings.getbool("PROXYSTACK_ENABLED", True):
-            raise NotConfigured("PROXYSTACK_ENABLED is False")
         self.crawler = crawler
-        self.stack = get_stack(crawler)
-        if not self.stack.config.all_proxies:
-            raise NotConfigured(
-                "no proxies configured (set PROXYSTACK_PROXIES_FILE or PROXYSTACK_PROXIES)"
-            )
+        self.stack = enabled_stack(crawler)
         self.pool = self.stack.pool
         self.stats = self.stack.stats
         self.settings = self.stack.settings

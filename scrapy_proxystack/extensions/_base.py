@@ -22,7 +22,4 @@ def observe(crawler: Crawler) -> tuple[ObservabilitySettings, CrawlObserver]:
     settings = ObservabilitySettings.from_settings(crawler.settings)
     if not settings.enabled:
         raise NotConfigured("PROXYSTACK_ENABLED is False")
-    observer = get_observer(crawler)
-    if not observer.stack.config.all_proxies:
-        raise NotConfigured("no proxies configured")
-    return settings, observer
+    return settings, get_observer(crawler)
