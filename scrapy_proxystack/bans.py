@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urljoin
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Collection, Iterable, Mapping
 
     from scrapy_proxystack.config import BanRules
 
@@ -56,6 +56,8 @@ __all__ = [
     "BanClassifierSettings",
     "BanKind",
     "Verdict",
+    "declared_language",
+    "language_set",
     "parse_retry_after",
 ]
 
@@ -1045,7 +1047,7 @@ class BanClassifier:
         body: bytes,
         request_url: str | None = None,
         redirect_location: str | None = None,
-        expected_lang: str | None = None,
+        expected_lang: str | Collection[str] | None = None,
         rules: BanRules | None = None,
         method: str = "GET",
     ) -> Verdict:
@@ -1242,20 +1244,43 @@ class BanClassifier:
         return None
 
     @staticmethod
-    def _lang_mismatch(low: bytes, expected_lang: str) -> bool:
-        """``<html lang>`` (or ``xml:lang``) against the expected language, primary subtags
+    def _lang_mismatch(low: bytes, expected_lang: str | Collection[str]) -> bool:
+        """``<html lang>`` (or ``xml:lang``) against the expected languages, primary subtags
         only: ``fr-CA`` accepts ``fr`` and ``fr-FR``. No declaration, no verdict."""
-        expected = _primary_subtag(expected_lang)
-        if expected is None:
+        expected = language_set(expected_lang)
+        if not expected:
             return False
-        start = _find_tag(low, b"<html", 0, 8192)
-        if start == -1:
-            return False
-        end = low.find(b">", start, start + 2048)
-        if end == -1:
-            return False
-        found = _LANG_RE.search(low, start + 5, end)
-        if found is None:
-            return False
-        declared = _primary_subtag(found.group(1).decode("ascii"))
-        return declared is not None and declared != expected
+        declared = _declared_primary(low)
+        return declared is not None and declared not in expected
+
+
+def language_set(value: str | Collection[str]) -> frozenset[str]:
+    """Primary language subtags of an ``Accept-Language`` value or of a list of tags:
+    ``"en-CA,fr-CA;q=0.9,en;q=0.8"`` is ``{"en", "fr"}``. A bilingual country expects both."""
+    if isinstance(value, frozenset):
+        return value  # already a set of primary subtags
+    tags = value.split(",") if isinstance(value, str) else value
+    out = set()
+    for tag in tags:
+        primary = _primary_subtag(tag.split(";")[0])
+        if primary is not None:
+            out.add(primary)
+    return frozenset(out)
+
+
+def _declared_primary(low: bytes) -> str | None:
+    start = _find_tag(low, b"<html", 0, 8192)
+    if start == -1:
+        return None
+    end = low.find(b">", start, start + 2048)
+    if end == -1:
+        return None
+    found = _LANG_RE.search(low, start + 5, end)
+    if found is None:
+        return None
+    return _primary_subtag(found.group(1).decode("ascii"))
+
+
+def declared_language(body: bytes) -> str | None:
+    """The primary subtag of the page's ``<html lang>`` (``fr`` for ``fr-CA``), or None."""
+    return _declared_primary(body[:8192].lower())

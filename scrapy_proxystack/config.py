@@ -52,7 +52,8 @@ _TOP_KEYS = ("locales", "domains", "default_locale")
 _LOCALE_KEYS = ("proxies", "pools", "fallback", "strategy", "accept_language", "min_anonymity")
 _POOL_KEYS = ("proxies", "weight")
 _PROXY_KEYS = ("url", "weight")
-_DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "bans")
+_DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "lang", "bans")
+_LANG_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _BAN_RULE_KEYS = ("status", "content_status", "body_patterns", "url_patterns", "min_body_size")
 DEFAULT_POOL = "default"
 _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -144,6 +145,8 @@ class DomainRule:
     burst: int | None = None
     exit_delay: float | None = None
     bans: BanRules = field(default_factory=BanRules)
+    #: The site's own languages (``lang:``): a page in any other is a geo-block at once.
+    lang: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -653,9 +656,33 @@ def _parse_domain(
         else None
     )
     bans = _parse_ban_rules(p, f"{path}.bans", raw.get("bans"))
+    lang = _parse_lang(p, f"{path}.lang", raw.get("lang"))
     return DomainRule(
-        pattern=pattern, locale=locale, rate=rate, burst=burst, exit_delay=exit_delay, bans=bans
+        pattern=pattern,
+        locale=locale,
+        rate=rate,
+        burst=burst,
+        exit_delay=exit_delay,
+        bans=bans,
+        lang=lang,
     )
+
+
+def _parse_lang(p: _Parser, path: str, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    tags = [raw] if isinstance(raw, str) else raw
+    if not isinstance(tags, list) or not tags:
+        p.error(path, f"{_describe(raw)}; expected a language tag or a list of them (fr, [de, fr])")
+        return ()
+    out: list[str] = []
+    for k, tag in enumerate(tags):
+        if not isinstance(tag, str) or not _LANG_TAG_RE.fullmatch(tag):
+            where = path if isinstance(raw, str) else f"{path}[{k}]"
+            p.error(where, f"{_describe(tag)}; expected a language tag such as 'fr' or 'pt-BR'")
+        else:
+            out.append(tag)
+    return tuple(out)
 
 
 def _parse_ban_rules(p: _Parser, path: str, raw: Any) -> BanRules:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from scrapy.exceptions import IgnoreRequest
 
-__all__ = ["BannedResponse", "ExitUnavailable", "SessionRetired"]
+__all__ = ["BannedResponse", "ExitNotReady", "ExitUnavailable", "SessionRetired"]
 
 
 class ExitUnavailable(IgnoreRequest):
@@ -35,3 +35,15 @@ class BannedResponse(IgnoreRequest):
     def __init__(self, url: str, reason: str) -> None:
         self.reason = reason
         super().__init__(f"ban ({reason}) for {url}: retries exhausted, response dropped")
+
+
+class ExitNotReady(IgnoreRequest):
+    """Raised by the suite's download handler when no exit is ready at the moment of sending.
+
+    Internal: the suite's ProxyMiddleware turns it into ``retry_request``, a copy that waits
+    for an exit outside the downloader. It never reaches a spider.
+    """
+
+    def __init__(self, retry_request: object) -> None:
+        self.retry_request = retry_request
+        super().__init__("no exit ready when the request was sent; it waits for one")

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from scrapy_proxystack.config import ProxyConfig, ProxyEntry
 
 __all__ = [
+    "FAILURE_OUTCOMES",
     "NO_EXIT_REASONS",
     "Choice",
     "ExitPool",
@@ -92,7 +93,10 @@ NO_EXIT_REASONS: Final = (
     "all_banned",
     "all_tried",
     "all_ejected",
+    "site_down",
 )
+#: Outcomes of :meth:`ExitPool.record_failure`.
+FAILURE_OUTCOMES: Final = ("pair", "ejected", "capped", "site_down")
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,19 @@ class HealthParams:
     #: counted (``PoolCounts.ejection_capped``). As in Envoy, one exit may always be ejected;
     #: ``0`` disables ejection.
     max_ejection_share: float = 0.5
-    ban_cooldown: float = 300.0
+    #: The first ban of an (exit, site) pair is short: most refusals are "not now". Repeats
+    #: double it; a ban met again right after its cool-down (no success between) quadruples it.
+    ban_cooldown: float = 20.0
     ban_cooldown_cap: float = 3600.0
+    #: Rest of an (exit, site) pair after a failure that may be the exit's or the site's
+    #: (bad gateway, reset, timeout); doubles while the pair keeps failing, up to ``backoff_cap``.
+    pair_backoff: float = 1.0
+    #: Distinct exits that must fail one site in a row (no answer from the site between) before
+    #: the site, not the exits, is taken to be down.
+    site_down_exits: int = 2
+    #: First wait before a site taken to be down is tried again (one probe request); doubles per
+    #: failed probe, up to ``backoff_cap``.
+    site_backoff: float = 5.0
     #: Time constant of the per-exit peak-EWMA latency and of the per-locale latency EWMA.
     ewma_decay: float = 10.0
     #: Seconds added to an exit's latency score per recent ban, 429 or transport failure, so that
@@ -128,7 +143,14 @@ class HealthParams:
 
     def __post_init__(self) -> None:
         problems: list[str] = []
-        positive = ("backoff_base", "ban_cooldown", "ewma_decay", "ban_penalty_decay")
+        positive = (
+            "backoff_base",
+            "ban_cooldown",
+            "ewma_decay",
+            "ban_penalty_decay",
+            "pair_backoff",
+            "site_backoff",
+        )
         for name in (*positive, "latency_forget"):
             value = getattr(self, name)
             if not value > 0 or value == _INF:
@@ -141,6 +163,10 @@ class HealthParams:
             isinstance(self.failures_to_eject, int) and self.failures_to_eject >= 1
         ):
             problems.append(f"failures_to_eject={self.failures_to_eject!r}: expected an int >= 1")
+        if isinstance(self.site_down_exits, bool) or not (
+            isinstance(self.site_down_exits, int) and self.site_down_exits >= 1
+        ):
+            problems.append(f"site_down_exits={self.site_down_exits!r}: expected an int >= 1")
         if not 0.0 <= self.max_ejection_share <= 1.0:
             problems.append(
                 f"max_ejection_share={self.max_ejection_share!r}: expected a share in 0..1"
@@ -189,6 +215,9 @@ class PoolCounts:
     ejection_capped: int = 0
     panics: int = 0
     pools: tuple[PoolCounts, ...] = ()
+    #: Exits whose last outcome of their own was a failure (ejected or not): when it equals
+    #: ``total``, every exit of the locale fails and it has run dry.
+    failing: int = 0
 
 
 class NoExit(Exception):
@@ -202,7 +231,9 @@ class NoExit(Exception):
       tried); ``retry_at`` is when the first of them is ready again (clock time);
     * ``all_tried``: every non-ejected exit is in ``exclude``;
     * ``all_ejected``: every exit is ejected and panic mode is off; ``retry_at`` is when the
-      first one returns.
+      first one returns;
+    * ``site_down``: the site failed through several exits in a row and is resting; ``retry_at``
+      is when it is tried again.
     """
 
     def __init__(
@@ -297,6 +328,7 @@ class _Pool:
         "off",
         "panics",
         "pos",
+        "sick",
         "size",
         "strategy",
         "uid",
@@ -336,6 +368,8 @@ class _Pool:
         self.version = 0
         self.size = len(members)
         self.ejected = 0
+        #: Members whose last transport outcome was a failure of their own (ejected or not).
+        self.sick = 0
         self.in_flight = 0
         self.capped = 0
         self.panics = 0
@@ -379,7 +413,22 @@ class _Pool:
             in_flight=self.in_flight,
             ejection_capped=self.capped,
             panics=self.panics,
+            failing=self.sick,
         )
+
+
+class _Site:
+    """A site that failed through several exits in a row (``failing``), and whether it is
+    taken to be down: then nothing is sent to it before ``until`` but one probe."""
+
+    __slots__ = ("down", "failing", "probing", "streak", "until")
+
+    def __init__(self) -> None:
+        self.failing: set[int] = set()
+        self.down = False
+        self.streak = 0
+        self.until = 0.0
+        self.probing = False
 
 
 class _Locale:
@@ -530,7 +579,18 @@ class ExitPool:
             self._chains[name] = tuple(self._locales[x] for x in config.fallback_chain(name))
 
         self._ready: dict[str, dict[int, float]] = {}
-        self._bans: dict[str, dict[int, tuple[int, float]]] = {}
+        #: domain -> exit -> (ban streak, cool-down end, reason, success since).
+        self._bans: dict[str, dict[int, tuple[int, float, str, bool]]] = {}
+        #: domain -> exit -> (failures in a row, rest end): failures of the pair, not yet
+        #: blamed on the exit (it may be the site).
+        self._pfail: dict[str, dict[int, tuple[int, float]]] = {}
+        #: The site an exit last failed on, since its last success: failing on a second site
+        #: blames the exit.
+        self._fail_dom: list[str | None] = [None] * n
+        self._sick = [False] * n
+        #: The exit has carried a request to a site and back at least once.
+        self._proven = [False] * n
+        self._sites: dict[str, _Site] = {}
         #: domain -> pool uid -> (pool version, first not-before time, its exit): "nothing of
         #: this pool is ready for this domain before that time".
         self._blocked: dict[str, dict[int, tuple[int, float, int]]] = {}
@@ -566,9 +626,20 @@ class ExitPool:
         if heap and heap[0][0] <= now:
             self._reap(now)
         excl = self._exclude(exclude) if exclude else None
+        site = self._sites.get(domain)
+        if site is not None and site.down:
+            self._site_gate(site, locale, now)
         if session is not None:
             return self._choose_session(session, locale, domain, excl, now)
         return self._choose(locale, domain, excl, now)
+
+    def _site_gate(self, site: _Site, locale: str | None, now: float) -> None:
+        """A site taken to be down lets one probe through per rest period (a circuit breaker's
+        half-open state); everything else waits for it."""
+        if now < site.until:
+            raise NoExit("site_down", locale, retry_at=site.until)
+        site.probing = True
+        site.until = now + self._site_rest(site.streak)
 
     def _choose(self, locale: str | None, domain: str, excl: set[int] | None, now: float) -> Choice:
         chain = self._chains.get(locale)
@@ -1058,41 +1129,60 @@ class ExitPool:
             self._grp[i].in_flight -= 1
             self._all.in_flight -= 1
 
-    def record_success(self, exit_id: str, domain: str, latency: float) -> None:
+    def record_success(self, exit_id: str, domain: str, latency: float) -> bool:
         """A request through the exit got a genuine answer in ``latency`` seconds.
 
         Releases the request and heals the exit: its failure and ejection streaks reset, and an
         ejected exit (used in panic mode) returns to service at once, as an Envoy host does
-        after a successful active health check. The exit's ban streak for ``domain`` resets.
+        after a successful active health check. A running ban of (exit, ``domain``) is marked
+        as followed by a success, so a later ban counts as a repeat, not as one it outlived.
         A latency that is not a positive number is not a sample.
+
+        Returns True when ``domain`` had been taken to be down and answered again: requests
+        waiting for it may go now.
         """
         i = self._ids.get(exit_id)
         if i is None:
-            return
+            return False
         now = self._clock()
         self._release(i)
-        self._fails[i] = 0
         self._streak[i] = 0
+        self._heal(i)
         if self._until[i] > 0.0:
             self._restore(i)
         bans = self._bans.get(domain)
         if bans is not None:
             ban = bans.get(i)
-            if ban is not None:
-                if ban[1] > now:
-                    bans[i] = (0, ban[1])
-                else:
-                    del bans[i]
+            if ban is not None and not ban[3]:
+                bans[i] = (ban[0], ban[1], ban[2], True)
+        pfail = self._pfail.get(domain)
+        if pfail is not None:
+            pfail.pop(i, None)
         if 0.0 < latency < _INF:
             self._observe(i, latency, now)
             loc = self._loc_of[i]
             if loc is not None:
                 loc.observe(latency, now, self._decay)
             self._all_locale.observe(latency, now, self._decay)
+        return self._site_answered(domain)
+
+    def _heal(self, i: int) -> None:
+        """The exit carried a request to a site and back: it works."""
+        self._proven[i] = True
+        self._fails[i] = 0
+        self._fail_dom[i] = None
+        if self._sick[i]:
+            self._sick[i] = False
+            self._grp[i].sick -= 1
+
+    def _mark_sick(self, i: int) -> None:
+        if not self._sick[i]:
+            self._sick[i] = True
+            self._grp[i].sick += 1
 
     def record_transport_failure(self, exit_id: str, domain: str, reason: str) -> bool:
-        """The exit itself failed (connection refused or reset, timeout, tunnel error, 407,
-        bad gateway): it may be unwell for everyone. Releases the request. ``domain`` and
+        """The exit itself failed, in a way only a proxy can (connection to it refused, 407,
+        tunnel refused): it is unwell for everyone. Releases the request. ``domain`` and
         ``reason`` are for the caller's records; every reason counts the same here.
 
         Returns True when this call ejected the exit. An exit already ejected (a request sent
@@ -1109,6 +1199,10 @@ class ExitPool:
             self._reap(now)
         self._release(i)
         self._penalize(i, now)
+        self._mark_sick(i)
+        return self._exit_failed(i, now)
+
+    def _exit_failed(self, i: int, now: float) -> bool:
         if self._until[i] > 0.0:
             return False
         fails = self._fails[i] + 1
@@ -1125,6 +1219,114 @@ class ExitPool:
         self._eject(i, now)
         return True
 
+    def record_failure(self, exit_id: str, domain: str, reason: str) -> str:
+        """A request through the exit to ``domain`` failed in a way that may be the site's as
+        well as the exit's (bad gateway, reset, timeout, a malformed answer). Releases it.
+
+        Blame goes to the right party, as in DESIGN's health model:
+
+        * the (exit, site) pair rests first (``pair_backoff``, doubling while it keeps
+          failing): the exit keeps serving other sites;
+        * an exit that fails on a second site before any success is unwell: it is ejected (as
+          :meth:`record_transport_failure`, share cap included);
+        * a site that fails through ``site_down_exits`` distinct exits in a row, each known to
+          work (it answered before, and has not failed since), is down: it rests
+          (``site_backoff``, doubling per failed probe) and the exits that failed on it are
+          cleared of it.
+
+        Returns one of :data:`FAILURE_OUTCOMES`: ``"site_down"`` when this failure took the
+        site down (or a probe of a down site failed), ``"ejected"`` or ``"capped"`` when the
+        exit was blamed, else ``"pair"``.
+        """
+        i = self._ids.get(exit_id)
+        if i is None:
+            return "pair"
+        now = self._clock()
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self._reap(now)
+        self._release(i)
+        self._penalize(i, now)
+        health = self.health
+        site = self._sites.get(domain)
+        if site is None:
+            site = self._sites[domain] = _Site()
+        if site.down:
+            if site.probing:
+                site.probing = False
+                site.streak += 1
+                site.until = now + self._site_rest(site.streak)
+                return "site_down"
+            return "pair"  # sent before the site was taken down: already counted
+        previous = self._fail_dom[i]
+        if self._proven[i] and previous is None:
+            # Only an exit known to work, with no failure since, testifies against the site:
+            # two broken exits failing in a row must not take a working site down.
+            site.failing.add(i)
+            if len(site.failing) >= health.site_down_exits:
+                self._site_down(domain, site, now)
+                return "site_down"
+        if previous is not None and previous != domain:
+            self._mark_sick(i)
+            return "ejected" if self._exit_failed(i, now) else "capped"
+        self._fail_dom[i] = domain
+        pfail = self._pfail.get(domain)
+        if pfail is None:
+            pfail = self._pfail[domain] = {}
+        count = pfail.get(i, (0, 0.0))[0] + 1
+        rest = min(health.backoff_cap, health.pair_backoff * 2.0 ** min(count - 1, _MAX_DOUBLINGS))
+        pfail[i] = (count, now + rest)
+        self._not_before(i, domain, now + rest)
+        return "pair"
+
+    def _site_down(self, domain: str, site: _Site, now: float) -> None:
+        site.down = True
+        site.probing = False
+        site.streak = 1
+        site.until = now + self._site_rest(1)
+        # The exits were not at fault: clear the rests and suspicions the site caused.
+        pfail = self._pfail.pop(domain, None)
+        ready = self._ready.get(domain)
+        for k in site.failing:
+            if self._fail_dom[k] == domain:
+                self._fail_dom[k] = None
+            if pfail is not None and k in pfail and ready is not None:
+                ban = self._bans.get(domain, {}).get(k)
+                if ban is None or ban[1] <= now:
+                    ready.pop(k, None)
+        site.failing.clear()
+        blocked = self._blocked.get(domain)
+        if blocked is not None:
+            blocked.clear()
+
+    def _site_rest(self, streak: int) -> float:
+        health = self.health
+        return min(
+            health.backoff_cap, health.site_backoff * 2.0 ** min(max(streak, 1) - 1, _MAX_DOUBLINGS)
+        )
+
+    def _site_answered(self, domain: str) -> bool:
+        """The site answered (even with a refusal): it is up. True if it was taken to be down."""
+        site = self._sites.pop(domain, None)
+        return site is not None and site.down
+
+    def record_throttle(self, exit_id: str, domain: str, retry_after: float | None = None) -> bool:
+        """``domain`` asked the exit to slow down (429, a rate-limit page). Releases it.
+
+        Not a ban: the pair is only paced (the caller sets the delay with :meth:`pace`), and
+        not before ``retry_after`` seconds when the site said so. The site and the exit both
+        answered, so both are alive. Returns True when the site had been taken to be down.
+        """
+        i = self._ids.get(exit_id)
+        if i is None:
+            return False
+        now = self._clock()
+        self._release(i)
+        self._heal(i)
+        if retry_after is not None and 0.0 < retry_after < _INF:
+            self._not_before(i, domain, now + retry_after)
+        return self._site_answered(domain)
+
     def record_ban(
         self,
         exit_id: str,
@@ -1133,21 +1335,25 @@ class ExitPool:
         retry_after: float | None = None,
         latency: float | None = None,
     ) -> float:
-        """``domain`` refused the exit (403, 429, challenge, ...). Releases the request.
+        """``domain`` refused the exit (403, challenge, geo-block, ...). Releases the request.
 
         The exit is not ready for ``domain`` until now + cool-down (returned); it stays usable
-        for every other site. The cool-down doubles with each ban of this (exit, domain) that
-        follows the end of the previous one, up to ``ban_cooldown_cap``; a longer
+        for every other site. The cool-down starts at ``ban_cooldown`` and grows with each ban
+        of this (exit, domain) that follows the end of the previous one without a success
+        between: doubling, or quadrupling when the ban outlived its cool-down (the first
+        attempt after it was banned again), up to ``ban_cooldown_cap``; a longer
         ``retry_after`` (seconds) wins. Bans landing while one is running (requests sent before
         it) do not grow the streak. The exit's latency score gets a decaying penalty, and
         ``latency`` only counts when it is worse than the exit's estimate: a ban is fast, and a
-        fast answer must not make a banned exit look good.
+        fast answer must not make a banned exit look good. The site answered, so it is up.
         """
         i = self._ids.get(exit_id)
         if i is None:
             return 0.0
         now = self._clock()
         self._release(i)
+        self._heal(i)
+        self._site_answered(domain)
         health = self.health
         bans = self._bans.get(domain)
         if bans is None:
@@ -1156,12 +1362,14 @@ class ExitPool:
         streak = 1
         running_until = 0.0
         if previous is not None:
-            prev_streak, prev_until = previous
+            prev_streak, prev_until, _reason, healed = previous
             if now < prev_until:
-                streak = max(prev_streak, 1)
+                streak = prev_streak
                 running_until = prev_until
             elif now <= prev_until + health.ban_cooldown_cap:
-                streak = prev_streak + 1
+                # A repeat doubles; with no success since that ban, the ban outlived its
+                # cool-down: the site still refuses this exit, so the next wait is longer.
+                streak = prev_streak + (1 if healed else 2)
         cooldown = min(
             health.ban_cooldown_cap,
             health.ban_cooldown * 2.0 ** min(streak - 1, _MAX_DOUBLINGS),
@@ -1169,7 +1377,7 @@ class ExitPool:
         if retry_after is not None and cooldown < retry_after < _INF:
             cooldown = float(retry_after)
         until = max(now + cooldown, running_until)
-        bans[i] = (streak, until)
+        bans[i] = (streak, until, reason, False)
         self._not_before(i, domain, until)
         self._penalize(i, now)
         if latency is not None and 0.0 < latency < _INF:
@@ -1311,6 +1519,7 @@ class ExitPool:
                 ejection_capped=every.capped,
                 panics=every.panics,
                 pools=tuple(g.counts() for g in self._groups),
+                failing=sum(g.sick for g in self._groups),
             )
         loc = self._locales.get(locale)
         if loc is None:
@@ -1326,7 +1535,64 @@ class ExitPool:
             ejection_capped=sum(p.ejection_capped for p in parts),
             panics=sum(p.panics for p in parts),
             pools=parts,
+            failing=sum(p.failing for p in parts),
         )
+
+    def blocked_reasons(
+        self, locale: str | None, domain: str, limit: int = 10_000
+    ) -> dict[str, int]:
+        """Why the exits of ``locale``'s chain cannot carry a request to ``domain`` now, counted
+        by reason: a ban reason (``status_403``, ``lang_mismatch``, ...), ``transport`` (the
+        pair rests after failures), ``paced``, ``ejected``, ``site_down``; ``ready`` for those
+        that could. For messages and summaries: O(chain), at most ``limit`` exits looked at.
+        """
+        now = self._clock()
+        out: dict[str, int] = {}
+        site = self._sites.get(domain)
+        chain = self._chains.get(locale, ())
+        ready = self._ready.get(domain, {})
+        bans = self._bans.get(domain, {})
+        pfail = self._pfail.get(domain, {})
+        seen = 0
+        for loc in chain:
+            for pool in loc.pools:
+                for i in pool.members:
+                    seen += 1
+                    if seen > limit:
+                        return out
+                    if site is not None and site.down and now < site.until:
+                        why = "site_down"
+                    elif self._until[i] > 0.0:
+                        why = "ejected"
+                    elif ready.get(i, 0.0) > now:
+                        ban = bans.get(i)
+                        if ban is not None and ban[1] > now:
+                            why = ban[2]
+                        elif i in pfail and pfail[i][1] > now:
+                            why = "transport"
+                        else:
+                            why = "paced"
+                    else:
+                        why = "ready"
+                    out[why] = out.get(why, 0) + 1
+        return out
+
+    def banned_exits(self, locale: str | None) -> int:
+        """Exits of ``locale`` (all exits for None) banned by at least one site right now.
+        O(running bans): for summaries."""
+        now = self._clock()
+        banned: set[int] = set()
+        loc = self._all_locale if locale is None else self._locales.get(locale)
+        for bans in self._bans.values():
+            for i, ban in bans.items():
+                if ban[1] > now and (loc is self._all_locale or self._loc_of[i] is loc):
+                    banned.add(i)
+        return len(banned)
+
+    def site_down_until(self, domain: str) -> float | None:
+        """When a site taken to be down is tried again (clock time), or None if it is not."""
+        site = self._sites.get(domain)
+        return site.until if site is not None and site.down else None
 
     def latency_of(self, exit_id: str) -> float | None:
         """The exit's peak-EWMA latency in seconds, or None before its first sample."""
@@ -1399,12 +1665,26 @@ class ExitPool:
         memory = self.health.ban_cooldown_cap
         for domain in list(self._bans):
             bans = self._bans[domain]
-            for i, (streak, until) in list(bans.items()):
-                if until + memory < now or (not streak and until <= now):
+            for i, (_streak, until, _reason, _healed) in list(bans.items()):
+                if until + memory < now:
                     del bans[i]
                     removed += 1
             if not bans:
                 del self._bans[domain]
+        for domain in list(self._pfail):
+            pfail = self._pfail[domain]
+            for i, (_count, until) in list(pfail.items()):
+                if until + memory < now:
+                    del pfail[i]
+                    removed += 1
+            if not pfail:
+                del self._pfail[domain]
+        for domain, site in list(self._sites.items()):
+            # Failures of a site that is not down are forgotten here; a down one after its
+            # rest has long passed without a probe.
+            if not site.down or site.until + memory < now:
+                del self._sites[domain]
+                removed += 1
         return removed
 
     def __len__(self) -> int:

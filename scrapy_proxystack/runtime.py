@@ -18,12 +18,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest, NotConfigured
 from scrapy.settings import SETTINGS_PRIORITIES
+from scrapy.utils.asyncio import call_later
 from scrapy.utils.httpobj import urlparse_cached
 
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
 from scrapy_proxystack.exceptions import ExitUnavailable
+from scrapy_proxystack.parking import ParkingLot
 from scrapy_proxystack.pool import ExitPool, HealthParams, NoExit, SessionLost
 from scrapy_proxystack.settings import ProxyStackSettings, check_setting_names
 from scrapy_proxystack.signals import ExitOutcome, exit_outcome
@@ -49,6 +51,17 @@ TRIED_META_KEY = "_proxystack_tried"
 PENDING_META_KEY = "_proxystack_pending"
 #: The exit whose in-flight slot this very attempt holds: released exactly once.
 HELD_META_KEY = "_proxystack_held"
+#: Set on every request the scheduler saw: only those can wait in the parking lot (a request
+#: downloaded directly, like robots.txt, never comes back through the scheduler).
+SCHEDULED_META_KEY = "_proxystack_scheduled"
+#: On a copy handed back to the engine: park it until this time (monotonic clock).
+PARK_META_KEY = "_proxystack_park"
+#: On a request the lot let go: report to the lot whether it found an exit.
+RELEASED_META_KEY = "_proxystack_released"
+#: Wall-clock time the request first had to wait for an exit: bounds its total wait.
+WAITING_SINCE_META_KEY = "_proxystack_waiting_since"
+#: Reasons a request waits for an exit instead of failing.
+PARKABLE_REASONS = frozenset({"all_banned", "all_ejected", "site_down"})
 _MAX_RETIRED_SESSIONS = 100_000
 _FREEZE_THRESHOLD = 10_000
 
@@ -82,6 +95,12 @@ class ProxyStack:
     default_timeout: float = 180.0
     _rules_applied: dict[str, float] = field(default_factory=dict)
     _warned: set[tuple[str, ...]] = field(default_factory=set)
+    lot: ParkingLot[Request] = field(default_factory=ParkingLot)
+    _timer: Any = None
+    _timer_at: float = float("inf")
+    _open: bool = False
+    #: locale -> drop reason -> requests, for the summary at close.
+    dropped: dict[str | None, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, crawler: Crawler) -> ProxyStack:
@@ -130,6 +149,7 @@ class ProxyStack:
             max_ejection_share=settings.max_ejection_share,
             ban_cooldown=settings.ban_cooldown,
             ban_cooldown_cap=settings.ban_cooldown_cap,
+            site_backoff=settings.site_backoff,
         )
         unknown = sorted(
             f"{tld}: {loc}"
@@ -177,6 +197,10 @@ class ProxyStack:
         s = crawler.settings
         st = self.settings
         crawler.signals.connect(self._engine_stopped, signal=signals.engine_stopped)
+        crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self._request_scheduled, signal=signals.request_scheduled)
+        crawler.signals.connect(self._spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
         self.limiter = DomainRateLimiter(
             RateRule(rate=st.domain_rate, burst=st.domain_burst) if st.domain_rate else None
         )
@@ -324,19 +348,58 @@ class ProxyStack:
     def fail_closed(self, request: Request, locale: str | None, reason: str) -> ExitUnavailable:
         """Count, log (once per locale and reason) and build the error for a request not sent."""
         self.stats.inc("requests", "no_exit", reason)
-        self.stats.inc("requests", "dropped", "no_exit")
+        self.count_drop(request, "no_exit", locale)
         request.meta.pop("_proxystack_exit_locale", None)
         request.meta.pop("_proxystack_flags", None)
         self.emit(request, "no_exit", reason)
-        self.warn_once(
-            ("no_exit", str(locale), reason),
-            "No usable exit for locale %(locale)r (%(reason)s): requests for it fail closed "
-            "and are counted in proxystack/requests/no_exit/%(reason)s (first: %(url)s)",
-            {"locale": locale, "reason": reason, "url": request.url},
-        )
+        key = ("no_exit", str(locale), reason)
+        if key not in self._warned:  # the breakdown is O(chain): only for the first one
+            domain = urlparse_cached(request).hostname or ""
+            why = self.describe_blocked(locale, domain) if reason in PARKABLE_REASONS else reason
+            self.warn_once(
+                key,
+                "No usable exit for locale %(locale)r (%(reason)s; %(why)s): requests for it "
+                "fail closed and are counted in proxystack/requests/no_exit/%(reason)s "
+                "(first: %(url)s)",
+                {"locale": locale, "reason": reason, "why": why, "url": request.url},
+            )
         if self.settings.close_on_empty_locale:
             close_crawl(self.crawler, "proxystack_no_exit")
         return ExitUnavailable(locale, reason)
+
+    def count_drop(self, request: Request, reason: str, locale: str | None = None) -> None:
+        """Count a request the suite drops, in stats and in the per-locale summary at close."""
+        self.stats.inc("requests", "dropped", reason)
+        if locale is None:
+            cached = request.meta.get("_proxystack_locale")
+            locale = cached[1].locale if cached else None
+        per_locale = self.dropped.setdefault(locale, {})
+        per_locale[reason] = per_locale.get(reason, 0) + 1
+
+    def log_summary(self) -> None:
+        """One INFO line per locale at close: what the exits did and where requests went."""
+        lines = []
+        for name in (*self.config.locales, *((None,) if self.config.unlocalized else ())):
+            counts = self.pool.counts(name)
+            label = name or "(none)"
+            sent = self.stats.get("requests", "locale", name or "none", default=0)
+            delivered = self.stats.get("responses", "locale", name or "none", default=0)
+            drops = self.dropped.get(name, {})
+            waiting = self.stats.get("requests", "parked", name or "none", default=0)
+            if not (sent or drops or waiting):
+                continue
+            dropped = ", ".join(f"{k}: {v}" for k, v in sorted(drops.items())) or "none"
+            lines.append(
+                f"  {label}: {counts.usable}/{counts.total} exits usable, {counts.ejected} "
+                f"ejected, {self.pool.banned_exits(name)} banned by a site; {sent} requests "
+                f"sent, {delivered} answers, {waiting} waits for an exit; dropped: {dropped}"
+            )
+        if lines:
+            logger.info(
+                "Proxy exits by locale at close:\n%(lines)s",
+                {"lines": "\n".join(lines)},
+                extra={"crawler": self.crawler},
+            )
 
     def retire_session(self, request: Request, session: str, reason: str) -> None:
         """End a sticky session whose exit was lost; its name stays retired."""
@@ -354,6 +417,147 @@ class ProxyStack:
             {"session": session, "reason": reason},
             extra={"crawler": self.crawler},
         )
+
+    # -- waiting for an exit ----------------------------------------------------------------------
+
+    def park(
+        self, request: Request, locale: str | None, domain: str, exc: NoExit
+    ) -> Request | None:
+        """A copy of ``request`` to hand back to the engine, which then waits in the parking
+        lot until an exit of its chain is ready for ``domain``; None when it cannot wait: no
+        exit will ever be ready, it was not scheduled, or its total wait would pass
+        ``PROXYSTACK_BAN_MAX_WAIT``.
+        """
+        meta = request.meta
+        if (
+            exc.retry_at is None
+            or exc.reason not in PARKABLE_REASONS
+            or not meta.get(SCHEDULED_META_KEY)
+            or not self._open
+            or self.settings.close_on_empty_locale  # the strict choice: stop, do not wait
+        ):
+            return None
+        now = time.time()
+        since = float(meta.get(WAITING_SINCE_META_KEY, now))
+        if (now - since) + (exc.retry_at - time.monotonic()) > self.settings.ban_max_wait:
+            return None
+        copy = request.replace(dont_filter=True)
+        copy.meta[WAITING_SINCE_META_KEY] = since
+        copy.meta[PARK_META_KEY] = exc.retry_at
+        self.stats.inc("requests", "parked", locale or "none")
+        if exc.reason == "site_down":
+            self.stats.inc("requests", "parked_site_down")
+        self.warn_once(
+            ("parked", str(locale), domain),
+            "No exit of locale %(locale)r is ready for %(domain)s (%(why)s): its requests wait "
+            "for the first one instead of being dropped (up to PROXYSTACK_BAN_MAX_WAIT = "
+            "%(bound).0fs in all)",
+            {
+                "locale": locale,
+                "domain": domain,
+                "why": self.describe_blocked(locale, domain),
+                "bound": self.settings.ban_max_wait,
+            },
+            level=logging.INFO,
+        )
+        return copy
+
+    def describe_blocked(self, locale: str | None, domain: str) -> str:
+        """``3 banned (status_403: 2, lang_mismatch: 1), 1 paced`` for messages."""
+        reasons = self.pool.blocked_reasons(locale, domain)
+        reasons.pop("ready", None)
+        states = ("paced", "transport", "ejected", "site_down")
+        banned = {k: v for k, v in reasons.items() if k not in states}
+        parts = []
+        if banned:
+            ranked = sorted(banned.items(), key=lambda kv: -kv[1])
+            detail = ", ".join(f"{k}: {v}" for k, v in ranked)
+            parts.append(f"{sum(banned.values())} banned ({detail})")
+        labels = {
+            "paced": "paced",
+            "transport": "resting after failures",
+            "ejected": "ejected",
+            "site_down": "site down",
+        }
+        parts.extend(f"{reasons[k]} {labels[k]}" for k in states if reasons.get(k))
+        return ", ".join(parts) or "no exit"
+
+    def found_exit(self, request: Request, locale: str | None, domain: str) -> None:
+        """A request the lot let go found an exit: let the next one of its group go."""
+        if request.meta.pop(RELEASED_META_KEY, None):
+            now = time.monotonic()
+            self.lot.bound(locale, domain, now)
+            self._arm(now)
+
+    def site_recovered(self, domain: str) -> None:
+        """A site taken to be down (or failing) answered: its waiting requests may go."""
+        if self.lot.wake_domain(domain, time.monotonic()):
+            self._arm(time.monotonic())
+        logger.info(
+            "Site %(domain)s answers again", {"domain": domain}, extra={"crawler": self.crawler}
+        )
+
+    def _spider_opened(self) -> None:
+        self._open = True
+
+    def _request_scheduled(self, request: Request) -> None:
+        """Park a copy handed back by :meth:`park`; mark every other request as scheduled."""
+        meta = request.meta
+        ready_at = meta.pop(PARK_META_KEY, None)
+        if ready_at is None:
+            meta[SCHEDULED_META_KEY] = True
+            return
+        cached = meta.get("_proxystack_locale")
+        locale = cached[1].locale if cached else None
+        domain = urlparse_cached(request).hostname or ""
+        front = bool(meta.pop(RELEASED_META_KEY, None))
+        self.lot.park(locale, domain, request, float(ready_at), front=front)
+        self._arm(float(ready_at))
+        # Scrapy drops a request whose request_scheduled handler raises IgnoreRequest, quietly.
+        raise IgnoreRequest("waiting for an exit")
+
+    def _arm(self, at: float) -> None:
+        if at >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = call_later(max(0.0, at - time.monotonic()), self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        engine = self.crawler.engine
+        if engine is None or not self._open:
+            return
+        for _locale, _domain, request in self.lot.due(time.monotonic()):
+            request.meta[RELEASED_META_KEY] = True
+            self.stats.inc("requests", "unparked")
+            engine.crawl(request)
+        at = self.lot.next_wake()
+        if at is not None:
+            self._arm(at)
+
+    def _spider_idle(self) -> None:
+        if len(self.lot):
+            raise DontCloseSpider
+
+    def _spider_closed(self, reason: str) -> None:
+        self._open = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        dropped = self.lot.drain()
+        for locale, _domain, request in dropped:
+            self.count_drop(request, "closing", locale)
+        if dropped:
+            logger.warning(
+                "%(n)d requests were still waiting for an exit when the crawl closed "
+                "(%(reason)s); counted in proxystack/requests/dropped/closing",
+                {"n": len(dropped), "reason": reason},
+                extra={"crawler": self.crawler},
+            )
+        self.log_summary()
 
     # -- throttling -------------------------------------------------------------------------------
 
@@ -381,6 +585,16 @@ class ProxyStack:
         base = self._rules_applied.get(domain, self.settings.exit_delay)
         if base > 0 or retry_after:
             self.pacer.on_pushback(exit_id, domain, base, retry_after)
+
+    def exit_sent(self, exit_id: str, domain: str) -> None:
+        self.pacer.on_send(exit_id, domain, time.monotonic())
+
+    def exit_throttled(self, exit_id: str, domain: str) -> float:
+        """A 429 or rate-limit page through ``exit_id``: pace the pair at half its rate."""
+        base = self._rules_applied.get(domain, self.settings.exit_delay)
+        delay = self.pacer.on_throttle(exit_id, domain, base)
+        self.pool.pace(exit_id, domain, delay)
+        return delay
 
     def exit_succeeded(self, exit_id: str, domain: str) -> None:
         base = self._rules_applied.get(domain, self.settings.exit_delay)
@@ -438,12 +652,20 @@ class ProxyStack:
         )
         self.crawler.signals.send_catch_log(exit_outcome, outcome=outcome, request=request)
 
-    def warn_once(self, key: tuple[str, ...], msg: str, args: dict[str, object]) -> bool:
-        """Log ``msg`` at WARNING the first time ``key`` is seen; repeats are only counted."""
+    def warn_once(
+        self,
+        key: tuple[str, ...],
+        msg: str,
+        args: dict[str, object],
+        *,
+        level: int = logging.WARNING,
+    ) -> bool:
+        """Log ``msg`` (at WARNING by default) the first time ``key`` is seen; repeats are only
+        counted."""
         if key in self._warned:
             return False
         self._warned.add(key)
-        logger.warning(msg, args, extra={"crawler": self.crawler})
+        logger.log(level, msg, args, extra={"crawler": self.crawler})
         return True
 
     def __hash__(self) -> int:  # lru_cache on a method needs a hashable self

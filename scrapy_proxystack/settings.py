@@ -237,8 +237,10 @@ class ProxyStackSettings:
     ban_http_codes: frozenset[int] = frozenset({403, 429, 451, 503})
     ban_min_body_size: int = 1
     ban_lang_check: bool = True
-    ban_cooldown: float = 300.0
+    ban_cooldown: float = 20.0
     ban_cooldown_cap: float = 3600.0
+    ban_max_wait: float = 600.0
+    site_backoff: float = 5.0
     ban_policy: str | None = None
     domain_rate: float | None = None
     domain_burst: int = 1
@@ -324,8 +326,10 @@ class ProxyStackSettings:
             ban_http_codes=r.codes("PROXYSTACK_BAN_HTTP_CODES", [403, 429, 451, 503]),
             ban_min_body_size=r.integer("PROXYSTACK_BAN_MIN_BODY_SIZE", 1),
             ban_lang_check=r.boolean("PROXYSTACK_BAN_LANG_CHECK", True),
-            ban_cooldown=r.number("PROXYSTACK_BAN_COOLDOWN", 300.0, strict=True),
+            ban_cooldown=r.number("PROXYSTACK_BAN_COOLDOWN", 20.0, strict=True),
             ban_cooldown_cap=r.number("PROXYSTACK_BAN_COOLDOWN_CAP", 3600.0, strict=True),
+            ban_max_wait=r.number("PROXYSTACK_BAN_MAX_WAIT", 600.0),
+            site_backoff=r.number("PROXYSTACK_SITE_BACKOFF", 5.0, strict=True),
             ban_policy=ban_policy,
             domain_rate=(
                 r.number("PROXYSTACK_DOMAIN_RATE", 0.0, strict=True)

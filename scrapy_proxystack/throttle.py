@@ -49,6 +49,8 @@ class DomainRateLimiter:
         self._rules: dict[str, RateRule] = {}
         self._floors: dict[str, float] = {}
         self._tat: dict[str, float] = {}
+        #: The same meter over the times requests really left (see :meth:`confirm`).
+        self._sent: dict[str, float] = {}
         self._calls = 0
 
     def set_rule(self, domain: str, rule: RateRule) -> None:
@@ -88,11 +90,33 @@ class DomainRateLimiter:
         self._tat[domain] = tat + interval
         return wait if wait > 0.0 else 0.0
 
+    def confirm(self, domain: str, now: float) -> float:
+        """Record that a request to ``domain`` leaves now, if that keeps to the rule.
+
+        :meth:`reserve` books slots ahead; a timer that fires late (a loaded machine) sends
+        one request late and the next on time, closer together than the rule allows. This
+        meter runs over the real departure times: it returns 0.0 and records the departure
+        when it conforms, else the seconds still to wait (call again after waiting).
+        """
+        rule = self.rule_for(domain)
+        if rule is None:
+            return 0.0
+        tat = self._sent.get(domain, now)
+        if tat < now:
+            tat = now
+        wait = tat - rule.tolerance - now
+        if wait > 1e-6:
+            return wait
+        self._sent[domain] = tat + rule.interval
+        return 0.0
+
     def expire(self, now: float) -> int:
         """Forget sites whose budget is fully recovered; return how many were dropped."""
         stale = [d for d, tat in self._tat.items() if tat <= now]
         for d in stale:
             del self._tat[d]
+        for d in [d for d, tat in self._sent.items() if tat <= now]:
+            del self._sent[d]
         return len(stale)
 
     def __len__(self) -> int:
@@ -102,10 +126,14 @@ class DomainRateLimiter:
 class ExitPacer:
     """The adaptive minimum delay between two requests of one exit to one site.
 
-    It starts at the site's base delay and only deviates where a site pushed back: a ban or 429
-    multiplies it (up to ``maximum``), a ``Retry-After`` sets a floor, and each success brings it
-    back by ``recovery`` (multiplicative), never below the base. Only deviating pairs are stored,
-    in an LRU bounded by ``max_entries``.
+    It starts at the site's base delay and only deviates where a site pushed back. A 429 or a
+    rate-limit page (:meth:`on_throttle`) is AIMD on the pair's rate, as TCP does with a
+    congestion window: the delay becomes twice the pair's recent interval between requests
+    (or twice the current delay), and each success takes ``1 - recovery`` of it back, slowly,
+    so the pair settles just under the rate the site tolerates from one client address. A ban
+    (:meth:`on_pushback`) doubles the delay. ``Retry-After`` is a floor of the next wait (the
+    pool's not-before time), not of the interval. Only pairs that deviate from their base are
+    stored, in an LRU bounded by ``max_entries``; so are the recent intervals of pairs.
     """
 
     def __init__(
@@ -113,7 +141,7 @@ class ExitPacer:
         *,
         maximum: float = 60.0,
         factor: float = 2.0,
-        recovery: float = 0.9,
+        recovery: float = 0.99,
         max_entries: int = 200_000,
     ) -> None:
         self.maximum = maximum
@@ -122,19 +150,53 @@ class ExitPacer:
         self.max_entries = max_entries
         # Only pairs that deviate from their base are stored.
         self._delays: OrderedDict[tuple[str, str], float] = OrderedDict()
+        #: (exit, site) -> (last departure, smoothed interval between departures).
+        self._gaps: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def delay(self, exit_id: str, domain: str, base: float) -> float:
         return self._delays.get((exit_id, domain), base)
 
+    def on_send(self, exit_id: str, domain: str, now: float) -> None:
+        """A request to ``domain`` leaves through ``exit_id``: learn the pair's interval."""
+        key = (exit_id, domain)
+        gaps = self._gaps
+        previous = gaps.get(key)
+        if previous is None:
+            gaps[key] = (now, -1.0)
+            if len(gaps) > self.max_entries:
+                gaps.popitem(last=False)
+            return
+        last, smooth = previous
+        gap = now - last
+        gaps[key] = (now, gap if smooth < 0.0 else smooth + 0.3 * (gap - smooth))
+        gaps.move_to_end(key)
+
+    def interval(self, exit_id: str, domain: str) -> float | None:
+        """The pair's recent interval between requests, or None before two of them."""
+        previous = self._gaps.get((exit_id, domain))
+        return previous[1] if previous is not None and previous[1] >= 0.0 else None
+
+    def on_throttle(self, exit_id: str, domain: str, base: float) -> float:
+        """A 429 or rate-limit page: halve the pair's rate (multiplicative decrease)."""
+        key = (exit_id, domain)
+        current = self._delays.get(key, base)
+        recent = self.interval(exit_id, domain) or 0.0
+        new = min(
+            max(self.maximum, base),
+            max(current * self.factor, recent * self.factor, base, 0.1),
+        )
+        self._store(key, new)
+        return new
+
     def on_pushback(
         self, exit_id: str, domain: str, base: float, retry_after: float | None = None
     ) -> float:
-        """A ban or 429 from ``domain`` through ``exit_id``: slow that pair down."""
+        """A ban from ``domain`` through ``exit_id``: slow that pair down."""
         key = (exit_id, domain)
         current = self._delays.get(key, base)
         new = min(max(self.maximum, base), max(current * self.factor, base, 0.1))
         if retry_after is not None and retry_after > new:
-            new = retry_after
+            new = min(retry_after, max(self.maximum, base))
         self._store(key, new)
         return new
 

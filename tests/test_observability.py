@@ -165,6 +165,8 @@ def run_reference(tmp: Path, *, prometheus: bool = True) -> Reference:
             "PROXYSTACK_PROXIES_FILE": str(yaml_path),
             "PROXYSTACK_STRATEGY": "round_robin",
             "PROXYSTACK_EXIT_RETRY_TIMES": 2,
+            # The blocked site refuses every exit for good: fail closed at once, do not wait.
+            "PROXYSTACK_BAN_MAX_WAIT": 0,
             "PROXYSTACK_STATS_PER_EXIT": True,
             "PROXYSTACK_LOGSTATS_INTERVAL": 0.25,
             "PROXYSTACK_REPORT_FILE": str(tmp / "report.html"),
@@ -215,6 +217,7 @@ EXPECTED_STATS = {
     "proxystack/locale/source/meta": 1,
     "proxystack/locales/dry/es": 1,
     "proxystack/requests/dropped/no_exit": 2,
+    "proxystack/requests/dropped/transport": 1,
     "proxystack/requests/locale/de": 4,
     "proxystack/requests/locale/es": 3,
     "proxystack/requests/locale/fr": 6,

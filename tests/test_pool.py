@@ -251,7 +251,7 @@ def test_latency_does_not_prefer_a_fast_banning_exit() -> None:
     pool.record_success(banning, "a.com", 0.8)
     for k in range(3):
         cooldown = pool.record_ban(banning, f"site{k}.com", "status_429", latency=0.02)
-        assert cooldown == 300.0
+        assert cooldown == 20.0
         clock.advance(1)
     assert pool.latency_of(banning) == pytest.approx(0.8)  # a fast ban is not a sample
     counts = Counter(pick(pool, "us", "fresh.com") for _ in range(500))
@@ -441,7 +441,7 @@ def test_never_leaves_the_chain() -> None:
 
 def test_fallback_order_and_no_exit_reasons() -> None:
     cfg = chain_config()
-    pool, clock = make(cfg)
+    pool, clock = make(cfg, ban_cooldown=300)
     site = "shop.fr"
     for exit_id in ids(cfg, "fr-CA"):
         pool.record_ban(exit_id, site, "status_403")
@@ -492,7 +492,7 @@ def test_exclude() -> None:
 
 def test_ban_is_per_domain() -> None:
     cfg = config({"us": {"proxies": proxies(2)}})
-    pool, clock = make(cfg, strategy="random")
+    pool, clock = make(cfg, strategy="random", ban_cooldown=300)
     a, b = ids(cfg, "us")
     assert pool.record_ban(a, "shop.com", "status_403") == 300.0
     assert pool.ready_at(a, "shop.com") == clock() + 300.0
@@ -504,27 +504,42 @@ def test_ban_is_per_domain() -> None:
     assert a in {pick(pool, "us", "shop.com") for _ in range(100)}
 
 
-def test_ban_cooldown_doubles_caps_and_heals() -> None:
+def test_first_ban_is_short_and_a_ban_that_outlives_its_cooldown_grows_fast() -> None:
     cfg = config({"us": {"proxies": proxies(1)}})
-    pool, clock = make(cfg, ban_cooldown=300, ban_cooldown_cap=3600)
+    pool, clock = make(cfg)
     (a,) = ids(cfg, "us")
     seen = []
     for _ in range(6):
+        # The first attempt after each cool-down is banned again: x4 each time, capped.
         cooldown = pool.record_ban(a, "shop.com", "captcha")
         seen.append(cooldown)
         clock.advance(cooldown)
-    assert seen == [300, 600, 1200, 2400, 3600, 3600]
-    pool.record_success(a, "shop.com", 0.2)
-    assert pool.record_ban(a, "shop.com", "captcha") == 300
+    assert seen == [20, 80, 320, 1280, 3600, 3600]
+
+
+def test_repeated_bans_between_successes_double() -> None:
+    cfg = config({"us": {"proxies": proxies(1)}})
+    pool, clock = make(cfg)
+    (a,) = ids(cfg, "us")
+    seen = []
+    for _ in range(4):
+        cooldown = pool.record_ban(a, "shop.com", "captcha")
+        seen.append(cooldown)
+        clock.advance(cooldown)
+        pool.record_success(a, "shop.com", 0.2)
+        clock.advance(1)
+    assert seen == [20, 40, 80, 160]
+    clock.advance(160 + 3601)  # a quiet spell longer than the cap: forgotten
+    assert pool.record_ban(a, "shop.com", "captcha") == 20
 
 
 def test_bans_landing_during_a_ban_do_not_grow_the_streak() -> None:
     cfg = config({"us": {"proxies": proxies(1)}})
     pool, clock = make(cfg)
     (a,) = ids(cfg, "us")
-    assert [pool.record_ban(a, "shop.com", "status_403") for _ in range(5)] == [300.0] * 5
-    clock.advance(300)
-    assert pool.record_ban(a, "shop.com", "status_403") == 600.0
+    assert [pool.record_ban(a, "shop.com", "status_403") for _ in range(5)] == [20.0] * 5
+    clock.advance(20)
+    assert pool.record_ban(a, "shop.com", "status_403") == 80.0
 
 
 def test_ban_streak_is_forgotten_after_a_quiet_spell() -> None:
@@ -538,7 +553,7 @@ def test_ban_streak_is_forgotten_after_a_quiet_spell() -> None:
 
 def test_retry_after_longer_than_cooldown_is_honoured() -> None:
     cfg = config({"us": {"proxies": proxies(2)}})
-    pool, clock = make(cfg)
+    pool, clock = make(cfg, ban_cooldown=300)
     a, b = ids(cfg, "us")
     assert pool.record_ban(a, "api.com", "status_429", retry_after=7200) == 7200
     assert pool.ready_at(a, "api.com") == clock() + 7200
@@ -587,7 +602,7 @@ def test_blocked_cache_is_dropped_when_an_exit_returns() -> None:
 
 def test_expire_keeps_memory_bounded() -> None:
     cfg = config({"us": {"proxies": proxies(2)}})
-    pool, clock = make(cfg)
+    pool, clock = make(cfg, ban_cooldown=300)
     a, b = ids(cfg, "us")
     for k in range(1000):
         pool.pace(a, f"site{k}.com", 1.0)
@@ -814,7 +829,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.fails: Counter[str] = Counter()
         self.streak: Counter[str] = Counter()
         self.ready: dict[tuple[str, str], float] = {}
-        self.bans: dict[tuple[str, str], tuple[int, float]] = {}
+        self.bans: dict[tuple[str, str], tuple[int, float, bool]] = {}
         self.sessions: dict[str, str] = {}
 
     @initialize(
@@ -988,10 +1003,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.streak[exit_id] = 0
         ban = self.bans.get((exit_id, domain))
         if ban is not None:
-            if ban[1] > self.clock():
-                self.bans[(exit_id, domain)] = (0, ban[1])
-            else:
-                del self.bans[(exit_id, domain)]
+            self.bans[(exit_id, domain)] = (ban[0], ban[1], True)
 
     @rule(k=st.integers(0, 11), domain=st.sampled_from(DOMAINS))
     def transport_failure(self, k: int, domain: str) -> None:
@@ -1050,16 +1062,19 @@ class PoolMachine(RuleBasedStateMachine):
         streak, running = 1, 0.0
         if previous is not None:
             if now < previous[1]:
-                streak, running = max(previous[0], 1), previous[1]
+                streak, running = previous[0], previous[1]
             elif now <= previous[1] + 3600:
-                streak = previous[0] + 1
-        cooldown = min(3600.0, 300.0 * 2 ** (streak - 1))
+                # A repeat after a success doubles; a ban met again with no success since
+                # outlived its cool-down and quadruples.
+                streak = previous[0] + (1 if previous[2] else 2)
+        cooldown = min(3600.0, 20.0 * 2 ** (streak - 1))
         if retry_after is not None and retry_after > cooldown:
             cooldown = retry_after
         assert self.pool.record_ban(exit_id, domain, "captcha", retry_after) == cooldown
         self.done(exit_id)
+        self.fails[exit_id] = 0  # the site answered through the exit: the exit works
         until = max(now + cooldown, running)
-        self.bans[(exit_id, domain)] = (streak, until)
+        self.bans[(exit_id, domain)] = (streak, until, False)
         self.ready[(exit_id, domain)] = max(self.ready.get((exit_id, domain), 0.0), until)
 
     @rule(k=st.integers(0, 11), domain=st.sampled_from(DOMAINS), delay=st.floats(0, 30))
@@ -1085,8 +1100,8 @@ class PoolMachine(RuleBasedStateMachine):
     def expire(self) -> None:
         assert self.pool is not None
         self.pool.expire()
-        for key, (streak, until) in list(self.bans.items()):
-            if until + 3600 < self.clock() or (not streak and until <= self.clock()):
+        for key, (_streak, until, _healed) in list(self.bans.items()):
+            if until + 3600 < self.clock():
                 del self.bans[key]
 
     @invariant()

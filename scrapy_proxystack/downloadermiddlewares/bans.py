@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import logging
+import time
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from scrapy_proxystack.bans import BanClassifier, BanClassifierSettings, BanKind, Verdict
+from scrapy_proxystack.bans import (
+    OK,
+    BanClassifier,
+    BanClassifierSettings,
+    BanKind,
+    Verdict,
+    declared_language,
+    language_set,
+)
 from scrapy_proxystack.downloadermiddlewares.locale import resolve_request_locale
 from scrapy_proxystack.downloadermiddlewares.proxy import EXIT_META_KEY, forget_exit
 from scrapy_proxystack.exceptions import BannedResponse
-from scrapy_proxystack.runtime import HELD_META_KEY, enabled_stack
+from scrapy_proxystack.languages import SiteLanguages
+from scrapy_proxystack.runtime import HELD_META_KEY, WAITING_SINCE_META_KEY, enabled_stack
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -28,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 #: The classifier only reads this much of a body; inflating more would be wasted work.
 _SCAN_BYTES = BanClassifierSettings().max_scan_bytes
+#: Times one request may be slowed down by a site (429) before it is dropped: a site that
+#: answers 429 to everything must not keep a request cycling for ever.
+_THROTTLE_META_KEY = "_proxystack_throttled"
+_MAX_THROTTLES = 50
 
 
 def _decoded_head(response: Response, limit: int = _SCAN_BYTES) -> bytes | None:
@@ -107,11 +121,13 @@ class BanDetectionMiddleware:
         self.policy: Any = None
         if st.ban_policy:
             self.policy = build_from_crawler(load_object(st.ban_policy), crawler)
-        self.expected_lang: dict[str, str] = {}
+        #: Every language of a locale's Accept-Language: Canada expects English and French.
+        self.expected_lang: dict[str, frozenset[str]] = {}
         for name, locale in self.stack.config.locales.items():
             value = st.accept_language_for(name, locale.accept_language)
             if value:
-                self.expected_lang[name] = value.split(",")[0].split(";")[0].strip()
+                self.expected_lang[name] = language_set(value)
+        self.languages = SiteLanguages()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BanDetectionMiddleware:
@@ -126,7 +142,8 @@ class BanDetectionMiddleware:
             is_ban = bool(legacy(request, response))
             return Verdict(BanKind.BAN, "policy") if is_ban else Verdict(BanKind.NONE, "ok")
         decision = resolve_request_locale(self.crawler, request)
-        rule = self.stack.config.domain_rule(urlparse_cached(request).hostname or "")
+        domain = urlparse_cached(request).hostname or ""
+        rule = self.stack.config.domain_rule(domain)
         body = _decoded_head(response)
         if body is None:
             self.stack.stats.inc("bans", "undecodable_body")
@@ -136,6 +153,12 @@ class BanDetectionMiddleware:
             for k, v in ((k, response.headers.get(k) or b"") for k in response.headers)
         }
         location = headers.get("Location") if 300 <= response.status < 400 else None
+        declared = language_set(rule.lang) if rule is not None and rule.lang else None
+        expected: frozenset[str] | None = declared
+        if expected is None and self.lang_check and decision.source == "domain":
+            # Only for sites the YAML declares as a locale's: a request routed by meta or by a
+            # default may well want the site's own language from that country.
+            expected = self.expected_lang.get(decision.locale or "")
         verdict = self.classifier.classify(
             status=response.status,
             headers=headers,
@@ -143,19 +166,46 @@ class BanDetectionMiddleware:
             body=body,
             request_url=request.url,
             redirect_location=location,
-            # Only for sites the YAML declares as a locale's: a request routed by meta or by a
-            # default may well want the site's own language from that country.
-            expected_lang=(
-                self.expected_lang.get(decision.locale or "")
-                if self.lang_check and decision.source == "domain"
-                else None
-            ),
+            expected_lang=expected,
             rules=rule.bans if rule is not None else None,
             method=request.method,
         )
+        if expected and declared is None:
+            verdict = self._judge_language(request, domain, body, verdict, expected)
         if self.policy is not None and hasattr(self.policy, "classify"):
             verdict = self.policy.classify(request, response, verdict)
         return verdict
+
+    def _judge_language(
+        self,
+        request: Request,
+        domain: str,
+        body: bytes,
+        verdict: Verdict,
+        expected: frozenset[str],
+    ) -> Verdict:
+        """A page in another language is a geo-block only on evidence (see languages.py)."""
+        if verdict.reason != "lang_mismatch":
+            if not verdict.is_ban:
+                lang = declared_language(body)
+                if lang is not None and lang in expected:
+                    self.languages.saw_expected(domain)
+            return verdict
+        lang = declared_language(body)
+        judgement = self.languages.judge(domain, lang, str(request.meta.get(EXIT_META_KEY)))
+        if judgement == "geo_block":
+            return verdict
+        self.stack.stats.inc("bans", "lang_accepted")
+        if judgement == "learned":
+            self.stack.stats.inc("bans", "lang_learned")
+            logger.info(
+                "Site %(domain)s answers in %(lang)r through every exit tried, none of its "
+                "locale's languages (%(expected)s): taking %(lang)r as its language, not as "
+                "a geo-block (declare it with 'lang:' under domains in the proxy YAML)",
+                {"domain": domain, "lang": lang, "expected": ", ".join(sorted(expected))},
+                extra={"crawler": self.crawler},
+            )
+        return OK
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         exit_id = request.meta.get(EXIT_META_KEY)
@@ -169,7 +219,12 @@ class BanDetectionMiddleware:
         stats = self.stack.stats
         domain = urlparse_cached(request).hostname or ""
         latency = request.meta.get("download_latency")
-        request.meta.pop(HELD_META_KEY, None)  # record_ban releases it
+        request.meta.pop(HELD_META_KEY, None)  # record_ban/record_throttle release it
+        if verdict.kind is BanKind.THROTTLE:
+            throttled = self._throttled(request, response, exit_id, domain, verdict)
+            if throttled is not None:
+                return throttled
+            return self._give_up(request, domain, verdict)
         cooldown = self.stack.pool.record_ban(
             exit_id,
             domain,
@@ -205,8 +260,57 @@ class BanDetectionMiddleware:
         if retry is not None:
             forget_exit(retry, exit_id)
             return retry
+        return self._give_up(request, domain, verdict)
+
+    def _throttled(
+        self, request: Request, response: Response, exit_id: str, domain: str, verdict: Verdict
+    ) -> Request | None:
+        """429 or a rate-limit page: pacing, not a ban (DESIGN: a refusal is a schedule).
+
+        The pair waits for ``Retry-After`` and its rate is halved; the request goes again,
+        through another exit or, when none is ready, after waiting for one. ``None`` when it
+        must not go again (``dont_retry``, a sticky session, too many times).
+        """
+        stack = self.stack
+        stats = stack.stats
+        if stack.pool.record_throttle(exit_id, domain, verdict.retry_after):
+            stack.site_recovered(domain)
+        delay = stack.exit_throttled(exit_id, domain)
+        stats.inc("bans", "reason", verdict.reason)
+        stats.inc("bans", "kind", "throttle")
+        stats.inc("throttle", "pushbacks", verdict.reason)
+        if verdict.retry_after is not None:
+            stats.inc("bans", "retry_after_honoured")
+        stack.emit(request, "ban", verdict.reason, status=response.status)
+        logger.debug(
+            "Slow down (%(reason)s) from %(domain)s for exit %(exit)s: one request per "
+            "%(delay).2fs, next after %(retry_after)s",
+            {
+                "reason": verdict.reason,
+                "domain": domain,
+                "exit": exit_id,
+                "delay": delay,
+                "retry_after": verdict.retry_after,
+            },
+            extra={"crawler": self.crawler},
+        )
+        meta = request.meta
+        times = int(meta.get(_THROTTLE_META_KEY, 0)) + 1
+        if meta.get("dont_retry") or meta.get("proxystack_session") is not None:
+            return None
+        if times > _MAX_THROTTLES:
+            return None
+        retry = request.replace(dont_filter=True)
+        retry.meta[_THROTTLE_META_KEY] = times
+        retry.meta.setdefault(WAITING_SINCE_META_KEY, time.time())
+        forget_exit(retry, exit_id, tried=False)  # paced, not failed: it may come back to it
+        stats.inc("retry", "throttle", "count")
+        return retry
+
+    def _give_up(self, request: Request, domain: str, verdict: Verdict) -> NoReturn:
+        stats = self.stack.stats
         stats.inc("bans", "gave_up", verdict.reason)
-        stats.inc("requests", "dropped", "ban")
+        self.stack.count_drop(request, "ban")
         self.stack.warn_once(
             ("ban_gave_up", domain, verdict.reason),
             "Dropping ban pages (%(reason)s) from %(domain)s after retries ran out; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
@@ -10,7 +11,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
 
 from scrapy_proxystack.downloadermiddlewares.locale import resolve_request_locale
-from scrapy_proxystack.exceptions import ExitUnavailable, SessionRetired
+from scrapy_proxystack.exceptions import ExitNotReady, ExitUnavailable, SessionRetired
 from scrapy_proxystack.pool import NoExit, SessionLost
 from scrapy_proxystack.runtime import (
     EXIT_META_KEY,
@@ -41,6 +42,18 @@ _LOCAL_SCHEMES = frozenset({"file", "data"})
 _TIMEOUT_NAMES = ("TimeoutError", "DownloadTimeoutError", "TCPTimedOutError")
 #: Proxy answers that say the *proxy* failed, not the site.
 PROXY_FAILURE_STATUSES = frozenset({407, 502, 504})
+#: Of those, the ones only the proxy itself can cause; the others (bad gateway, gateway
+#: timeout) are just as often a site that is down.
+_PROXY_ONLY_STATUSES = frozenset({407})
+#: Failures that can only be the proxy's: nothing answered at its address, or it refused us.
+_PROXY_ONLY_ERRORS = frozenset(
+    {
+        "DownloadConnectionRefusedError",  # Scrapy's name for Twisted's ConnectionRefusedError
+        "ConnectionRefusedError",
+        "TCPTimedOutError",
+        "NoRouteError",
+    }
+)
 
 
 def forget_exit(request: Request, exit_id: str | None = None, *, tried: bool = True) -> None:
@@ -91,13 +104,13 @@ class ProxyMiddleware:
 
     # -- way out --------------------------------------------------------------------------------
 
-    def process_request(self, request: Request) -> None:
+    def process_request(self, request: Request) -> Request | None:
         meta = request.meta
         if meta.get(PENDING_META_KEY):
-            return  # waiting for an exit: bound when sent
+            return None  # waiting for an exit: bound when sent
         if "proxy" in meta and EXIT_META_KEY not in meta:
             self.stats.inc("requests", "user_proxy")
-            return
+            return None
         if EXIT_META_KEY in meta:
             # A redirect, a copy made from response.meta, or this very request again after a
             # later middleware returned it: give back what it still holds, then route afresh.
@@ -106,7 +119,7 @@ class ProxyMiddleware:
         scheme = urlparse_cached(request).scheme
         if scheme not in ("http", "https"):
             if scheme in _LOCAL_SCHEMES:
-                return  # nothing leaves the machine
+                return None  # nothing leaves the machine
             # Scrapy's ftp/s3 handlers ignore meta["proxy"]: routing them would be a lie.
             decision = resolve_request_locale(self.crawler, request)
             raise self.stack.fail_closed(request, decision.locale, "unsupported_scheme")
@@ -127,13 +140,19 @@ class ProxyMiddleware:
             self.stack.retire_session(request, exc.session, exc.reason)
             raise SessionRetired(exc.session, exc.reason) from None
         except NoExit as exc:
+            waiting = self.stack.park(request, decision.locale, domain, exc)
+            if waiting is not None:
+                return waiting  # the engine schedules it, and it waits in the parking lot
             if self.stack.can_wait(exc):
-                # Every exit is only paced for this site: bind one when the request is sent.
+                # Not from the scheduler (robots.txt, engine.download): every exit is only
+                # paced for this site, so bind one when the request is sent.
                 meta[PENDING_META_KEY] = True
                 meta["proxy"] = None  # and never an environment proxy meanwhile
-                return
+                return None
             raise self.stack.fail_closed(request, decision.locale, exc.reason) from None
+        self.stack.found_exit(request, decision.locale, domain)
         self.stack.bind(request, choice)
+        return None
 
     # -- way back -------------------------------------------------------------------------------
 
@@ -157,16 +176,24 @@ class ProxyMiddleware:
                     "name and password in the proxy configuration",
                     {"exit": exit_id},
                 )
-            retry = self._transport_failure(request, exit_id, domain, reason)
+            retry = self._transport_failure(
+                request, exit_id, domain, reason, proxy_only=response.status in _PROXY_ONLY_STATUSES
+            )
             return retry if retry is not None else response
         latency = request.meta.get("download_latency")
-        self.pool.record_success(exit_id, domain, float(latency) if latency is not None else 0.0)
+        if self.pool.record_success(
+            exit_id, domain, float(latency) if latency is not None else 0.0
+        ):
+            self.stack.site_recovered(domain)
         self.stack.exit_succeeded(exit_id, domain)
         self.stats.inc("responses", "locale", request.meta.get("_proxystack_exit_locale") or "none")
         self.stack.emit(request, "success", "ok", status=response.status)
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        if isinstance(exception, ExitNotReady):
+            waiting: Request = exception.retry_request  # type: ignore[assignment]
+            return waiting  # waits for an exit in the parking lot
         exit_id = request.meta.get(EXIT_META_KEY)
         if exit_id is None:
             return None
@@ -180,7 +207,9 @@ class ProxyMiddleware:
         request.meta.pop(HELD_META_KEY, None)
         domain = urlparse_cached(request).hostname or ""
         reason = type(exception).__name__
-        retry = self._transport_failure(request, exit_id, domain, reason)
+        retry = self._transport_failure(
+            request, exit_id, domain, reason, proxy_only=_proxy_only(reason, exception)
+        )
         if reason in _TIMEOUT_NAMES and "_proxystack_timeout" in request.meta:
             # The shortened timeout fired. The exit is suspect, but the site may just be slow:
             # the retry gets the full DOWNLOAD_TIMEOUT so a slow page is not lost.
@@ -190,23 +219,49 @@ class ProxyMiddleware:
         return retry
 
     def _transport_failure(
-        self, request: Request, exit_id: str, domain: str, reason: str
+        self, request: Request, exit_id: str, domain: str, reason: str, *, proxy_only: bool
     ) -> Request | None:
-        ejected = self.pool.record_transport_failure(exit_id, domain, reason)
+        """Charge a failure to the right party (DESIGN: blame the right party), then retry.
+
+        A failure only a proxy can cause ejects the exit for everyone; any other is charged to
+        the (exit, site) pair first, and the pool decides whether the exit (failing across
+        sites) or the site (failing through several exits) is to blame.
+        """
+        if proxy_only:
+            ejected = self.pool.record_transport_failure(exit_id, domain, reason)
+            outcome = "ejected" if ejected else "capped"
+        else:
+            outcome = self.pool.record_failure(exit_id, domain, reason)
         self.stack.emit(request, "transport_failure", reason)
         self.stats.inc("exits", "transport_failures", reason)
-        if ejected:
+        if outcome == "ejected":
             self.stats.inc("exits", "ejected")
             logger.debug(
                 "Exit %(exit)s ejected after %(reason)s",
                 {"exit": exit_id, "reason": reason},
                 extra={"crawler": self.crawler},
             )
+        elif outcome == "site_down":
+            self.stats.inc("sites", "down")
+            until = self.pool.site_down_until(domain)
+            self.stack.warn_once(
+                ("site_down", domain),
+                "Site %(domain)s fails through several exits (%(reason)s): it is taken to be "
+                "down, not the exits; its requests wait and it is tried again in %(rest).0fs",
+                {
+                    "domain": domain,
+                    "reason": reason,
+                    "rest": max(0.0, until - time.monotonic()) if until is not None else 0.0,
+                },
+            )
+
         if request.meta.get("proxystack_session") is not None:
             return None  # a sticky session never silently changes exit
         retry = self._retry(request, f"exit_{reason}")
         if retry is not None:
             forget_exit(retry, exit_id)
+        else:
+            self.stack.count_drop(request, "transport")
         return retry
 
     def _retry(self, request: Request, reason: str) -> Request | None:
@@ -224,3 +279,14 @@ class ProxyMiddleware:
             stats_base_key="proxystack/retry/transport",
             give_up_log_level=logging.DEBUG,
         )
+
+
+def _proxy_only(reason: str, exception: Exception) -> bool:
+    """Whether a download error can only be the proxy's fault (see ``_PROXY_ONLY_ERRORS``).
+
+    A refused CONNECT tunnel is the proxy's when it asked for credentials (407); a tunnel
+    refused with 502/504 is just as often a site that is down.
+    """
+    if reason in _PROXY_ONLY_ERRORS:
+        return True
+    return reason == "TunnelError" and "407" in str(exception)

@@ -6,9 +6,11 @@ may have been banned by the site, ejected, or used a moment ago by the time the 
 These handlers wrap Scrapy's own HTTP(S) handlers (or whatever handler was configured before the
 add-on) and, right before sending:
 
-1. take a slot from the site's rate budget (GCRA over all exits, robots ``Crawl-delay``);
+1. take a slot from the site's rate budget (GCRA over all exits, robots ``Crawl-delay``),
+   once the exit is known;
 2. check the exit chosen earlier is still usable for this site, and pick another one of the same
-   locale chain if not (waiting a bounded time when every exit is only *paced*);
+   locale chain if not; when none is ready, a request from the scheduler goes back to wait in
+   the parking lot (outside the downloader), any other waits here a bounded time;
 3. mark the exit as busy for this site for the per-exit delay.
 
 The request stays in its site's download slot the whole time, so a wait is counted against that
@@ -37,6 +39,7 @@ from scrapy_proxystack.downloadermiddlewares.proxy import (
     SessionRetired,
     forget_exit,
 )
+from scrapy_proxystack.exceptions import ExitNotReady
 from scrapy_proxystack.pool import NoExit, SessionLost
 from scrapy_proxystack.runtime import get_stack
 from scrapy_proxystack.signals import throttle_wait
@@ -110,32 +113,64 @@ class _DispatchHandler:
         if self._sent & 0xFFF == 0:
             # Keep per-site ban/pacing maps bounded: drop what has expired.
             stack.pool.expire()
-        limiter = stack.limiter_for(domain)
-        wait = limiter.reserve(domain, time.monotonic())
-        if wait > 0:
-            stack.stats.inc("throttle", "waits")
-            stack.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
-            self._signal_wait(request, domain, wait, "site_rate")
-            await self._wait(request, wait)
         exit_id: str | None = meta.get(EXIT_META_KEY)
         if exit_id is None and not meta.get(PENDING_META_KEY):
-            return  # not routed by the suite (a user proxy, or the suite is off for it)
+            # Not routed by the suite (a user proxy, or the suite is off for it): budget only.
+            await self._take_budget(request, domain)
+            return
         deadline = time.monotonic() + stack.settings.max_wait
-        while exit_id is None or not stack.usable_now(
-            exit_id, domain, panic=meta.get("_proxystack_flags", (False, False))[1]
-        ):
-            if time.monotonic() > deadline:
-                self._fail(request, exit_id, "all_paced")
-            exit_id = await self._rebind(request, exit_id, domain, deadline)
+        while True:
+            if exit_id is None or not stack.usable_now(
+                exit_id, domain, panic=meta.get("_proxystack_flags", (False, False))[1]
+            ):
+                if time.monotonic() > deadline:
+                    self._fail(request, exit_id, "all_paced")
+                exit_id = await self._rebind(request, exit_id, domain, deadline)
+                if exit_id is None:
+                    continue
+            # The exit first, then the site's budget: a request that must wait for an exit
+            # (outside the downloader) does not use up a slot of the site's budget.
+            if not await self._take_budget(request, domain):
+                break
+            if stack.usable_now(
+                exit_id, domain, panic=meta.get("_proxystack_flags", (False, False))[1]
+            ):
+                break  # still usable after waiting for the budget
         stack.count_sent(request)
         delay = stack.exit_delay_for(exit_id, domain)
         if delay > 0:
             stack.pool.pace(exit_id, domain, delay)
+        stack.exit_sent(exit_id, domain)
+
+    async def _take_budget(self, request: Request, domain: str) -> bool:
+        """Book a slot of the site's rate budget and wait for it; True when it waited.
+
+        The booked slot orders the waiters; the departure is then checked against the real
+        departures before it (a timer that fired late must not bunch two requests).
+        """
+        stack = self.stack
+        assert stack is not None
+        limiter = stack.limiter_for(domain)
+        wait = limiter.reserve(domain, time.monotonic())
+        waited = wait > 0
+        if waited:
+            stack.stats.inc("throttle", "waits")
+            stack.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
+            self._signal_wait(request, domain, wait, "site_rate")
+            await self._wait(request, wait)
+        while (extra := limiter.confirm(domain, time.monotonic())) > 0:
+            waited = True
+            await self._wait(request, extra)
+        return waited
 
     async def _rebind(
         self, request: Request, exit_id: str | None, domain: str, deadline: float
     ) -> str | None:
-        """Bind ``request`` to a usable exit now; ``None`` after waiting for one to be ready."""
+        """Bind ``request`` to a usable exit now; ``None`` after waiting for one to be ready.
+
+        A request that came through the scheduler does not wait here: :class:`ExitNotReady`
+        hands a copy back to the engine, which parks it outside the downloader.
+        """
         stack = self.stack
         assert stack is not None
         meta = request.meta
@@ -154,6 +189,10 @@ class _DispatchHandler:
             stack.retire_session(request, exc.session, exc.reason)
             raise SessionRetired(exc.session, exc.reason) from None
         except NoExit as exc:
+            waiting = stack.park(request, decision.locale, domain, exc)
+            if waiting is not None:
+                meta.pop(PENDING_META_KEY, None)
+                raise ExitNotReady(waiting) from None
             now = time.monotonic()
             wait = exc.retry_at - now if exc.retry_at is not None else None
             if wait is None or now + wait > deadline:
@@ -163,6 +202,7 @@ class _DispatchHandler:
             await self._wait(request, max(wait or 0.0, 0.001))
             return None
         meta.pop(PENDING_META_KEY, None)
+        stack.found_exit(request, decision.locale, domain)
         stack.bind(request, choice)
         # Derive the Proxy-Authorization header for the new exit, as Scrapy's middleware does.
         self._proxy_header.process_request(request)

@@ -91,19 +91,28 @@ class CrawlObserver:
             return None
 
     def check_dry(self, locale: str | None) -> None:
-        """Warn once per locale when none of its exits is usable any more."""
+        """Warn once per locale when none of its exits works any more: all ejected, or every
+        one failing on its own (the ejection share cap keeps some "usable" that only fail)."""
         label = label_of(locale)
         if label in self.dry:
             return
         counts = self.counts(locale)
-        if counts is None or counts.total == 0 or counts.usable > 0:
+        if counts is None or counts.total == 0:
+            return
+        if counts.usable > 0 and counts.failing < counts.total:
             return
         self.dry[label] = time.time()
         self.stack.stats.set("locales", "dry", label, value=1)
         logger.warning(
-            "Locale %(locale)s ran dry: none of its %(total)d exits is usable "
-            "(%(ejected)d ejected); its requests now go to fallbacks, panic mode, or fail closed",
-            {"locale": label, "total": counts.total, "ejected": counts.ejected},
+            "Locale %(locale)s ran dry: every one of its %(total)d exits fails "
+            "(%(ejected)d ejected, %(failing)d failing); its requests now go to fallbacks, "
+            "panic mode, or fail closed",
+            {
+                "locale": label,
+                "total": counts.total,
+                "ejected": counts.ejected,
+                "failing": counts.failing,
+            },
             extra={"crawler": self.crawler},
         )
 

@@ -24,7 +24,7 @@ from scrapy_proxystack.testing._server import Endpoint
 if TYPE_CHECKING:
     import asyncio
     import ssl
-    from collections.abc import Callable, Collection, Iterable
+    from collections.abc import Awaitable, Callable, Collection, Iterable
 
 __all__ = ["BAN_FORMS", "GEO_BLOCKS", "BanForm", "BanRule", "GeoBlock", "RecordedRequest", "Site"]
 
@@ -112,8 +112,18 @@ class Site(Endpoint):
         rate_limit: tuple[int, float] | None = None,
         crawl_delay: float | None = None,
         page_size: int | None = None,
+        strikes: tuple[int, float, float] | None = None,
+        down: bool = False,
+        submit: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
     ) -> None:
         content.normalize_lang(lang)  # fail early on a language without text
+        if strikes is not None:
+            count, window, ban_for = strikes
+            if rate_limit is None or count < 1 or window <= 0 or ban_for <= 0:
+                raise ValueError(
+                    f"strikes {strikes!r} must be (429s >= 1, seconds > 0, ban seconds > 0) "
+                    "and needs a rate_limit"
+                )
         if countries is not None:
             if isinstance(countries, str):
                 countries = (countries,)
@@ -152,6 +162,11 @@ class Site(Endpoint):
         self._successes: defaultdict[str, int] = defaultdict(int)
         self._windows: dict[str, deque[float]] = {}
         self._cache: dict[str, bytes] = {}
+        self.strikes = strikes
+        self._strikes: dict[str, deque[float]] = {}
+        self._banned_until: dict[str, float] = {}
+        self._down = down
+        self._submit = submit
 
     # -- public ------------------------------------------------------------------------------
 
@@ -205,6 +220,38 @@ class Site(Endpoint):
             self._requests.clear()
             self._successes.clear()
             self._windows.clear()
+            self._strikes.clear()
+            self._banned_until.clear()
+
+    @property
+    def down(self) -> bool:
+        """Whether the site refuses connections (proxies then answer 502)."""
+        with self._lock:
+            return self._down
+
+    def take_down(self) -> None:
+        """Stop listening, as a site whose server crashed."""
+        self._set_down(True)
+
+    def bring_up(self) -> None:
+        """Listen again on the same address and port."""
+        self._set_down(False)
+
+    def _set_down(self, down: bool) -> None:
+        with self._lock:
+            self._down = down
+        if self._submit is not None:
+            self._submit(self._apply_state)
+
+    def _should_listen(self) -> bool:
+        with self._lock:
+            return not self._down
+
+    async def _apply_state(self) -> None:
+        if self._should_listen():
+            await self._listen()
+        else:
+            self._stop_listening()
 
     # -- serving (loop thread) ---------------------------------------------------------------
 
@@ -281,9 +328,17 @@ class Site(Endpoint):
             and self._successes[client_ip] >= ban.after
         ):
             return self._banned(ban, path, query)
+        if self.strikes is not None and self._banned_until.get(client_ip, 0.0) > now:
+            return _Answer(
+                403,
+                content.ban_page(
+                    "Access denied", "Too many requests from your address: blocked for a while."
+                ),
+            )
         if self.rate_limit is not None:
             limited = self._rate_limited(client_ip, now)
             if limited is not None:
+                self._strike(client_ip, now)
                 return limited
         answer = self._content(head, path, client_ip, country)
         if answer.status == 200:
@@ -376,6 +431,19 @@ class Site(Endpoint):
                 "Unavailable For Legal Reasons", "This content is not available in your country."
             ),
         )
+
+    def _strike(self, client_ip: str, now: float) -> None:
+        """A 429 is a strike; enough of them in the window ban the client address."""
+        if self.strikes is None:
+            return
+        count, window, ban_for = self.strikes
+        times = self._strikes.setdefault(client_ip, deque())
+        while times and times[0] <= now - window:
+            times.popleft()
+        times.append(now)
+        if len(times) >= count:
+            self._banned_until[client_ip] = now + ban_for
+            times.clear()
 
     def _rate_limited(self, client_ip: str, now: float) -> _Answer | None:
         assert self.rate_limit is not None

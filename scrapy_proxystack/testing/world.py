@@ -213,8 +213,15 @@ class LoopbackWorld:
         rate_limit: tuple[int, float] | None = None,
         crawl_delay: float | None = None,
         page_size: int | None = None,
+        strikes: tuple[int, float, float] | None = None,
+        down: bool = False,
     ) -> Site:
         """Add a site on the next address 127.0.100.K (K = 1, 2, ... in creation order).
+
+        ``strikes=(n, window, ban_seconds)``: a client address that got ``n`` 429s from
+        ``rate_limit`` within ``window`` seconds is answered 403 for ``ban_seconds`` (what real
+        sites that limit each client do). ``down`` starts the site refusing connections;
+        :meth:`Site.take_down` and :meth:`Site.bring_up` change it while the world runs.
 
         ``countries`` restricts who may read it (clients from elsewhere, or direct ones, get
         the ``geo_block``: ``"451"`` by default, or ``"page"`` for a soft 200 block); ``ban``
@@ -241,10 +248,13 @@ class LoopbackWorld:
                 rate_limit=rate_limit,
                 crawl_delay=crawl_delay,
                 page_size=page_size,
+                strikes=strikes,
+                down=down,
+                submit=self._submit,
             )
             self._sites.append(site)
             started = self._state == "running"
-        if started:
+        if started and not down:
             self._call(site._listen)
         return site
 
