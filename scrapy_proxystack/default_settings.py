@@ -43,7 +43,7 @@ PROXYSTACK_BAN_LANG_CHECK = True
 PROXYSTACK_BAN_COOLDOWN = 20.0
 PROXYSTACK_BAN_COOLDOWN_CAP = 3600.0
 PROXYSTACK_BAN_MAX_WAIT = 600.0
-PROXYSTACK_SITE_BACKOFF = 5.0
+PROXYSTACK_SITE_BACKOFF = 2.0
 PROXYSTACK_BAN_POLICY: str | None = None
 
 # --- Observability --------------------------------------------------------------------------

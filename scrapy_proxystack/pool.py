@@ -129,7 +129,7 @@ class HealthParams:
     site_down_exits: int = 2
     #: First wait before a site taken to be down is tried again (one probe request); doubles per
     #: failed probe, up to ``backoff_cap``.
-    site_backoff: float = 5.0
+    site_backoff: float = 2.0
     #: Time constant of the per-exit peak-EWMA latency and of the per-locale latency EWMA.
     ewma_decay: float = 10.0
     #: Seconds added to an exit's latency score per recent ban, 429 or transport failure, so that

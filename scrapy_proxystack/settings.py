@@ -240,7 +240,7 @@ class ProxyStackSettings:
     ban_cooldown: float = 20.0
     ban_cooldown_cap: float = 3600.0
     ban_max_wait: float = 600.0
-    site_backoff: float = 5.0
+    site_backoff: float = 2.0
     ban_policy: str | None = None
     domain_rate: float | None = None
     domain_burst: int = 1
@@ -329,7 +329,7 @@ class ProxyStackSettings:
             ban_cooldown=r.number("PROXYSTACK_BAN_COOLDOWN", 20.0, strict=True),
             ban_cooldown_cap=r.number("PROXYSTACK_BAN_COOLDOWN_CAP", 3600.0, strict=True),
             ban_max_wait=r.number("PROXYSTACK_BAN_MAX_WAIT", 600.0),
-            site_backoff=r.number("PROXYSTACK_SITE_BACKOFF", 5.0, strict=True),
+            site_backoff=r.number("PROXYSTACK_SITE_BACKOFF", 2.0, strict=True),
             ban_policy=ban_policy,
             domain_rate=(
                 r.number("PROXYSTACK_DOMAIN_RATE", 0.0, strict=True)

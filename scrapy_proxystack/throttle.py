@@ -127,10 +127,13 @@ class ExitPacer:
     """The adaptive minimum delay between two requests of one exit to one site.
 
     It starts at the site's base delay and only deviates where a site pushed back. A 429 or a
-    rate-limit page (:meth:`on_throttle`) is AIMD on the pair's rate, as TCP does with a
-    congestion window: the delay becomes twice the pair's recent interval between requests
-    (or twice the current delay), and each success takes ``1 - recovery`` of it back, slowly,
-    so the pair settles just under the rate the site tolerates from one client address. A ban
+    rate-limit page (:meth:`on_throttle`) is multiplicative decrease of the pair's rate, as TCP
+    does with a congestion window: the delay becomes twice the pair's recent interval between
+    requests (or twice the current delay), and that interval is remembered as too fast. Each
+    success then takes the delay back: quickly (``fast_recovery``) down to ``margin`` times the
+    interval that was too fast (three quarters of that rate by default), then slowly
+    (``recovery``), probing, as TCP CUBIC does near its last loss. So the pair settles just under
+    the rate the site tolerates from one client address without a storm of 429s. A ban
     (:meth:`on_pushback`) doubles the delay. ``Retry-After`` is a floor of the next wait (the
     pool's not-before time), not of the interval. Only pairs that deviate from their base are
     stored, in an LRU bounded by ``max_entries``; so are the recent intervals of pairs.
@@ -141,13 +144,19 @@ class ExitPacer:
         *,
         maximum: float = 60.0,
         factor: float = 2.0,
-        recovery: float = 0.99,
+        recovery: float = 0.995,
+        fast_recovery: float = 0.95,
+        margin: float = 4.0 / 3.0,
         max_entries: int = 200_000,
     ) -> None:
         self.maximum = maximum
         self.factor = factor
         self.recovery = recovery
+        self.fast_recovery = fast_recovery
+        self.margin = margin
         self.max_entries = max_entries
+        #: (exit, site) -> the interval between requests that last drew a 429.
+        self._too_fast: OrderedDict[tuple[str, str], float] = OrderedDict()
         # Only pairs that deviate from their base are stored.
         self._delays: OrderedDict[tuple[str, str], float] = OrderedDict()
         #: (exit, site) -> (last departure, smoothed interval between departures).
@@ -180,7 +189,12 @@ class ExitPacer:
         """A 429 or rate-limit page: halve the pair's rate (multiplicative decrease)."""
         key = (exit_id, domain)
         current = self._delays.get(key, base)
-        recent = self.interval(exit_id, domain) or 0.0
+        recent = self.interval(exit_id, domain) or current
+        too_fast = self._too_fast
+        too_fast[key] = max(too_fast.get(key, 0.0), min(recent, current) if current else recent)
+        too_fast.move_to_end(key)
+        if len(too_fast) > self.max_entries:
+            too_fast.popitem(last=False)
         new = min(
             max(self.maximum, base),
             max(current * self.factor, recent * self.factor, base, 0.1),
@@ -205,7 +219,8 @@ class ExitPacer:
         current = self._delays.get(key)
         if current is None:
             return
-        new = current * self.recovery
+        floor = self._too_fast.get(key, 0.0) * self.margin
+        new = current * (self.fast_recovery if current > floor else self.recovery)
         if new <= base * 1.01:
             del self._delays[key]
         else:

@@ -13,8 +13,14 @@ if TYPE_CHECKING:
 
     from scrapy_proxystack.testing import LoopbackWorld, Site
 
-# Timer and scheduling slack on a loaded 2-core machine: gaps may come in a little early.
-SLACK = 0.02
+# What the suite promises is exact at departure: no request leaves closer to the previous one
+# than the budget allows, even when a timer fires late (tests/test_refusals.py checks that with
+# an injected clock). The site sees arrivals, and the loopback path (crawler -> proxy -> site,
+# the world's thread recording them) adds jitter to each one. On a loaded 2-core machine that
+# jitter was measured at up to ~40 ms for one request and ~140 ms for the first connections
+# of a burst, so a single gap may shrink by up to GAP_SLACK and a span by up to SPAN_SLACK.
+GAP_SLACK = 0.06
+SPAN_SLACK = 0.2
 
 
 def page_times(site: Site) -> list[float]:
@@ -40,8 +46,8 @@ def test_domain_rate_holds_over_all_exits(world: LoopbackWorld, tmp_path: Path) 
     assert len(result.pages) == 20
     times = page_times(site)
     assert len({r.client_ip for r in site.requests}) == 5  # spread over the exits ...
-    assert min(gaps(times)) >= 0.1 - SLACK  # ... and still 10 requests/s for the site
-    assert (times[-1] - times[0]) >= 19 * 0.1 - SLACK
+    assert min(gaps(times)) >= 0.1 - GAP_SLACK  # ... and still 10 requests/s for the site
+    assert (times[-1] - times[0]) >= 19 * 0.1 - SPAN_SLACK
     assert result.stat("proxystack/throttle/waits") >= 18
 
 
@@ -61,7 +67,7 @@ def test_burst_then_rate(world: LoopbackWorld, tmp_path: Path) -> None:
     times = page_times(site)
     # Four go at once, then one every 0.2 s: the 8th leaves at least 4 intervals after the 1st.
     assert times[3] - times[0] < 0.1
-    assert times[7] - times[0] >= 4 * 0.2 - SLACK
+    assert times[7] - times[0] >= 4 * 0.2 - SPAN_SLACK
 
 
 def test_exit_delay_paces_each_exit_per_site(world: LoopbackWorld, tmp_path: Path) -> None:
@@ -83,7 +89,7 @@ def test_exit_delay_paces_each_exit_per_site(world: LoopbackWorld, tmp_path: Pat
         per_exit[r.client_ip].append(r.time)
     assert len(per_exit) == 3
     for times in per_exit.values():
-        assert min(gaps(sorted(times))) >= 0.3 - SLACK
+        assert min(gaps(sorted(times))) >= 0.3 - GAP_SLACK
     # Twelve requests, three exits, 0.3 s apart each: about 1.2 s, not 12 x 0.3 s.
     assert page_times(site)[-1] - page_times(site)[0] < 2.5
 
@@ -100,7 +106,7 @@ def test_robots_crawl_delay_is_applied(world: LoopbackWorld, tmp_path: Path) -> 
         },
     )
     assert len(result.pages) == 5
-    assert min(gaps(page_times(site))) >= 0.25 - SLACK
+    assert min(gaps(page_times(site))) >= 0.25 - GAP_SLACK
     assert result.stat("proxystack/throttle/crawl_delay_applied") == 1
     assert "Honouring Crawl-delay" in result.log
 
@@ -124,7 +130,7 @@ def test_throttled_site_does_not_slow_another(world: LoopbackWorld, tmp_path: Pa
     assert len(result.pages) == 52
     slow_times, fast_times = page_times(slow), page_times(fast)
     # The slow site takes ~2.75 s at 4 requests/s; the fast one is done long before that.
-    assert slow_times[-1] - slow_times[0] >= 11 * 0.25 - SLACK
+    assert slow_times[-1] - slow_times[0] >= 11 * 0.25 - SPAN_SLACK
     assert fast_times[-1] < slow_times[len(slow_times) // 2]
 
 

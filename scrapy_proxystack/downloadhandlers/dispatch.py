@@ -123,8 +123,8 @@ class _DispatchHandler:
             if exit_id is None or not stack.usable_now(
                 exit_id, domain, panic=meta.get("_proxystack_flags", (False, False))[1]
             ):
-                if time.monotonic() > deadline:
-                    self._fail(request, exit_id, "all_paced")
+                # Rebinding parks a scheduled request when nothing is ready; any other one
+                # waits here at most until the deadline.
                 exit_id = await self._rebind(request, exit_id, domain, deadline)
                 if exit_id is None:
                     continue
