@@ -11,7 +11,9 @@ This module imports nothing from Scrapy so that it can be reused by tools and te
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import ipaddress
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -22,8 +24,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, SequenceNode
 
-from scrapy_proxystack.redact import redact_text, redact_url
+from scrapy_proxystack.redact import mask_userinfo, redact_text
 
 if TYPE_CHECKING:
     import os
@@ -56,6 +60,24 @@ _DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "bans")
 _BAN_RULE_KEYS = ("status", "content_status", "body_patterns", "url_patterns", "min_body_size")
 DEFAULT_POOL = "default"
 _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: Longest text taken from the configuration into a message: a 10 MB value must not become a
+#: 10 MB error (nor be handed whole to difflib for a "did you mean" hint).
+_MAX_SHOWN = 80
+#: How many names an "expected one of ..." lists before summarising.
+_MAX_LISTED = 20
+#: How many fallback cycles are spelled out; more are counted.
+_MAX_CYCLES = 10
+#: Largest ``weight`` (a share, not a count: ``95`` and ``5`` are typical) and ``burst``.
+_MAX_WEIGHT = 1e9
+_MAX_BURST = 1_000_000
+#: A host name: letters, digits, ``-``, ``_`` and dots (international names in punycode).
+_HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
+#: Characters that end the user-info of a URL early: a password holding them unencoded is
+#: split by every URL parser (and by Scrapy's), so it is refused with a hint instead.
+_RESERVED_IN_USERINFO = frozenset("/?#")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class ConfigError(ValueError):
@@ -70,6 +92,172 @@ class ConfigError(ValueError):
                 f"  - {p}" for p in self.problems
             )
         super().__init__(message)
+
+
+class _DuplicateKey(NamedTuple):
+    mapping: MappingNode
+    key: Any
+    line: int
+    first_line: int
+
+
+class _Loader(_SAFE_LOADER):  # type: ignore[misc]
+    """``yaml.safe_load`` with two differences that make a proxy file mean what it says.
+
+    * A key written twice in one mapping is recorded (PyYAML keeps the last silently: a second
+      ``fr:`` would drop the first list of proxies).
+    * Merge keys (``<<: *defaults``) are resolved on the constructed mappings, not by copying
+      node lists: PyYAML's own flattening doubles its work per level of ``<<: [*a, *a]``.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[_DuplicateKey] = []
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+            )
+        merges: list[Any] = []
+        mapping: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
+        explicit: list[tuple[Any, Any]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            if key_node.tag == _VALUE_TAG:
+                key_node.tag = _STR_TAG
+            explicit.append((key_node, value_node))
+        # Earlier merge sources win over later ones, explicit keys over all (YAML 1.1 merge).
+        for source in reversed(merges):
+            items = source.value if isinstance(source, SequenceNode) else [source]
+            for item in reversed(items):
+                if not isinstance(item, MappingNode):
+                    raise ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"expected a mapping or list of mappings for merging, but found {item.id}",
+                        item.start_mark,
+                    )
+                mapping.update(self.construct_object(item, deep=True))
+        for key_node, value_node in explicit:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                ) from None
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                self.duplicates.append(_DuplicateKey(node, key, line, first_line[key]))
+            else:
+                first_line[key] = line
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+_SCALAR_ERRORS = (ValueError, OverflowError, IndexError, TypeError, AttributeError, KeyError)
+
+
+def _guarded(tag: str) -> Any:
+    """PyYAML's safe constructor for ``tag``, failing with a position instead of a raw error.
+
+    The raw errors (``IndexError`` on an empty ``!!int``, ``ValueError`` quoting the value,
+    the 4,300-digit limit of ``int()``) would escape as non-YAML errors, some with the value.
+    """
+    constructor = _SAFE_LOADER.yaml_constructors[f"tag:yaml.org,2002:{tag}"]
+
+    def construct(loader: Any, node: Any) -> Any:
+        try:
+            return constructor(loader, node)
+        except _SCALAR_ERRORS:
+            raise ConstructorError(
+                None,
+                None,
+                f"this {tag} cannot be read (malformed or out of range)",
+                node.start_mark,
+            ) from None
+
+    return construct
+
+
+for _tag in ("null", "bool", "int", "float", "binary", "timestamp"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _guarded(_tag))
+
+
+def _node_path(root: Any, target: MappingNode) -> str:
+    """The key path (``locales.fr``) of ``target`` under ``root``, for an error message.
+
+    Breadth-first over the node graph, each node once: linear even when aliases share nodes.
+    Only called when there is an error to report.
+    """
+    seen = {id(root)}
+    queue: list[tuple[Any, str]] = [(root, "")]
+    for node, path in queue:
+        if node is target:
+            return path or "(top level)"
+        if isinstance(node, MappingNode):
+            children = [
+                (v, f"{path}.{_shown_key(k.value)}" if path else _shown_key(k.value))
+                for k, v in node.value
+                if not isinstance(k.value, list)
+            ]
+        elif isinstance(node, SequenceNode):
+            children = [(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
+        else:
+            continue
+        for child, child_path in children:
+            if id(child) not in seen:
+                seen.add(id(child))
+                queue.append((child, child_path))
+    return "(unknown place)"
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """Parse ``text`` (safe tags only); every failure is a :class:`ConfigError`."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        data = None if root is None else loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        problem = _cap(redact_text(str(exc.problem or exc.context or "syntax error")))
+        raise ConfigError(
+            [f"{source}: YAML syntax error at {where}: {problem}; expected valid YAML"]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: YAML error: {_cap(redact_text(str(exc)))}"]) from None
+    except RecursionError:
+        raise ConfigError(
+            [f"{source}: aliases or merge keys (<<) nest too deeply; expected a flatter file"]
+        ) from None
+    except _SCALAR_ERRORS as exc:
+        # A safe constructor not guarded above (!!set, !!omap...): its text may quote a value.
+        raise ConfigError(
+            [
+                f"{source}: a value cannot be read ({type(exc).__name__}); expected "
+                "well-formed values"
+            ]
+        ) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise ConfigError(
+            [
+                f"{source}: {_node_path(root, d.mapping)}: key {_shown_key(d.key)!r} appears "
+                f"twice (lines {d.first_line} and {d.line}); expected each key once "
+                "(YAML would silently keep only the last one)"
+                for d in loader.duplicates[:_MAX_LISTED]
+            ]
+        )
+    return data
 
 
 @dataclass(frozen=True)
@@ -92,8 +280,9 @@ class ProxyEntry:
 
     @property
     def redacted(self) -> str:
-        """``scheme://host:port``: safe to print."""
-        return redact_url(self.url)
+        """``scheme://host:port``: safe to print (built from the parsed fields, not the URL)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def has_credentials(self) -> bool:
@@ -164,17 +353,21 @@ class ProxyConfig:
         return tuple(out)
 
     def fallback_chain(self, locale: str) -> tuple[str, ...]:
-        """``locale`` followed by its fallbacks, depth first, each locale once."""
+        """``locale`` followed by its fallbacks, depth first, each locale once.
+
+        Iterative, with a set: a chain of thousands of locales neither hits the recursion
+        limit nor rescans the chain for every name.
+        """
         chain: list[str] = []
-
-        def visit(name: str) -> None:
-            if name in chain or name not in self.locales:
-                return
+        seen: set[str] = set()
+        stack = [locale]
+        while stack:
+            name = stack.pop()
+            if name in seen or name not in self.locales:
+                continue
+            seen.add(name)
             chain.append(name)
-            for nxt in self.locales[name].fallback:
-                visit(nxt)
-
-        visit(locale)
+            stack.extend(reversed(self.locales[name].fallback))
         return tuple(chain)
 
     def domain_rule(self, host: str) -> DomainRule | None:
@@ -197,11 +390,14 @@ def load_proxy_config(
     *,
     extra_unlocalized: Sequence[str] = (),
     extra_source: str = "ROTATING_PROXY_LIST",
+    auth_encoding: str = "latin-1",
 ) -> ProxyConfig:
     """Read the YAML file at ``path`` and/or the ``data`` dict, validate, and return the config.
 
     ``extra_unlocalized`` are proxy URLs that belong to no locale (the scrapy-rotating-proxies
-    list of a project that is migrating).
+    list of a project that is migrating). ``auth_encoding`` is the crawl's
+    ``HTTPPROXY_AUTH_ENCODING`` (Scrapy's default is latin-1): credentials it cannot encode are
+    refused here rather than failing on every request sent through that exit.
     """
     if path is not None and data is not None:
         raise ConfigError(
@@ -224,18 +420,8 @@ def load_proxy_config(
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{source}: cannot be read: {exc}"]) from None
-        try:
-            # The C loader when present (100,000 proxies load in a second); safe either way.
-            loaded = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
-            problem = redact_text(str(exc.problem or exc.context or "syntax error"))
-            raise ConfigError(
-                [f"{source}: YAML syntax error at {where}: {problem}; expected valid YAML"]
-            ) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"{source}: YAML error: {redact_text(str(exc))}"]) from None
+        # The C loader when present (100,000 proxies load in a second); safe either way.
+        loaded = _load_yaml(text, source)
         if loaded is None:
             loaded = {}
     elif data is not None:
@@ -245,18 +431,74 @@ def load_proxy_config(
         source = extra_source
         loaded = {}
     return parse_proxy_config(
-        loaded, source=source, extra_unlocalized=extra_unlocalized, extra_source=extra_source
+        loaded,
+        source=source,
+        extra_unlocalized=extra_unlocalized,
+        extra_source=extra_source,
+        auth_encoding=auth_encoding,
     )
 
 
+def _cap(text: str) -> str:
+    """``text`` cut to :data:`_MAX_SHOWN` characters, saying how long it was."""
+    if len(text) <= _MAX_SHOWN:
+        return text
+    return f"{text[:_MAX_SHOWN]}... ({len(text)} characters)"
+
+
+def _shown_str(value: str) -> str:
+    """A configured string as a message shows it: user-info masked first, then capped.
+
+    Masking works on the whole value (everything up to its last ``@``), so neither a space
+    nor a quote inside a password, nor the cut, can leave part of it visible.
+    """
+    return repr(_cap(mask_userinfo(value)))
+
+
+def _shown_key(key: Any) -> str:
+    """A mapping key inside a key path: strings as written, other scalars by their repr."""
+    if isinstance(key, str):
+        return _cap(mask_userinfo(key))
+    if isinstance(key, bool | int | float) or key is None:
+        text = repr(key) if not isinstance(key, int) or abs(key) < 10**40 else "a huge number"
+        return _cap(text)
+    return f"a {type(key).__name__}"
+
+
 def _describe(value: Any) -> str:
+    """A value as a message shows it, without ever walking a container (it may be an alias)."""
     if isinstance(value, str):
-        return repr(redact_text(value))
+        return _shown_str(value)
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list | tuple):
         return "a list"
-    return repr(value)
+    if isinstance(value, bool | float) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**40 else f"a {len(str(abs(value)))}-digit number"
+    return f"a value of type {type(value).__name__}"
+
+
+def _one_of(names: Any) -> str:
+    """``a, b, c`` for an "expected one of" list, summarised past :data:`_MAX_LISTED` names."""
+    shown = sorted(_shown_key(n) for n in names)
+    if not shown:
+        return "(no locales)"
+    if len(shown) > _MAX_LISTED:
+        return f"{', '.join(shown[:_MAX_LISTED])}, ... ({len(shown)} in all)"
+    return ", ".join(shown)
+
+
+def _hint(value: Any, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` for a short string close to one of ``choices``, else ``""``."""
+    if not isinstance(value, str) or len(value) > _MAX_SHOWN:
+        return ""
+    names = [c for c in choices if isinstance(c, str)]
+    if len(names) > 1000:  # difflib is quadratic-ish per call; a typo hint is not worth it
+        return ""
+    hint = difflib.get_close_matches(value, names, n=1)
+    return f" (did you mean {_shown_key(hint[0])!r}?)" if hint else ""
 
 
 def _unknown_keys(
@@ -265,24 +507,11 @@ def _unknown_keys(
     for key in mapping:
         if key in allowed:
             continue
-        hint = difflib.get_close_matches(str(key), allowed, n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-        where = f"{path}.{key}" if path else str(key)
+        suggestion = _hint(key, allowed)
+        where = f"{path}.{_shown_key(key)}" if path else _shown_key(key)
         problems.append(
             f"{source}: {where}: unknown key{suggestion}; expected one of {', '.join(allowed)}"
         )
-
-
-class _Redacted:
-    """A URL that prints redacted, computed lazily: 100,000 valid proxies never need it."""
-
-    __slots__ = ("url",)
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def __repr__(self) -> str:
-        return repr(redact_text(self.url))
 
 
 class _RawEntry(NamedTuple):
@@ -296,25 +525,86 @@ class _RawEntry(NamedTuple):
     weight: float
 
 
+def _valid_host(host: str) -> bool:
+    """A DNS name of letters, digits, ``-``, ``_`` and dots, or an IP address (v4 or v6)."""
+    if ":" in host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and _HOST_RE.fullmatch(host) is not None
+
+
 class _Parser:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, auth_encoding: str) -> None:
         self.source = source
         self.problems: list[str] = []
         self.seen: dict[tuple[str, str, int, str | None], str] = {}
         self.entries: list[_RawEntry] = []
+        self.auth_encoding = auth_encoding
+        try:
+            # ASCII credentials need no check under an ASCII-compatible encoding (the usual
+            # case): the per-entry cost of the check is then one isascii() call.
+            self.ascii_safe = codecs.lookup(auth_encoding).encode("a:b")[0] == b"a:b"
+        except (LookupError, UnicodeError):
+            self.ascii_safe = False
+        #: Where each container of the ``locales`` section was first met (by object identity):
+        #: met again means a YAML alias, which would make one exit two exits.
+        self.blocks: dict[int, str] = {}
+        #: "Did you mean" hints left: each costs a difflib scan of the choices.
+        self.hints_left = 50
+        self._locale_names: str | None = None
 
     def error(self, path: str, message: str) -> None:
         self.problems.append(f"{self.source}: {path}: {message}")
 
+    def hint(self, value: Any, choices: Any) -> str:
+        if self.hints_left <= 0:
+            return ""
+        self.hints_left -= 1
+        return _hint(value, choices)
+
+    def once(self, path: str, block: Any) -> bool:
+        """Whether ``block`` is met for the first time; else report it as an alias."""
+        first = self.blocks.setdefault(id(block), path)
+        if first == path:
+            return True
+        self.error(
+            path,
+            f"is the same YAML block as {first} (an alias); expected it written out here "
+            "(a proxy belongs to one place, and locales are configured one by one)",
+        )
+        return False
+
+    def locale_names(self, raw_locales: Mapping[Any, Any]) -> str:
+        if self._locale_names is None:
+            self._locale_names = _one_of(raw_locales)
+        return self._locale_names
+
     def number(
-        self, path: str, value: Any, *, minimum: float = 0.0, strict: bool = True
+        self,
+        path: str,
+        value: Any,
+        *,
+        minimum: float = 0.0,
+        strict: bool = True,
+        maximum: float = math.inf,
     ) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             self.error(path, f"{_describe(value)} is not a number; expected a number")
             return None
+        bounds = f"{'>' if strict else '>='} {minimum}"
+        if maximum < math.inf:
+            bounds += f" and <= {maximum:g}"
+        if isinstance(value, float) and math.isinf(value):
+            self.error(path, f"{value!r} is not a finite number; expected a number {bounds}")
+            return None
         if (value <= minimum) if strict else (value < minimum):
-            relation = ">" if strict else ">="
-            self.error(path, f"{value!r} is out of range; expected a number {relation} {minimum}")
+            self.error(path, f"{_describe(value)} is out of range; expected a number {bounds}")
+            return None
+        if value > maximum:
+            self.error(path, f"{_describe(value)} is too large; expected a number {bounds}")
             return None
         return float(value)
 
@@ -326,7 +616,7 @@ class _Parser:
                 self.error(path, "missing key 'url'; expected {url: http://host:port, weight: 1}")
                 return
             if "weight" in raw:
-                parsed = self.number(f"{path}.weight", raw["weight"])
+                parsed = self.number(f"{path}.weight", raw["weight"], maximum=_MAX_WEIGHT)
                 if parsed is None:
                     return
                 weight = parsed
@@ -335,41 +625,91 @@ class _Parser:
             self.error(path, f"{_describe(raw)} is not a proxy URL; expected http://host:port")
             return
         url = raw.strip()
-        shown = _Redacted(url)  # formatted only if there is a problem to report
+        # Every message below shows the URL with everything up to its last "@" masked, decided
+        # on the whole value: urllib's own error texts (which quote the password) are never used.
+        if "@" in url:
+            head = url.rpartition("@")[0]
+            userinfo = head.partition("://")[2] if "://" in head else head
+            if not _RESERVED_IN_USERINFO.isdisjoint(userinfo):
+                self.error(
+                    path,
+                    f"{_shown_str(url)} has '/', '?' or '#' in its user name or password; "
+                    "expected them percent-encoded (%2F, %3F, %23), as in "
+                    "http://user:p%2Fss@host:port",
+                )
+                return
+        if not url.isprintable():
+            self.error(
+                path,
+                f"{_shown_str(url)} contains a control character (tab, line break...); "
+                "expected it percent-encoded (a tab in a password is %09)",
+            )
+            return
         try:
             parts = urlsplit(url)
             host = parts.hostname
             port = parts.port
-        except ValueError as exc:
-            self.error(path, f"{shown!r} is not a valid URL ({exc}); expected http://host:port")
+        except ValueError:
+            shown = _shown_str(url) if "@" in url else repr(url.partition("://")[0] + "://...")
+            self.error(
+                path,
+                f"{shown} is not a valid URL (the port is not a number from 1 to 65535, or an "
+                "IPv6 address is malformed); expected http://host:port",
+            )
             return
         scheme = parts.scheme.lower()
         if scheme in _UNSUPPORTED_SCHEMES:
             self.error(
                 path,
-                f"{shown!r} uses {scheme}://, which Scrapy cannot use as a proxy; "
+                f"{_shown_str(url)} uses {scheme}://, which Scrapy cannot use as a proxy; "
                 "expected an http:// or https:// proxy (most vendors offer an HTTP endpoint)",
             )
             return
         if scheme not in _SCHEMES:
             self.error(
                 path,
-                f"{shown!r} has no supported scheme; expected http://host:port or https://host:port",
+                f"{_shown_str(url)} has no supported scheme; expected http://host:port or "
+                "https://host:port",
             )
             return
         if not host:
-            self.error(path, f"{shown!r} has no host; expected http://host:port")
+            self.error(path, f"{_shown_str(url)} has no host; expected http://host:port")
+            return
+        if not _valid_host(host):
+            self.error(
+                path,
+                f"{_shown_str(url)} has an invalid host {_shown_key(host)!r}; expected a host "
+                "name (letters, digits, '-', '.'; international names in punycode) or an IP",
+            )
+            return
+        if port == 0:
+            self.error(path, f"{_shown_str(url)} has port 0; expected a port from 1 to 65535")
             return
         if parts.path not in ("", "/") or parts.query or parts.fragment:
-            self.error(path, f"{shown!r} has a path or query; expected only scheme://host:port")
+            self.error(
+                path, f"{_shown_str(url)} has a path or query; expected only scheme://host:port"
+            )
             return
         port = port if port is not None else _SCHEMES[scheme]
         username = unquote(parts.username) if parts.username is not None else None
+        if username is not None and not (self.ascii_safe and url.isascii() and "%" not in url):
+            credentials = f"{username}:{unquote(parts.password or '')}"
+            try:
+                credentials.encode(self.auth_encoding)
+            except (UnicodeError, LookupError):
+                self.error(
+                    path,
+                    f"{_shown_str(url)} has a user name or password that "
+                    f"HTTPPROXY_AUTH_ENCODING ({self.auth_encoding!r}) cannot encode; expected "
+                    "characters of that encoding (or set HTTPPROXY_AUTH_ENCODING to the "
+                    "proxy's, e.g. 'utf-8')",
+                )
+                return
         key = (scheme, host.lower(), port, username)
         if key in self.seen:
             self.error(
                 path,
-                f"{shown!r} duplicates {self.seen[key]}; expected each proxy once "
+                f"{_shown_str(url)} duplicates {self.seen[key]}; expected each proxy once "
                 "(the same URL in two places would be two votes for one exit)",
             )
             return
@@ -387,6 +727,8 @@ class _Parser:
         if not raw:
             self.error(path, "is empty; expected at least one proxy URL")
             return
+        if not self.once(path, raw):
+            return
         for i, item in enumerate(raw):
             self.proxy(f"{path}[{i}]", item, locale, pool)
 
@@ -397,15 +739,31 @@ def parse_proxy_config(
     source: str = "PROXYSTACK_PROXIES",
     extra_unlocalized: Sequence[str] = (),
     extra_source: str = "ROTATING_PROXY_LIST",
+    auth_encoding: str = "latin-1",
 ) -> ProxyConfig:
-    """Validate an already-loaded mapping (see :func:`load_proxy_config`)."""
-    p = _Parser(source)
+    """Validate an already-loaded mapping (see :func:`load_proxy_config`).
+
+    The work is linear in the size of ``data`` as written: a container met twice (a YAML
+    alias) is refused or parsed once, never walked again, and no message holds more than a
+    capped excerpt of any value.
+    """
+    p = _Parser(source, auth_encoding)
     problems = p.problems
     if not isinstance(data, Mapping):
         raise ConfigError(
             [f"{source}: the top level is {_describe(data)}; expected a mapping with 'locales'"]
         )
     _unknown_keys(problems, source, "", data, _TOP_KEYS)
+    if not p.ascii_safe:
+        try:
+            codecs.lookup(auth_encoding)
+        except LookupError:
+            raise ConfigError(
+                [
+                    f"setting HTTPPROXY_AUTH_ENCODING: {_describe(auth_encoding)} is not an "
+                    "encoding; expected a Python codec name such as 'latin-1' or 'utf-8'"
+                ]
+            ) from None
 
     raw_locales = data.get("locales", {})
     if raw_locales is None:
@@ -416,11 +774,13 @@ def parse_proxy_config(
 
     # First pass: proxies, pool shapes and scalar options.
     locale_meta: dict[str, dict[str, Any]] = {}
-    pool_weights: dict[tuple[str, str], float] = {}
+    pool_weights: dict[str, dict[str, float]] = {}
     for name, raw in raw_locales.items():
-        path = f"locales.{name}"
+        path = f"locales.{_shown_key(name)}"
         if not isinstance(name, str) or not name:
             p.error(path, "locale names must be non-empty strings")
+            continue
+        if isinstance(raw, Mapping) and not p.once(path, raw):
             continue
         if isinstance(raw, list):  # shorthand: `fr: [url, url]`
             raw = {"proxies": raw}
@@ -430,11 +790,12 @@ def parse_proxy_config(
         _unknown_keys(problems, source, path, raw, _LOCALE_KEYS)
         meta: dict[str, Any] = {"fallback": (), "strategy": None, "accept_language": None}
         meta["min_anonymity"] = None
+        weights = pool_weights.setdefault(name, {})
         if "proxies" not in raw and "pools" not in raw:
             p.error(path, "has no proxies; expected 'proxies: [...]' or 'pools: {...}'")
         if "proxies" in raw:
             p.proxy_list(f"{path}.proxies", raw["proxies"], name, DEFAULT_POOL)
-            pool_weights[(name, DEFAULT_POOL)] = 1.0
+            weights[DEFAULT_POOL] = 1.0
         if "pools" in raw:
             pools = raw["pools"]
             if not isinstance(pools, Mapping) or not pools:
@@ -443,54 +804,57 @@ def parse_proxy_config(
                     f"{_describe(pools)}; expected a mapping of pool name to "
                     "{weight: 95, proxies: [...]}",
                 )
-            else:
-                for pool_name, pool_raw in pools.items():
-                    ppath = f"{path}.pools.{pool_name}"
+            elif p.once(f"{path}.pools", pools):
+                for pool_key, pool_raw in pools.items():
+                    pool_name = pool_key if isinstance(pool_key, str) else _shown_key(pool_key)
+                    ppath = f"{path}.pools.{_shown_key(pool_key)}"
                     if not isinstance(pool_raw, Mapping):
                         p.error(ppath, f"{_describe(pool_raw)}; expected {{weight, proxies}}")
                         continue
-                    if str(pool_name) == DEFAULT_POOL and "proxies" in raw:
+                    if not p.once(ppath, pool_raw):
+                        continue
+                    if pool_name == DEFAULT_POOL and "proxies" in raw:
                         p.error(ppath, "clashes with the locale's own 'proxies' list")
                         continue
                     _unknown_keys(problems, source, ppath, pool_raw, _POOL_KEYS)
                     weight = 1.0
                     if "weight" in pool_raw:
-                        parsed = p.number(f"{ppath}.weight", pool_raw["weight"])
+                        parsed = p.number(
+                            f"{ppath}.weight", pool_raw["weight"], maximum=_MAX_WEIGHT
+                        )
                         weight = parsed if parsed is not None else 1.0
                     if "proxies" not in pool_raw:
                         p.error(ppath, "missing key 'proxies'; expected a list of proxy URLs")
                         continue
-                    p.proxy_list(f"{ppath}.proxies", pool_raw["proxies"], name, str(pool_name))
-                    pool_weights[(name, str(pool_name))] = weight
+                    p.proxy_list(f"{ppath}.proxies", pool_raw["proxies"], name, pool_name)
+                    weights[pool_name] = weight
         if "fallback" in raw:
             fb = raw["fallback"]
             if isinstance(fb, str):
                 fb = [fb]
             if not isinstance(fb, list) or not all(isinstance(x, str) for x in fb):
                 p.error(f"{path}.fallback", f"{_describe(fb)}; expected a list of locale names")
-            else:
+            elif p.once(f"{path}.fallback", fb):
                 meta["fallback"] = tuple(fb)
         if "strategy" in raw:
             strategy = raw["strategy"]
-            if strategy not in STRATEGIES:
-                hint = difflib.get_close_matches(str(strategy), STRATEGIES, n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            if not isinstance(strategy, str) or strategy not in STRATEGIES:
                 p.error(
                     f"{path}.strategy",
-                    f"{_describe(strategy)} is not a strategy{suggestion}; "
+                    f"{_describe(strategy)} is not a strategy{p.hint(strategy, STRATEGIES)}; "
                     f"expected one of {', '.join(STRATEGIES)}",
                 )
             else:
                 meta["strategy"] = strategy
         if "accept_language" in raw:
             al = raw["accept_language"]
-            if not isinstance(al, str) or not al.strip():
+            if not isinstance(al, str) or not al.strip() or not al.isprintable():
                 p.error(f"{path}.accept_language", f"{_describe(al)}; expected a header value")
             else:
                 meta["accept_language"] = al.strip()
         if "min_anonymity" in raw:
             grade = raw["min_anonymity"]
-            if grade not in ANONYMITY_GRADES:
+            if not isinstance(grade, str) or grade not in ANONYMITY_GRADES:
                 p.error(
                     f"{path}.min_anonymity",
                     f"{_describe(grade)}; expected one of {', '.join(ANONYMITY_GRADES)}",
@@ -502,16 +866,13 @@ def parse_proxy_config(
     for name, meta in locale_meta.items():
         for i, target in enumerate(meta["fallback"]):
             if target not in locale_meta and target not in raw_locales:
-                hint = difflib.get_close_matches(target, list(raw_locales), n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
                 p.error(
-                    f"locales.{name}.fallback[{i}]",
-                    f"{target!r} is not a configured locale{suggestion}; "
-                    f"expected one of {', '.join(sorted(map(str, raw_locales)))}",
+                    f"locales.{_shown_key(name)}.fallback[{i}]",
+                    f"{_shown_str(target)} is not a configured locale"
+                    f"{p.hint(target, raw_locales)}; "
+                    f"expected one of {p.locale_names(raw_locales)}",
                 )
-            elif target == name:
-                p.error(f"locales.{name}.fallback[{i}]", "a locale cannot fall back to itself")
-    _check_cycles(p, locale_meta)
+    _check_cycles(p, {name: meta["fallback"] for name, meta in locale_meta.items()})
 
     # Unlocalized proxies (migration from scrapy-rotating-proxies).
     saved_source = p.source
@@ -525,19 +886,21 @@ def parse_proxy_config(
     if not isinstance(raw_domains, Mapping):
         p.error("domains", f"{_describe(raw_domains)}; expected a mapping of host to locale")
         raw_domains = {}
+    parsed_rules: dict[int, DomainRule | None] = {}
     for host, raw in raw_domains.items():
-        rule = _parse_domain(p, str(host), raw, raw_locales)
+        rule = _parse_domain(p, host, raw, raw_locales, parsed_rules)
         if rule is not None:
             domains[rule.pattern] = rule
 
     default_locale = data.get("default_locale")
-    if default_locale is not None and default_locale not in raw_locales:
-        hint = difflib.get_close_matches(str(default_locale), list(raw_locales), n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    if default_locale is not None and (
+        not isinstance(default_locale, str) or default_locale not in raw_locales
+    ):
         p.error(
             "default_locale",
-            f"{_describe(default_locale)} is not a configured locale{suggestion}; "
-            f"expected one of {', '.join(sorted(map(str, raw_locales))) or '(no locales)'}",
+            f"{_describe(default_locale)} is not a configured locale"
+            f"{p.hint(default_locale, raw_locales)}; "
+            f"expected one of {p.locale_names(raw_locales)}",
         )
         default_locale = None
 
@@ -574,8 +937,7 @@ def parse_proxy_config(
     for name, meta in locale_meta.items():
         pools = tuple(
             PoolConfig(name=pool, weight=weight, proxies=tuple(built.get((name, pool), ())))
-            for (loc, pool), weight in pool_weights.items()
-            if loc == name
+            for pool, weight in pool_weights.get(name, {}).items()
         )
         locales[name] = LocaleConfig(
             name=name,
@@ -594,57 +956,130 @@ def parse_proxy_config(
     )
 
 
-def _check_cycles(p: _Parser, locale_meta: Mapping[str, Mapping[str, Any]]) -> None:
-    reported: set[frozenset[str]] = set()
-    for start in locale_meta:
-        stack: list[tuple[str, tuple[str, ...]]] = [(start, (start,))]
+def _check_cycles(p: _Parser, graph: Mapping[str, tuple[str, ...]]) -> None:
+    """Report fallback cycles: one depth-first search, each locale and each edge once.
+
+    (Walking every path from every locale, as a naive check does, is exponential for
+    "ladder" fallbacks and quadratic for long chains.) Each back edge closes one cycle; the
+    first :data:`_MAX_CYCLES` are spelled out, shortened when long, and the rest are counted.
+    """
+    done: set[str] = set()
+    found = 0
+    for start in graph:
+        if start in done:
+            continue
+        path = [start]
+        position = {start: 0}
+        stack = [(start, 0)]
         while stack:
-            node, trail = stack.pop()
-            for nxt in locale_meta.get(node, {}).get("fallback", ()):
-                if nxt == start and len(trail) > 1:
-                    cycle = frozenset(trail)
-                    if cycle not in reported:
-                        reported.add(cycle)
-                        p.error(
-                            f"locales.{start}.fallback",
-                            f"fallback cycle {' -> '.join((*trail, start))}; "
-                            "expected chains that end (e.g. fr-CA -> fr -> eu)",
-                        )
-                elif nxt not in trail and nxt in locale_meta:
-                    stack.append((nxt, (*trail, nxt)))
+            node, i = stack[-1]
+            targets = graph[node]
+            if i == len(targets):
+                stack.pop()
+                path.pop()
+                del position[node]
+                done.add(node)
+                continue
+            stack[-1] = (node, i + 1)
+            nxt = targets[i]
+            if nxt in done or nxt not in graph:
+                continue
+            if nxt not in position:
+                position[nxt] = len(path)
+                path.append(nxt)
+                stack.append((nxt, 0))
+                continue
+            found += 1
+            if found > _MAX_CYCLES:
+                continue
+            if nxt == node:
+                p.error(
+                    f"locales.{_shown_key(node)}.fallback[{i}]",
+                    "a locale cannot fall back to itself; expected another locale",
+                )
+                continue
+            first = position[nxt]
+            length = len(path) - first
+            names = path[first : first + 5] if length > 10 else path[first:]
+            shown = [_shown_key(n) for n in names]
+            if length > 10:
+                shown += [f"... ({length} locales)", *(_shown_key(n) for n in path[-4:])]
+            p.error(
+                f"locales.{_shown_key(nxt)}.fallback",
+                f"fallback cycle {' -> '.join((*shown, _shown_key(nxt)))}; "
+                "expected chains that end (e.g. fr-CA -> fr -> eu)",
+            )
+    if found > _MAX_CYCLES:
+        p.error("locales", f"{found - _MAX_CYCLES} more fallback cycles; expected chains that end")
 
 
 def _parse_domain(
-    p: _Parser, host: str, raw: Any, raw_locales: Mapping[str, Any]
+    p: _Parser,
+    host: Any,
+    raw: Any,
+    raw_locales: Mapping[str, Any],
+    parsed: dict[int, DomainRule | None],
 ) -> DomainRule | None:
-    path = f"domains.{host}"
-    pattern = host.lower().rstrip(".")
+    path = f"domains.{_shown_key(host)}"
+    pattern = host.lower().rstrip(".") if isinstance(host, str) else ""
     body = pattern[2:] if pattern.startswith("*.") else pattern
-    if not body or "*" in body or "/" in body or ":" in body:
-        p.error(path, f"{host!r} is not a host pattern; expected 'example.com' or '*.example.com'")
+    if not body or not _valid_host(body) or ":" in body:
+        p.error(
+            path,
+            f"{_describe(host)} is not a host pattern; expected 'example.com' or '*.example.com'",
+        )
         return None
     if isinstance(raw, str) or raw is None:
-        raw = {"locale": raw}
+        return _parse_domain_body(p, path, pattern, {"locale": raw}, raw_locales)
     if not isinstance(raw, Mapping):
         p.error(path, f"{_describe(raw)}; expected a locale name or {{locale: ..., rate: ...}}")
         return None
+    # A rule shared through a YAML alias (one block for many sites) is validated once. (Only
+    # blocks of ``data`` are remembered by identity: they stay alive while it is parsed.)
+    if id(raw) in parsed:
+        shared = parsed[id(raw)]
+        return None if shared is None else _replace_pattern(shared, pattern)
+    rule = _parse_domain_body(p, path, pattern, raw, raw_locales)
+    parsed[id(raw)] = rule
+    return rule
+
+
+def _replace_pattern(rule: DomainRule, pattern: str) -> DomainRule:
+    return DomainRule(
+        pattern=pattern,
+        locale=rule.locale,
+        rate=rule.rate,
+        burst=rule.burst,
+        exit_delay=rule.exit_delay,
+        bans=rule.bans,
+    )
+
+
+def _parse_domain_body(
+    p: _Parser, path: str, pattern: str, raw: Mapping[Any, Any], raw_locales: Mapping[str, Any]
+) -> DomainRule | None:
     _unknown_keys(p.problems, p.source, path, raw, _DOMAIN_KEYS)
     locale = raw.get("locale")
-    if locale is not None and locale not in raw_locales:
-        hint = difflib.get_close_matches(str(locale), list(map(str, raw_locales)), n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    if locale is not None and (not isinstance(locale, str) or locale not in raw_locales):
         p.error(
             f"{path}.locale" if len(raw) > 1 else path,
-            f"{_describe(locale)} is not a configured locale{suggestion}; "
-            f"expected one of {', '.join(sorted(map(str, raw_locales))) or '(no locales)'}",
+            f"{_describe(locale)} is not a configured locale{p.hint(locale, raw_locales)}; "
+            f"expected one of {p.locale_names(raw_locales)}",
         )
         return None
     rate = p.number(f"{path}.rate", raw["rate"]) if "rate" in raw else None
     burst_raw = raw.get("burst")
     burst: int | None = None
     if burst_raw is not None:
-        if isinstance(burst_raw, bool) or not isinstance(burst_raw, int) or burst_raw < 1:
-            p.error(f"{path}.burst", f"{_describe(burst_raw)}; expected a whole number >= 1")
+        if (
+            isinstance(burst_raw, bool)
+            or not isinstance(burst_raw, int)
+            or not 1 <= burst_raw <= _MAX_BURST
+        ):
+            p.error(
+                f"{path}.burst",
+                f"{_describe(burst_raw)}; expected a whole number from 1 to {_MAX_BURST}",
+            )
         else:
             burst = burst_raw
     exit_delay = (
@@ -687,8 +1122,13 @@ def _parse_ban_rules(p: _Parser, path: str, raw: Any) -> BanRules:
         for i, pattern in enumerate(value):
             try:
                 re.compile(pattern)
-            except re.error as exc:
-                p.error(f"{path}.{key}[{i}]", f"{pattern!r} is not a valid regex ({exc})")
+            except (re.error, RecursionError, OverflowError) as exc:
+                reason = _cap(str(exc)) if isinstance(exc, re.error) else "too deeply nested"
+                p.error(
+                    f"{path}.{key}[{i}]",
+                    f"{_shown_str(pattern)} is not a valid regex ({reason}); "
+                    "expected a Python regular expression",
+                )
                 return ()
         return tuple(value)
 
