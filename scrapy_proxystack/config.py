@@ -446,19 +446,38 @@ def _cap(text: str) -> str:
     return f"{text[:_MAX_SHOWN]}... ({len(text)} characters)"
 
 
-def _shown_str(value: str) -> str:
-    """A configured string as a message shows it: user-info masked first, then capped.
+def _masked(value: str) -> str:
+    """``value`` with anything that may be a credential masked, decided on the whole value.
 
-    Masking works on the whole value (everything up to its last ``@``), so neither a space
-    nor a quote inside a password, nor the cut, can leave part of it visible.
+    Everything up to the last ``@`` is user-info. Without an ``@``, a ``scheme://a:b`` whose
+    ``b`` is no port number may be ``user:password`` with the host forgotten: its whole
+    authority is masked.
     """
-    return repr(_cap(mask_userinfo(value)))
+    if "@" in value:
+        return mask_userinfo(value)
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return value
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    port = rest[:end].rpartition(":")[2] if ":" in rest[:end] else ""
+    if port and not (port.isascii() and port.isdigit()):
+        return f"{scheme}://***{rest[end:]}"
+    return value
+
+
+def _shown_str(value: str) -> str:
+    """A configured string as a message shows it: credentials masked first, then capped.
+
+    Masking works on the whole value (see :func:`_masked`), so neither a space nor a quote
+    inside a password, nor the cut, can leave part of it visible.
+    """
+    return repr(_cap(_masked(value)))
 
 
 def _shown_key(key: Any) -> str:
     """A mapping key inside a key path: strings as written, other scalars by their repr."""
     if isinstance(key, str):
-        return _cap(mask_userinfo(key))
+        return _cap(_masked(key))
     if isinstance(key, bool | int | float) or key is None:
         text = repr(key) if not isinstance(key, int) or abs(key) < 10**40 else "a huge number"
         return _cap(text)
@@ -650,11 +669,10 @@ class _Parser:
             host = parts.hostname
             port = parts.port
         except ValueError:
-            shown = _shown_str(url) if "@" in url else repr(url.partition("://")[0] + "://...")
             self.error(
                 path,
-                f"{shown} is not a valid URL (the port is not a number from 1 to 65535, or an "
-                "IPv6 address is malformed); expected http://host:port",
+                f"{_shown_str(url)} is not a valid URL (the port is not a number from 1 to "
+                "65535, or an IPv6 address is malformed); expected http://host:port",
             )
             return
         scheme = parts.scheme.lower()
