@@ -72,6 +72,7 @@ _MAX_WEIGHT = 1e9
 _MAX_BURST = 1_000_000
 #: A host name: letters, digits, ``-``, ``_`` and dots (international names in punycode).
 _HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
+_HOST_MATCH = _HOST_RE.fullmatch
 #: Characters that end the user-info of a URL early: a password holding them unencoded is
 #: split by every URL parser (and by Scrapy's), so it is refused with a hint instead.
 _RESERVED_IN_USERINFO = frozenset("/?#")
@@ -121,16 +122,35 @@ class _Loader(_SAFE_LOADER):  # type: ignore[misc]
             )
         merges: list[Any] = []
         mapping: dict[Any, Any] = {}
-        first_line: dict[Any, int] = {}
-        explicit: list[tuple[Any, Any]] = []
+        first: dict[Any, Any] = {}  # key -> its node (a line number only when one repeats)
+        construct = self.construct_object
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
+            tag = key_node.tag
+            if tag == _MERGE_TAG:
                 merges.append(value_node)
                 continue
-            if key_node.tag == _VALUE_TAG:
+            if tag == _VALUE_TAG:
                 key_node.tag = _STR_TAG
-            explicit.append((key_node, value_node))
+            key = construct(key_node, deep=deep)
+            try:
+                repeated = key in first
+            except TypeError:
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                ) from None
+            if repeated:
+                line = first[key].start_mark.line + 1
+                self.duplicates.append(_DuplicateKey(node, key, key_node.start_mark.line + 1, line))
+            else:
+                first[key] = key_node
+            mapping[key] = construct(value_node, deep=deep)
+        if not merges:
+            return mapping
         # Earlier merge sources win over later ones, explicit keys over all (YAML 1.1 merge).
+        merged: dict[Any, Any] = {}
         for source in reversed(merges):
             items = source.value if isinstance(source, SequenceNode) else [source]
             for item in reversed(items):
@@ -141,25 +161,9 @@ class _Loader(_SAFE_LOADER):  # type: ignore[misc]
                         f"expected a mapping or list of mappings for merging, but found {item.id}",
                         item.start_mark,
                     )
-                mapping.update(self.construct_object(item, deep=True))
-        for key_node, value_node in explicit:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                hash(key)
-            except TypeError:
-                raise ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    "found unhashable key",
-                    key_node.start_mark,
-                ) from None
-            line = key_node.start_mark.line + 1
-            if key in first_line:
-                self.duplicates.append(_DuplicateKey(node, key, line, first_line[key]))
-            else:
-                first_line[key] = line
-            mapping[key] = self.construct_object(value_node, deep=deep)
-        return mapping
+                merged.update(construct(item, deep=True))
+        merged.update(mapping)
+        return merged
 
 
 _SCALAR_ERRORS = (ValueError, OverflowError, IndexError, TypeError, AttributeError, KeyError)
@@ -613,6 +617,11 @@ class _Parser:
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             self.error(path, f"{_describe(value)} is not a number; expected a number")
             return None
+        # The usual case first, cheaply: 100,000 weights are checked at start-up. (Comparisons,
+        # not math.isinf: an int of 400 digits is a valid Python value that float() refuses.)
+        above = value > minimum if strict else value >= minimum
+        if above and value <= maximum and value != math.inf:
+            return float(value)
         bounds = f"{'>' if strict else '>='} {minimum}"
         if maximum < math.inf:
             bounds += f" and <= {maximum:g}"
@@ -693,7 +702,7 @@ class _Parser:
         if not host:
             self.error(path, f"{_shown_str(url)} has no host; expected http://host:port")
             return
-        if not _valid_host(host):
+        if not (_HOST_MATCH(host) if len(host) <= 253 else None) and not _valid_host(host):
             self.error(
                 path,
                 f"{_shown_str(url)} has an invalid host {_shown_key(host)!r}; expected a host "

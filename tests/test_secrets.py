@@ -212,18 +212,20 @@ def test_no_secret_in_any_output(world: LoopbackWorld, tmp_path: Path) -> None:
     )
     dead_url = fr_dead.url
     news = world.add_site("news", lang="fr", pages=6)
+    shop = world.add_site("shop", lang="fr", pages=2, tls=True)  # CONNECT tunnels carry auth
     yaml_path = write_yaml(
         tmp_path,
         {
             "locales": {
                 "fr": {"proxies": [fr1.url, {"url": fr2.url, "weight": 2}, wrong_url, dead_url]}
             },
-            "domains": {news.host: "fr"},
+            "domains": {news.host: "fr", shop.host: "fr"},
         },
     )
     config_text = yaml_path.read_text(encoding="utf-8")
     assert all(quote(c[1], safe="") in config_text for c in (a, b, wrong, dead))
     urls: list[Any] = [news.url(f"/page/{n}") for n in range(1, 7)]
+    urls += [shop.url("/page/1"), shop.url("/page/2")]
     urls.append({"url": news.url("/"), "meta": {"proxystack_locale": "none-such"}})
     result, outputs = crawl(
         tmp_path / "a",
@@ -236,7 +238,8 @@ def test_no_secret_in_any_output(world: LoopbackWorld, tmp_path: Path) -> None:
         },
     )
     # The crawl worked through the odd credentials, and failed where it had to.
-    assert len(result.pages) == 6, result.log[-3000:]
+    assert len(result.pages) == 8, result.log[-3000:]
+    assert any(r.method == "CONNECT" for p in (fr1, fr2) for r in p.requests)
     assert fr1.count > 0
     assert fr2.count > 0
     assert any(r.method == "GET" for r in fr_wrong.requests)  # answered 407
