@@ -65,6 +65,10 @@ _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MAX_SHOWN = 80
 #: How many names an "expected one of ..." lists before summarising.
 _MAX_LISTED = 20
+#: A fallback list this short may be shared by many locales (a YAML alias, or one Python list
+#: in ``PROXYSTACK_PROXIES``); a longer one may be used once, so that an alias cannot multiply
+#: the fallback graph (and the work of checking it) beyond the file's own size.
+_MAX_SHARED_FALLBACK = 16
 #: How many fallback cycles are spelled out; more are counted.
 _MAX_CYCLES = 10
 #: Largest ``weight`` (a share, not a count: ``95`` and ``5`` are typical) and ``burst``.
@@ -596,7 +600,8 @@ class _Parser:
         self.error(
             path,
             f"is the same YAML block as {first} (an alias); expected it written out here "
-            "(a proxy belongs to one place, and locales are configured one by one)",
+            "(a proxy belongs to one place; a shared fallback list has at most "
+            f"{_MAX_SHARED_FALLBACK} locales)",
         )
         return False
 
@@ -861,7 +866,7 @@ def parse_proxy_config(
                 fb = [fb]
             if not isinstance(fb, list) or not all(isinstance(x, str) for x in fb):
                 p.error(f"{path}.fallback", f"{_describe(fb)}; expected a list of locale names")
-            elif p.once(f"{path}.fallback", fb):
+            elif len(fb) <= _MAX_SHARED_FALLBACK or p.once(f"{path}.fallback", fb):
                 meta["fallback"] = tuple(fb)
         if "strategy" in raw:
             strategy = raw["strategy"]

@@ -451,6 +451,37 @@ def test_merge_keys_still_work_and_explicit_keys_win(tmp_path: Path) -> None:
     assert (c.pattern, c.locale, c.rate) == ("c.fr", "fr", 2)  # a shared rule, parsed once
 
 
+def test_short_fallback_lists_may_be_shared_long_ones_not(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        locales:
+          eu: [http://1.2.3.4:1]
+          fr: {proxies: [http://1.2.3.5:1], fallback: &fb [eu]}
+          de: {proxies: [http://1.2.3.6:1], fallback: *fb}
+        """,
+    )
+    assert load_proxy_config(path).fallback_chain("de") == ("de", "eu")
+    shared = ["eu"]  # one Python list in PROXYSTACK_PROXIES, as code often writes it
+    data: dict[str, Any] = {
+        "locales": {
+            "eu": ["http://1.2.3.4:1"],
+            "fr": {"proxies": ["http://1.2.3.5:1"], "fallback": shared},
+            "de": {"proxies": ["http://1.2.3.6:1"], "fallback": shared},
+        }
+    }
+    assert parse_proxy_config(data).fallback_chain("fr") == ("fr", "eu")
+    long = [f"l{i}" for i in range(17)]
+    data["locales"].update({name: ["http://1.2.3.7:1"] for name in long[:1]})
+    data["locales"]["fr"]["fallback"] = data["locales"]["de"]["fallback"] = long
+    with pytest.raises(ConfigError) as info:
+        parse_proxy_config(data)
+    assert (
+        "PROXYSTACK_PROXIES: locales.de.fallback: is the same YAML block as "
+        "locales.fr.fallback (an alias)"
+    ) in str(info.value)
+
+
 def test_unreadable_values_are_config_errors(tmp_path: Path) -> None:
     cases = [
         ("x: " + "9" * 5000, "line 2, column 4: this int cannot be read"),

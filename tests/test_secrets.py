@@ -382,3 +382,23 @@ def test_reprs_of_config_and_settings_hold_no_secret() -> None:
     outputs = {name: repr(obj) for name, obj in objects.items()}
     assert "127.0.1.1:8000" in outputs["config"]
     assert leaks(outputs) == []
+
+
+@pytest.mark.parametrize("encoding", ["nope", "rot13"])
+def test_invalid_auth_encoding_setting_is_named(encoding: str) -> None:
+    from scrapy.utils.test import get_crawler
+
+    from scrapy_proxystack.runtime import get_stack
+
+    crawler = get_crawler(
+        settings_dict={
+            "PROXYSTACK_PROXIES": {"locales": {"fr": ["http://u:p@127.0.1.1:8000"]}},
+            "HTTPPROXY_AUTH_ENCODING": encoding,
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        get_stack(crawler)
+    assert str(info.value) == (
+        f"setting HTTPPROXY_AUTH_ENCODING: {encoding!r} is invalid; expected a Python codec "
+        "name (e.g. 'utf-8')"
+    )
