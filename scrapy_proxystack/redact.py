@@ -14,12 +14,15 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["mask_userinfo", "redact_text", "redact_url"]
+__all__ = ["mask_credentials", "mask_userinfo", "redact_text", "redact_url", "shorten"]
 
 #: A token of free text: a run without whitespace, quotes or angle brackets. Matched once per
 #: token (no backtracking over the text), so redacting a megabyte costs milliseconds.
 _TOKEN_RE = re.compile(r"[^\s'\"<>]+")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+#: Longest excerpt of a configured value that a message quotes: a 10 MB value must not become
+#: a 10 MB error, and a cut must not be what reveals a secret (mask first, then shorten).
+MAX_SHOWN = 80
 
 
 def mask_userinfo(value: str) -> str:
@@ -33,8 +36,34 @@ def mask_userinfo(value: str) -> str:
         return value
     tail = value.rpartition("@")[2]
     scheme = _SCHEME_RE.match(value)
-    prefix = scheme.group() if scheme is not None and "@" not in scheme.group() else ""
+    prefix = scheme.group() if scheme is not None else ""
     return f"{prefix}***@{tail}"
+
+
+def mask_credentials(value: str) -> str:
+    """``value`` with anything that may be a credential masked, decided on the whole value.
+
+    For configured values quoted in messages. Everything up to the last ``@`` is user-info
+    (:func:`mask_userinfo`). Without an ``@``, a ``scheme://a:b`` whose ``b`` is no port number
+    may be ``user:password`` with the host forgotten: its whole authority is masked.
+    """
+    if "@" in value:
+        return mask_userinfo(value)
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return value
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    port = rest[:end].rpartition(":")[2] if ":" in rest[:end] else ""
+    if port and not (port.isascii() and port.isdigit()):
+        return f"{scheme}://***{rest[end:]}"
+    return value
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was. Mask before shortening."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 def redact_url(url: str) -> str:
