@@ -114,11 +114,10 @@ def _one_of(names: Any) -> str:
 
 def _hint(value: Any, choices: Any) -> str:
     """`` (did you mean 'x'?)`` for a short string close to one of ``choices``, else ``""``."""
-    if not isinstance(value, str) or len(value) > _MAX_SHOWN:
+    # difflib compares with every choice: past a thousand, a typo hint is not worth the time.
+    if not isinstance(value, str) or len(value) > _MAX_SHOWN or len(choices) > 1000:
         return ""
     names = [c for c in choices if isinstance(c, str)]
-    if len(names) > 1000:  # difflib is quadratic-ish per call; a typo hint is not worth it
-        return ""
     hint = difflib.get_close_matches(value, names, n=1)
     return f" (did you mean {_shown_key(hint[0])!r}?)" if hint else ""
 

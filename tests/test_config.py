@@ -620,3 +620,20 @@ def test_huge_values_are_capped_in_messages() -> None:
     assert "(5000000 characters)" in message
     assert len(message) < 2000
     assert SECRET not in message
+
+
+def test_many_unknown_fallbacks_are_reported_in_bounded_work() -> None:
+    n = 3000
+    locales = {
+        f"l{i}": {"proxies": [f"http://10.1.{i // 250}.{i % 250}:1"], "fallback": [f"x{i}"]}
+        for i in range(n)
+    }
+    elapsed, message = _timed_refusal(lambda: parse_proxy_config({"locales": locales}))
+    assert elapsed < BOUND_S
+    lines = message.splitlines()
+    assert lines[0] == f"{n} problems in the proxy configuration:"
+    assert lines[1].endswith(
+        "locales.l0.fallback[0]: 'x0' is not a configured locale; expected one of l0, l1, l10, "
+        "l100, l1000, l1001, l1002, l1003, l1004, l1005, l1006, l1007, l1008, l1009, l101, "
+        "l1010, l1011, l1012, l1013, l1014, ... (3000 in all)"
+    )

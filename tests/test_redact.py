@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scrapy_proxystack.redact import mask_userinfo, redact_text, redact_url
+from scrapy_proxystack.redact import (
+    mask_credentials,
+    mask_userinfo,
+    redact_text,
+    redact_url,
+    shorten,
+)
 
 SECRET = "S3cret-Pw"
 
@@ -89,3 +95,24 @@ def test_redact_text_is_linear() -> None:
     large = min(cost(1_600_000) for _ in range(3))
     # 16 times the input: linear is ~16x; quadratic would be 256x. Generous for a loaded CI.
     assert large < max(small, 1e-3) * 64
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (f"http://alice:{SECRET}@127.0.1.1:8000", "http://***@127.0.1.1:8000"),
+        (f"http://alice:{SECRET}", "http://***"),  # host forgotten: the password is no port
+        (f"http://alice:{SECRET}/x", "http://***/x"),
+        ("http://127.0.1.1:8000/x", "http://127.0.1.1:8000/x"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+        ("fr", "fr"),
+    ],
+)
+def test_mask_credentials(value: str, expected: str) -> None:
+    assert mask_credentials(value) == expected
+
+
+def test_shorten_says_how_long() -> None:
+    assert shorten("x" * 80) == "x" * 80
+    assert shorten("x" * 81) == "x" * 80 + "... (81 characters)"
+    assert shorten("abcdef", 3) == "abc... (6 characters)"
