@@ -19,6 +19,7 @@ import difflib
 import ipaddress
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -60,6 +61,8 @@ _MAX_CYCLES = 10
 #: Largest ``weight`` (a share, not a count: ``95`` and ``5`` are typical) and ``burst``.
 _MAX_WEIGHT = 1e9
 _MAX_BURST = 1_000_000
+#: The largest number a float holds: beyond it a number is infinite or float() fails.
+_LARGEST_FLOAT = sys.float_info.max
 #: A host name: letters, digits, ``-``, ``_`` and dots (international names in punycode).
 _HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
 _HOST_MATCH = _HOST_RE.fullmatch
@@ -71,7 +74,7 @@ _RESERVED_IN_USERINFO = frozenset("/?#")
 def _shown_str(value: str) -> str:
     """A configured string as a message shows it: credentials masked first, then capped.
 
-    Masking works on the whole value (see :func:`_masked`), so neither a space nor a quote
+    Masking works on the whole value (see :func:`mask_credentials`), so neither a space nor a quote
     inside a password, nor the cut, can leave part of it visible.
     """
     return repr(shorten(mask_credentials(value)))
@@ -98,7 +101,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool | float) or value is None:
         return repr(value)
     if isinstance(value, int):
-        return repr(value) if abs(value) < 10**40 else f"a {len(str(abs(value)))}-digit number"
+        # (str() of an int past 4,300 digits raises: its size is estimated from its bits.)
+        return repr(value) if abs(value) < 10**40 else f"a number of {value.bit_length()} bits"
     return f"a value of type {type(value).__name__}"
 
 
@@ -213,13 +217,13 @@ class _Parser:
         strict: bool = True,
         maximum: float = math.inf,
     ) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             self.error(path, f"{_describe(value)} is not a number; expected a number")
             return None
-        # The usual case first, cheaply: 100,000 weights are checked at start-up. (Comparisons,
-        # not math.isinf: an int of 400 digits is a valid Python value that float() refuses.)
+        # The usual case first, cheaply: 100,000 weights are checked at start-up. (Comparisons
+        # only, never math.isnan/isinf: an int of 400 digits is a Python value float() refuses.)
         above = value > minimum if strict else value >= minimum
-        if above and value <= maximum and value != math.inf:
+        if above and value <= min(maximum, _LARGEST_FLOAT):
             return float(value)
         bounds = f"{'>' if strict else '>='} {minimum}"
         if maximum < math.inf:
@@ -230,10 +234,8 @@ class _Parser:
         if (value <= minimum) if strict else (value < minimum):
             self.error(path, f"{_describe(value)} is out of range; expected a number {bounds}")
             return None
-        if value > maximum:
-            self.error(path, f"{_describe(value)} is too large; expected a number {bounds}")
-            return None
-        return float(value)
+        self.error(path, f"{_describe(value)} is too large; expected a number {bounds}")
+        return None
 
     def proxy(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
         weight = 1.0

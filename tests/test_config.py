@@ -637,3 +637,41 @@ def test_many_unknown_fallbacks_are_reported_in_bounded_work() -> None:
         "l100, l1000, l1001, l1002, l1003, l1004, l1005, l1006, l1007, l1008, l1009, l101, "
         "l1010, l1011, l1012, l1013, l1014, ... (3000 in all)"
     )
+
+
+@pytest.mark.parametrize(
+    "huge",
+    [10**400, -(10**400), 10**5000, float("inf"), float("-inf")],
+    ids=["1e400", "-1e400", "1e5000", "inf", "-inf"],
+)
+def test_numbers_beyond_floats_are_refused_in_every_numeric_key(huge: Any) -> None:
+    data = {
+        "locales": {
+            "fr": {
+                "proxies": [{"url": "http://1.2.3.4:1", "weight": huge}],
+                "pools": {"p": {"weight": huge, "proxies": ["http://1.2.3.5:1"]}},
+            }
+        },
+        "domains": {
+            "a.fr": {
+                "locale": "fr",
+                "rate": huge,
+                "burst": huge,
+                "exit_delay": huge,
+                "bans": {"min_body_size": -1, "status": [huge]},
+            }
+        },
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_proxy_config(data)
+    paths = [problem.split(": ")[1] for problem in info.value.problems]
+    assert paths == [
+        "locales.fr.proxies[0].weight",
+        "locales.fr.pools.p.weight",
+        "domains.a.fr.rate",
+        "domains.a.fr.burst",
+        "domains.a.fr.exit_delay",
+        "domains.a.fr.bans.min_body_size",
+        "domains.a.fr.bans.status",
+    ]
+    assert all(len(problem) < 300 for problem in info.value.problems)

@@ -98,6 +98,7 @@ scalars = st.one_of(
     st.booleans(),
     st.integers(),
     st.integers(min_value=-(10**300), max_value=10**300),
+    st.integers(4400, 5000).map(lambda e: 10**e),  # str() refuses these: messages must not
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
     st.sampled_from(INTERESTING),
@@ -177,6 +178,11 @@ mostly_valid = st.fixed_dictionaries(
             st.sampled_from(("fr", "de", "es")),
             st.one_of(
                 st.lists(valid_urls, min_size=1, max_size=3),
+                st.lists(
+                    st.fixed_dictionaries({"url": valid_urls, "weight": scalars}),
+                    min_size=1,
+                    max_size=3,
+                ),
                 st.fixed_dictionaries(
                     {"proxies": st.lists(valid_urls, min_size=1, max_size=3)},
                     optional={
@@ -191,7 +197,13 @@ mostly_valid = st.fixed_dictionaries(
     optional={
         "domains": st.dictionaries(
             st.sampled_from(("a.fr", "*.b.de", "c.es", "d<e>.fr")),
-            st.one_of(st.sampled_from(("fr", "de")), st.fixed_dictionaries({"rate": scalars})),
+            st.one_of(
+                st.sampled_from(("fr", "de")),
+                st.fixed_dictionaries(
+                    {},
+                    optional={"rate": scalars, "burst": scalars, "exit_delay": scalars},
+                ),
+            ),
         ),
         "default_locale": st.sampled_from(("fr", "de")),
     },
