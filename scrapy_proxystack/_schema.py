@@ -46,16 +46,17 @@ _TOP_KEYS = ("locales", "domains", "default_locale")
 _LOCALE_KEYS = ("proxies", "pools", "fallback", "strategy", "accept_language", "min_anonymity")
 _POOL_KEYS = ("proxies", "weight")
 _PROXY_KEYS = ("url", "weight")
-_DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "bans")
+_DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "lang", "bans")
+_LANG_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _BAN_RULE_KEYS = ("status", "content_status", "body_patterns", "url_patterns", "min_body_size")
 #: Longest text handed to difflib for a "did you mean" hint (messages are capped by shorten).
 _MAX_SHOWN = 80
 #: How many names an "expected one of ..." lists before summarising.
 _MAX_LISTED = 20
-#: A fallback list this short may be shared by many locales (a YAML alias, or one Python list
-#: in ``PROXYSTACK_PROXIES``); a longer one may be used once, so that an alias cannot multiply
-#: the fallback graph (and the work of checking it) beyond the file's own size.
-_MAX_SHARED_FALLBACK = 16
+#: A ``fallback`` (or ``lang``) list this short may be shared by many locales (sites): a YAML
+#: alias, or one Python list in ``PROXYSTACK_PROXIES``. A longer one may be used once, so that an
+#: alias cannot multiply the fallback graph (and the work of checking it) beyond the file's size.
+_MAX_SHARED_LIST = 16
 #: How many fallback cycles are spelled out; more are counted.
 _MAX_CYCLES = 10
 #: Largest ``weight`` (a share, not a count: ``95`` and ``5`` are typical) and ``burst``.
@@ -198,8 +199,8 @@ class _Parser:
         self.error(
             path,
             f"is the same YAML block as {first} (an alias); expected it written out here "
-            "(a proxy belongs to one place; a shared fallback list has at most "
-            f"{_MAX_SHARED_FALLBACK} locales)",
+            "(a proxy belongs to one place; a shared fallback or lang list has at most "
+            f"{_MAX_SHARED_LIST} entries)",
         )
         return False
 
@@ -462,7 +463,7 @@ def parse(
                 fb = [fb]
             if not isinstance(fb, list) or not all(isinstance(x, str) for x in fb):
                 p.error(f"{path}.fallback", f"{_describe(fb)}; expected a list of locale names")
-            elif len(fb) <= _MAX_SHARED_FALLBACK or p.once(f"{path}.fallback", fb):
+            elif len(fb) <= _MAX_SHARED_LIST or p.once(f"{path}.fallback", fb):
                 meta["fallback"] = tuple(fb)
         if "strategy" in raw:
             strategy = raw["strategy"]
@@ -680,6 +681,7 @@ def _replace_pattern(rule: DomainRule, pattern: str) -> DomainRule:
         burst=rule.burst,
         exit_delay=rule.exit_delay,
         bans=rule.bans,
+        lang=rule.lang,
     )
 
 
@@ -716,9 +718,35 @@ def _parse_domain_body(
         else None
     )
     bans = _parse_ban_rules(p, f"{path}.bans", raw.get("bans"))
+    lang = _parse_lang(p, f"{path}.lang", raw.get("lang"))
     return DomainRule(
-        pattern=pattern, locale=locale, rate=rate, burst=burst, exit_delay=exit_delay, bans=bans
+        pattern=pattern,
+        locale=locale,
+        rate=rate,
+        burst=burst,
+        exit_delay=exit_delay,
+        bans=bans,
+        lang=lang,
     )
+
+
+def _parse_lang(p: _Parser, path: str, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    tags = [raw] if isinstance(raw, str) else raw
+    if not isinstance(tags, list) or not tags:
+        p.error(path, f"{_describe(raw)}; expected a language tag or a list of them (fr, [de, fr])")
+        return ()
+    if len(tags) > _MAX_SHARED_LIST and not p.once(path, tags):
+        return ()
+    out: list[str] = []
+    for k, tag in enumerate(tags):
+        if not isinstance(tag, str) or not _LANG_TAG_RE.fullmatch(tag):
+            where = path if isinstance(raw, str) else f"{path}[{k}]"
+            p.error(where, f"{_describe(tag)}; expected a language tag such as 'fr' or 'pt-BR'")
+        else:
+            out.append(tag)
+    return tuple(out)
 
 
 def _parse_ban_rules(p: _Parser, path: str, raw: Any) -> BanRules:

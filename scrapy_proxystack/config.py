@@ -132,6 +132,8 @@ class DomainRule:
     burst: int | None = None
     exit_delay: float | None = None
     bans: BanRules = field(default_factory=BanRules)
+    #: The site's own languages (``lang:``): a page in any other is a geo-block at once.
+    lang: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -675,3 +675,30 @@ def test_numbers_beyond_floats_are_refused_in_every_numeric_key(huge: Any) -> No
         "domains.a.fr.bans.status",
     ]
     assert all(len(problem) < 300 for problem in info.value.problems)
+
+
+def test_domain_languages_are_tags_and_short_lists_may_be_shared(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        locales: {fr: [http://1.2.3.4:1]}
+        domains:
+          a.fr: {locale: fr, lang: &l [fr, pt-BR]}
+          b.fr: {locale: fr, lang: *l}
+          c.fr: {locale: fr, lang: de}
+        """,
+    )
+    domains = load_proxy_config(path).domains
+    assert [domains[h].lang for h in ("a.fr", "b.fr", "c.fr")] == [
+        ("fr", "pt-BR"),
+        ("fr", "pt-BR"),
+        ("de",),
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_proxy_config(
+            {"locales": {"fr": ["http://1.2.3.4:1"]}, "domains": {"a.fr": {"lang": ["fr", 1]}}}
+        )
+    assert str(info.value) == (
+        "PROXYSTACK_PROXIES: domains.a.fr.lang[1]: 1; expected a language tag such as 'fr' or "
+        "'pt-BR'"
+    )

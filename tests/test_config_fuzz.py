@@ -151,6 +151,7 @@ domain_rules = st.one_of(
             "rate": scalars,
             "burst": scalars,
             "exit_delay": scalars,
+            "lang": st.one_of(scalars, st.lists(st.sampled_from(("fr", "pt-BR", "x")) | scalars)),
             "bans": st.one_of(
                 structures,
                 st.fixed_dictionaries(
