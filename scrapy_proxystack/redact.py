@@ -1,8 +1,12 @@
 """Turning proxy URLs into something safe to print.
 
 Every log line, stats key, report and exception of the suite that mentions a proxy goes through
-:func:`redact_url`, so a password (or a user name that encodes an account) never leaves the
-process. Keeping it in one tiny module makes it easy to test and hard to bypass.
+:func:`redact_url` (or, for a parsed proxy, its ``redacted`` form built from host and port), so a
+password (or a user name that encodes an account) never leaves the process. Keeping it in one
+tiny module makes it easy to test and hard to bypass.
+
+Everything here is linear in its input: the texts come from configuration files and URLs that
+an attacker may shape.
 """
 
 from __future__ import annotations
@@ -10,44 +14,89 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["redact_text", "redact_url"]
+__all__ = ["mask_credentials", "mask_userinfo", "redact_text", "redact_url", "shorten"]
 
-# The user-info of any URL-looking token, with or without a (well-formed) scheme:
-# "http://user:pw@host", "user:pw@host:port" (the usual proxy-list format), "http//u:pw@host".
-# Everything from the token's start (after a "scheme://") up to its last "@" is masked.
-_USERINFO_RE = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<userinfo>[^\s'\"<>@]*)@(?=[^\s'\"<>@]*)"
-)
+#: A token of free text: a run without whitespace, quotes or angle brackets. Matched once per
+#: token (no backtracking over the text), so redacting a megabyte costs milliseconds.
+_TOKEN_RE = re.compile(r"[^\s'\"<>]+")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+#: Longest excerpt of a configured value that a message quotes: a 10 MB value must not become
+#: a 10 MB error, and a cut must not be what reveals a secret (mask first, then shorten).
+MAX_SHOWN = 80
+
+
+def mask_userinfo(value: str) -> str:
+    """``value`` with everything before its last ``@`` replaced by ``***`` (scheme kept).
+
+    For one value known to be a URL (a configured proxy): the whole value is one token, so a
+    space, tab or quote inside the password cannot split it, and a password holding ``@`` is
+    masked up to the real separator.
+    """
+    if "@" not in value:
+        return value
+    tail = value.rpartition("@")[2]
+    scheme = _SCHEME_RE.match(value)
+    prefix = scheme.group() if scheme is not None else ""
+    return f"{prefix}***@{tail}"
+
+
+def mask_credentials(value: str) -> str:
+    """``value`` with anything that may be a credential masked, decided on the whole value.
+
+    For configured values quoted in messages. Everything up to the last ``@`` is user-info
+    (:func:`mask_userinfo`). Without an ``@``, a ``scheme://a:b`` whose ``b`` is no port number
+    may be ``user:password`` with the host forgotten: its whole authority is masked.
+    """
+    if "@" in value:
+        return mask_userinfo(value)
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return value
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    port = rest[:end].rpartition(":")[2] if ":" in rest[:end] else ""
+    if port and not (port.isascii() and port.isdigit()):
+        return f"{scheme}://***{rest[end:]}"
+    return value
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was. Mask before shortening."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 def redact_url(url: str) -> str:
     """Return ``scheme://host:port`` for a proxy URL, dropping any user name and password.
 
-    Unparseable input is reduced with :func:`redact_text` rather than echoed, because a broken
-    URL can still contain a password.
+    Unparseable input is reduced with :func:`mask_userinfo` rather than echoed, because a
+    broken URL can still contain a password.
     """
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
         port = parts.port
     except ValueError:
-        return redact_text(url)
+        return mask_userinfo(url)
     if not parts.scheme or not host:
-        return redact_text(url)
+        return mask_userinfo(url)
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     return f"{parts.scheme}://{host}:{port}" if port is not None else f"{parts.scheme}://{host}"
 
 
 def redact_text(text: str) -> str:
-    """Replace the user-info part of every URL-like token in ``text`` with ``***@``.
+    """Replace the user-info of every URL-like token in ``text`` with ``***@``.
 
     Deliberately broad: any ``something@`` inside a token is masked, because a proxy written
     without a scheme (``user:pw@host:port``) or with a broken one still carries its password.
+    Free text cannot say where a password with spaces ends: values known to be URLs go through
+    :func:`mask_userinfo` instead.
     """
-    return _USERINFO_RE.sub(_mask, text)
+    if "@" not in text:
+        return text
+    return _TOKEN_RE.sub(_mask, text)
 
 
 def _mask(match: re.Match[str]) -> str:
-    scheme = match.group("scheme") or ""
-    return f"{scheme}***@"
+    return mask_userinfo(match.group())

@@ -121,6 +121,7 @@ class ProxyStack:
             settings.proxies if configured else None,
             extra_unlocalized=settings.legacy_proxy_list,
             extra_source=settings.legacy_source,
+            auth_encoding=settings.auth_encoding,
         )
         if not config.all_proxies:
             # An add-on that silently crawled from the machine's own address would be the worst

@@ -213,13 +213,20 @@ class _Reader:
 
 @dataclass(frozen=True)
 class ProxyStackSettings:
-    """Every ``PROXYSTACK_*`` setting, validated. Build it with :meth:`from_settings`."""
+    """Every ``PROXYSTACK_*`` setting, validated. Build it with :meth:`from_settings`.
+
+    The raw proxy sources (``proxies``, ``legacy_proxy_list``) hold URLs with credentials: they
+    are left out of the repr, which tracebacks with locals, debuggers and logs print.
+    """
 
     enabled: bool = True
     proxies_file: str | None = None
-    proxies: Mapping[str, Any] | None = None
-    legacy_proxy_list: tuple[str, ...] = ()
+    proxies: Mapping[str, Any] | None = field(default=None, repr=False)
+    legacy_proxy_list: tuple[str, ...] = field(default=(), repr=False)
     legacy_source: str = "ROTATING_PROXY_LIST"
+    #: Scrapy's ``HTTPPROXY_AUTH_ENCODING`` (its default is latin-1): the one encoding of proxy
+    #: credentials, checked when the proxy list is loaded and used by ``check`` as well.
+    auth_encoding: str = "latin-1"
     tld_locales: Mapping[str, str] = field(default_factory=dict)
     accept_language: bool = True
     accept_languages: Mapping[str, str] = field(default_factory=dict)
@@ -285,6 +292,13 @@ class ProxyStackSettings:
             # The library's own normaliser: strips, skips comments, adds http://, dedupes.
             legacy = sorted(RotatingProxyMiddleware.cleanup_proxy_list(legacy))
 
+        auth_encoding = settings.get("HTTPPROXY_AUTH_ENCODING") or "latin-1"
+        try:
+            "a".encode(auth_encoding)  # LookupError too for codecs that are not text encodings
+        except (LookupError, TypeError):
+            r._err("HTTPPROXY_AUTH_ENCODING", auth_encoding, "a Python codec name (e.g. 'utf-8')")
+            auth_encoding = "latin-1"
+
         ban_policy = r.optional_str("PROXYSTACK_BAN_POLICY")
         if ban_policy is None:
             ban_policy = r.optional_str("ROTATING_PROXY_BAN_POLICY")
@@ -299,6 +313,7 @@ class ProxyStackSettings:
             proxies=proxies,
             legacy_proxy_list=tuple(legacy),
             legacy_source=legacy_source,
+            auth_encoding=auth_encoding,
             tld_locales=r.str_map("PROXYSTACK_TLD_LOCALES"),
             accept_language=r.boolean("PROXYSTACK_ACCEPT_LANGUAGE", True),
             accept_languages=r.str_map("PROXYSTACK_ACCEPT_LANGUAGES"),

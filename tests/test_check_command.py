@@ -241,3 +241,83 @@ def test_unknown_sub_command_is_named_with_a_hint() -> None:
 
     with pytest.raises(UsageError, match=r"unknown sub-command 'chek' \(did you mean 'check'\?\)"):
         Command().run(["chek"], argparse.Namespace())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "locales:\n  fr: ['http://127.0.1.1:8000']\n  fr: ['http://127.0.1.2:8000']\n",
+            "locales: key 'fr' appears twice (lines 2 and 3)",
+        ),
+        (
+            "locales: {fr: ['http://127.0.1.1:8000']}\ndefault_locale: [fr]\n",
+            "default_locale: a list is not a configured locale",
+        ),
+        (
+            "locales: {fr: [{url: 'http://127.0.1.1:8000', weight: .inf}]}\n",
+            "locales.fr.proxies[0].weight: inf is not a finite number",
+        ),
+        (
+            "locales: {fr: ['http://u:hunter2secret@127.0.1.1:0']}\n",
+            "locales.fr.proxies[0]: 'http://***@127.0.1.1:0' has port 0",
+        ),
+        (
+            "locales: {fr: ['http://u:hunter2secret@a<b>c:1']}\n",
+            "locales.fr.proxies[0]: 'http://***@a<b>c:1' has an invalid host 'a<b>c'",
+        ),
+        (
+            "locales: {fr: ['http://u:hunter2secret/x@127.0.1.1:1']}\n",
+            "locales.fr.proxies[0]: 'http://***@127.0.1.1:1' has '/', '?' or '#' in its user name",
+        ),
+        (
+            "locales: {fr: ['http://u:hunter2secret%F0%9F%94%91@127.0.1.1:1']}\n",
+            "locales.fr.proxies[0]: 'http://***@127.0.1.1:1' has a user name or password that "
+            "HTTPPROXY_AUTH_ENCODING ('latin-1') cannot encode",
+        ),
+        (
+            "locales: {fr: {proxies: ['http://127.0.1.1:1'], strategy: &s [a, b]}}\n",
+            "locales.fr.strategy: a list is not a strategy",
+        ),
+    ],
+    ids=[
+        "duplicate key",
+        "list locale",
+        "inf weight",
+        "port 0",
+        "bad host",
+        "slash",
+        "emoji",
+        "list",
+    ],
+)
+def test_check_exits_2_on_each_refused_config(tmp_path: Path, text: str, expected: str) -> None:
+    result = run_check(tmp_path, text)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Invalid proxy configuration" in result.stderr
+    assert f"proxies.yaml: {expected}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "hunter2secret" not in result.stdout + result.stderr
+
+
+def test_check_sends_credentials_in_the_crawl_encoding(tmp_path: Path) -> None:
+    """``check`` and the crawl agree: HTTPPROXY_AUTH_ENCODING, latin-1 unless set."""
+    with LoopbackWorld(max_lifetime=60.0) as world:
+        latin1 = world.add_proxy(1, auth=("üser", "pässwörd"), auth_encoding="latin-1")
+        utf8 = world.add_proxy(1, auth=("üser", "pässwörd"), auth_encoding="utf-8")
+        config = {"locales": {"fr": [latin1.url], "de": [utf8.url]}}
+        default = run_check(tmp_path, config)
+        assert default.row(f"{latin1.ip}:{latin1.port}")[2] == "ok", default.stdout
+        assert "407" in " ".join(default.row(f"{utf8.ip}:{utf8.port}"))
+        result = run_check(tmp_path, config, HTTPPROXY_AUTH_ENCODING="utf-8")
+        assert "407" in " ".join(result.row(f"{latin1.ip}:{latin1.port}"))
+        assert result.row(f"{utf8.ip}:{utf8.port}")[2] == "ok", result.stdout
+        for out in (default, result):
+            assert "pässwörd" not in out.stdout + out.stderr
+            assert "p%C3%A4ssw%C3%B6rd" not in out.stdout + out.stderr
+        bad = run_check(
+            tmp_path, {"locales": {"fr": [utf8.url.replace("p%C3", "%F0%9F%94%91p%C3")]}}
+        )
+        assert bad.returncode == 2
+        assert "locales.fr.proxies[0]: 'http://***@127.0.1.2:" in bad.stderr
+        assert "cannot encode" in bad.stderr

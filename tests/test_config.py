@@ -227,6 +227,76 @@ BAD_CASES: list[tuple[str, Any, list[str]]] = [
         ["http://1.2.3.4:1"],
         ["top level is a list", "expected a mapping"],
     ),
+    (
+        "default locale is a list",
+        {"locales": {"fr": ["http://1.2.3.4:1"]}, "default_locale": ["fr"]},
+        ["default_locale", "a list is not a configured locale", "expected one of fr"],
+    ),
+    (
+        "domain locale is a list",
+        {"locales": {"fr": ["http://1.2.3.4:1"]}, "domains": {"a.fr": {"locale": ["fr"]}}},
+        ["domains.a.fr", "a list is not a configured locale"],
+    ),
+    (
+        "infinite weight",
+        {"locales": {"fr": [{"url": "http://1.2.3.4:1", "weight": float("inf")}]}},
+        ["locales.fr.proxies[0].weight", "inf is not a finite number", "expected a number > 0"],
+    ),
+    (
+        "huge weight",
+        {"locales": {"fr": {"pools": {"a": {"weight": 1e300, "proxies": ["http://1.2.3.4:1"]}}}}},
+        ["locales.fr.pools.a.weight", "too large", "<= 1e+09"],
+    ),
+    (
+        "infinite rate",
+        {"locales": {"fr": ["http://1.2.3.4:1"]}, "domains": {"a.fr": {"rate": float("inf")}}},
+        ["domains.a.fr.rate", "not a finite number"],
+    ),
+    (
+        "port 0",
+        {"locales": {"fr": [f"http://u:{SECRET}@1.2.3.4:0"]}},
+        ["locales.fr.proxies[0]", "port 0", "expected a port from 1 to 65535", "***@1.2.3.4:0"],
+    ),
+    (
+        "host with angle brackets",
+        {"locales": {"fr": ["http://a<b>c:8000"]}},
+        ["locales.fr.proxies[0]", "invalid host 'a<b>c'", "expected a host name"],
+    ),
+    (
+        "host with a space",
+        {"locales": {"fr": [f"http://u:{SECRET}@exa mple.com:8000"]}},
+        ["locales.fr.proxies[0]", "invalid host 'exa mple.com'"],
+    ),
+    (
+        "domain pattern that is no host",
+        {"locales": {"fr": ["http://1.2.3.4:1"]}, "domains": {"a<b>.fr": "fr"}},
+        ["domains.a<b>.fr", "not a host pattern"],
+    ),
+    (
+        "slash, hash and question mark in a password, unencoded",
+        {"locales": {"fr": [f"http://u:{SECRET}/#?x@1.2.3.4:1"]}},
+        ["locales.fr.proxies[0]", "'http://***@1.2.3.4:1'", "percent-encoded (%2F, %3F, %23)"],
+    ),
+    (
+        "tab in a password",
+        {"locales": {"fr": [f"http://u:{SECRET}\t1@1.2.3.4:1"]}},
+        ["locales.fr.proxies[0]", "control character", "%09"],
+    ),
+    (
+        "password the crawl's encoding cannot send",
+        {"locales": {"fr": [f"http://u:{SECRET}%F0%9F%94%91@1.2.3.4:1"]}},
+        ["locales.fr.proxies[0]", "HTTPPROXY_AUTH_ENCODING ('latin-1') cannot encode"],
+    ),
+    (
+        "a proxies list used twice through an alias",
+        "shared",
+        ["locales.de.proxies", "same YAML block as locales.fr.proxies", "alias"],
+    ),
+    (
+        "a fallback to itself",
+        {"locales": {"fr": {"proxies": ["http://1.2.3.4:1"], "fallback": ["fr"]}}},
+        ["locales.fr.fallback[0]", "cannot fall back to itself"],
+    ),
 ]
 
 
@@ -237,7 +307,15 @@ def test_bad_config_is_refused_with_key_and_expectation(
     import yaml
 
     path = tmp_path / "proxies.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    if data == "shared":
+        text = (
+            "locales:\n"
+            f"  fr: {{proxies: &p ['http://u:{SECRET}@1.2.3.4:1']}}\n"
+            "  de: {proxies: *p}\n"
+        )
+    else:
+        text = yaml.safe_dump(data, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_proxy_config(path)
     message = str(info.value)
@@ -327,3 +405,300 @@ def test_broken_config_stops_scrapy_before_any_request(tmp_path: Path) -> None:
         assert SECRET not in output
         assert "Spider opened" not in output
         assert site.requests == []
+
+
+def test_duplicate_yaml_keys_are_refused_with_their_lines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        locales:
+          fr: [http://u:{SECRET}@1.2.3.4:1]
+          de: [http://1.2.3.6:1]
+          fr: [http://1.2.3.5:1]
+        domains:
+          a.fr: {{locale: fr, rate: 1, rate: 2}}
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_proxy_config(path)
+    assert info.value.problems == (
+        f"{path}: locales: key 'fr' appears twice (lines 3 and 5); expected each key once "
+        "(YAML would silently keep only the last one)",
+        f"{path}: domains.a.fr: key 'rate' appears twice (lines 7 and 7); expected each key "
+        "once (YAML would silently keep only the last one)",
+    )
+    assert SECRET not in str(info.value)
+
+
+def test_merge_keys_still_work_and_explicit_keys_win(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        locales:
+          fr: [http://1.2.3.4:1]
+          de: [http://1.2.3.5:1]
+        domains:
+          base.fr: &rule {locale: fr, rate: 2, burst: 3}
+          a.fr: {<<: *rule, rate: 5}
+          b.fr: {<<: [{locale: de}, *rule]}
+          c.fr: *rule
+        """,
+    )
+    domains = load_proxy_config(path).domains
+    assert (domains["a.fr"].locale, domains["a.fr"].rate, domains["a.fr"].burst) == ("fr", 5, 3)
+    assert (domains["b.fr"].locale, domains["b.fr"].rate) == ("de", 2)  # first source wins
+    c = domains["c.fr"]
+    assert (c.pattern, c.locale, c.rate) == ("c.fr", "fr", 2)  # a shared rule, parsed once
+
+
+def test_short_fallback_lists_may_be_shared_long_ones_not(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        locales:
+          eu: [http://1.2.3.4:1]
+          fr: {proxies: [http://1.2.3.5:1], fallback: &fb [eu]}
+          de: {proxies: [http://1.2.3.6:1], fallback: *fb}
+        """,
+    )
+    assert load_proxy_config(path).fallback_chain("de") == ("de", "eu")
+    shared = ["eu"]  # one Python list in PROXYSTACK_PROXIES, as code often writes it
+    data: dict[str, Any] = {
+        "locales": {
+            "eu": ["http://1.2.3.4:1"],
+            "fr": {"proxies": ["http://1.2.3.5:1"], "fallback": shared},
+            "de": {"proxies": ["http://1.2.3.6:1"], "fallback": shared},
+        }
+    }
+    assert parse_proxy_config(data).fallback_chain("fr") == ("fr", "eu")
+    long = [f"l{i}" for i in range(17)]
+    data["locales"].update({name: ["http://1.2.3.7:1"] for name in long[:1]})
+    data["locales"]["fr"]["fallback"] = data["locales"]["de"]["fallback"] = long
+    with pytest.raises(ConfigError) as info:
+        parse_proxy_config(data)
+    assert (
+        "PROXYSTACK_PROXIES: locales.de.fallback: is the same YAML block as "
+        "locales.fr.fallback (an alias)"
+    ) in str(info.value)
+
+
+def test_unreadable_values_are_config_errors(tmp_path: Path) -> None:
+    cases = [
+        ("x: " + "9" * 5000, "line 2, column 4: this int cannot be read"),
+        ("x: 2024-13-45", "line 2, column 4: this timestamp cannot be read"),
+        (f"x: !!float 'http://u:{SECRET}@h'", "line 2, column 4: this float cannot be read"),
+        ("x: !!int ''", "line 2, column 4: this int cannot be read"),
+    ]
+    for value, expected in cases:
+        path = write(tmp_path, "locales: {fr: [http://1.2.3.4:1]}\n" + value + "\n")
+        with pytest.raises(ConfigError) as info:
+            load_proxy_config(path)
+        assert str(info.value) == (
+            f"{path}: YAML syntax error at {expected} (malformed or out of range); "
+            "expected valid YAML"
+        )
+
+
+def test_unknown_auth_encoding_is_named() -> None:
+    with pytest.raises(ConfigError, match="setting HTTPPROXY_AUTH_ENCODING: 'nope' is not an"):
+        parse_proxy_config({"locales": {"fr": ["http://u:p@1.2.3.4:1"]}}, auth_encoding="nope")
+
+
+def test_credentials_in_the_crawl_encoding_are_accepted() -> None:
+    data = {"locales": {"fr": ["http://u:p%C3%A4ss w'\"@1.2.3.4:1", "http://ü:pässwörd@1.2.3.5:1"]}}
+    config = parse_proxy_config(data)  # latin-1, Scrapy's default, can send both
+    assert [p.username for p in config.all_proxies] == ["u", "ü"]
+    utf8 = {"locales": {"fr": ["http://u:%D0%BF%D0%B0%D1%80%D0%BE%D0%BB%D1%8C@1.2.3.4:1"]}}
+    with pytest.raises(ConfigError, match="cannot encode"):
+        parse_proxy_config(utf8)
+    assert parse_proxy_config(utf8, auth_encoding="utf-8").all_proxies[0].username == "u"
+
+
+# -- bounded work ---------------------------------------------------------------------------------
+# Each case took a minute or more (or gigabytes) before validation was made linear. The bound is
+# generous (the work is now milliseconds) so that a loaded CI machine cannot make it flaky.
+BOUND_S = 20.0
+
+
+def _timed_refusal(load: Any) -> tuple[float, str]:
+    import time
+
+    started = time.perf_counter()
+    try:
+        load()
+    except ConfigError as exc:
+        return time.perf_counter() - started, str(exc)
+    return time.perf_counter() - started, ""
+
+
+def test_ladder_fallbacks_are_checked_in_linear_time() -> None:
+    locales = {
+        f"l{i}": {
+            "proxies": [f"http://10.0.0.{i}:1"],
+            "fallback": [f"l{j}" for j in (i + 1, i + 2) if j < 40],
+        }
+        for i in range(40)
+    }
+    elapsed, message = _timed_refusal(lambda: parse_proxy_config({"locales": locales}))
+    assert message == ""
+    assert elapsed < BOUND_S
+    config = parse_proxy_config({"locales": locales})
+    assert config.fallback_chain("l0") == tuple(f"l{i}" for i in range(40))
+
+
+def test_long_chains_and_their_cycles_are_linear_and_messages_capped() -> None:
+    n = 3000
+    locales: dict[str, Any] = {
+        f"l{i}": {
+            "proxies": [f"http://10.0.{i // 250}.{i % 250}:1"],
+            "fallback": [f"l{i + 1}"] if i < n - 1 else [],
+        }
+        for i in range(n)
+    }
+    config = parse_proxy_config({"locales": locales})
+    assert len(config.fallback_chain("l0")) == n  # no RecursionError on a deep chain
+    locales[f"l{n - 1}"]["fallback"] = ["l0"]
+    # Every locale also falls back to the first: 3,000 cycles, of which 10 are spelled out.
+    for i in range(1, n - 1):
+        locales[f"l{i}"]["fallback"].append("l0")
+    elapsed, message = _timed_refusal(lambda: parse_proxy_config({"locales": locales}))
+    assert elapsed < BOUND_S
+    lines = message.splitlines()
+    assert lines[0] == "11 problems in the proxy configuration:"
+    assert "fallback cycle l0 -> l1 -> l2 -> l3 -> l4 -> ... (3000 locales) -> " in lines[1]
+    assert lines[-1].endswith("locales: 2989 more fallback cycles; expected chains that end")
+    assert max(map(len, lines)) < 400
+
+
+def test_alias_bomb_is_refused_without_expanding_it(tmp_path: Path) -> None:
+    levels = "".join(f"  - &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10))
+    path = write(
+        tmp_path,
+        "domains: {}\n"
+        "locales:\n"
+        "  fr:\n"
+        "    proxies: [http://1.2.3.4:1]\n"
+        "    strategy: [*a9, *a9, *a9, *a9, *a9, *a9, *a9, *a9, *a9]\n"
+        "    accept_language: *a9\n"
+        "default_locale: [*a9, *a9]\n",
+    )
+    text = path.read_text(encoding="utf-8")
+    bomb = "x: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    text = text.replace("domains: {}\n", "domains: {}\nbombs:\n  - " + bomb + levels)
+    path.write_text(text, encoding="utf-8")
+    elapsed, message = _timed_refusal(lambda: load_proxy_config(path))
+    assert elapsed < BOUND_S
+    assert "locales.fr.strategy: a list is not a strategy; expected one of latency" in message
+    assert "locales.fr.accept_language: a list; expected a header value" in message
+    assert "default_locale: a list is not a configured locale" in message
+    assert len(message) < 2000
+
+
+def test_merge_key_bomb_is_not_expanded(tmp_path: Path) -> None:
+    # Each level merges the previous one twice: PyYAML's own flattening doubles per level.
+    levels = "".join(f"  m{i}.fr: &m{i} {{<<: [*m{i - 1}, *m{i - 1}]}}\n" for i in range(1, 64))
+    path = write(
+        tmp_path,
+        "locales: {fr: [http://1.2.3.4:1]}\ndomains:\n  m0.fr: &m0 {locale: fr, rate: 1}\n"
+        + levels,
+    )
+    elapsed, message = _timed_refusal(lambda: load_proxy_config(path))
+    assert message == ""
+    assert elapsed < BOUND_S
+    assert load_proxy_config(path).domains["m63.fr"].rate == 1
+
+
+def test_huge_values_are_capped_in_messages() -> None:
+    huge = "x" * 5_000_000
+    data = {
+        "locales": {"fr": {"proxies": [f"http://u:{SECRET}@" + huge], "strategy": huge}},
+        huge: 1,
+        "default_locale": huge + "@" + huge,
+    }
+    elapsed, message = _timed_refusal(lambda: parse_proxy_config(data))
+    assert elapsed < BOUND_S
+    assert "(5000000 characters)" in message
+    assert len(message) < 2000
+    assert SECRET not in message
+
+
+def test_many_unknown_fallbacks_are_reported_in_bounded_work() -> None:
+    n = 3000
+    locales = {
+        f"l{i}": {"proxies": [f"http://10.1.{i // 250}.{i % 250}:1"], "fallback": [f"x{i}"]}
+        for i in range(n)
+    }
+    elapsed, message = _timed_refusal(lambda: parse_proxy_config({"locales": locales}))
+    assert elapsed < BOUND_S
+    lines = message.splitlines()
+    assert lines[0] == f"{n} problems in the proxy configuration:"
+    assert lines[1].endswith(
+        "locales.l0.fallback[0]: 'x0' is not a configured locale; expected one of l0, l1, l10, "
+        "l100, l1000, l1001, l1002, l1003, l1004, l1005, l1006, l1007, l1008, l1009, l101, "
+        "l1010, l1011, l1012, l1013, l1014, ... (3000 in all)"
+    )
+
+
+@pytest.mark.parametrize(
+    "huge",
+    [10**400, -(10**400), 10**5000, float("inf"), float("-inf")],
+    ids=["1e400", "-1e400", "1e5000", "inf", "-inf"],
+)
+def test_numbers_beyond_floats_are_refused_in_every_numeric_key(huge: Any) -> None:
+    data = {
+        "locales": {
+            "fr": {
+                "proxies": [{"url": "http://1.2.3.4:1", "weight": huge}],
+                "pools": {"p": {"weight": huge, "proxies": ["http://1.2.3.5:1"]}},
+            }
+        },
+        "domains": {
+            "a.fr": {
+                "locale": "fr",
+                "rate": huge,
+                "burst": huge,
+                "exit_delay": huge,
+                "bans": {"min_body_size": -1, "status": [huge]},
+            }
+        },
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_proxy_config(data)
+    paths = [problem.split(": ")[1] for problem in info.value.problems]
+    assert paths == [
+        "locales.fr.proxies[0].weight",
+        "locales.fr.pools.p.weight",
+        "domains.a.fr.rate",
+        "domains.a.fr.burst",
+        "domains.a.fr.exit_delay",
+        "domains.a.fr.bans.min_body_size",
+        "domains.a.fr.bans.status",
+    ]
+    assert all(len(problem) < 300 for problem in info.value.problems)
+
+
+def test_domain_languages_are_tags_and_short_lists_may_be_shared(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        locales: {fr: [http://1.2.3.4:1]}
+        domains:
+          a.fr: {locale: fr, lang: &l [fr, pt-BR]}
+          b.fr: {locale: fr, lang: *l}
+          c.fr: {locale: fr, lang: de}
+        """,
+    )
+    domains = load_proxy_config(path).domains
+    assert [domains[h].lang for h in ("a.fr", "b.fr", "c.fr")] == [
+        ("fr", "pt-BR"),
+        ("fr", "pt-BR"),
+        ("de",),
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_proxy_config(
+            {"locales": {"fr": ["http://1.2.3.4:1"]}, "domains": {"a.fr": {"lang": ["fr", 1]}}}
+        )
+    assert str(info.value) == (
+        "PROXYSTACK_PROXIES: domains.a.fr.lang[1]: 1; expected a language tag such as 'fr' or "
+        "'pt-BR'"
+    )

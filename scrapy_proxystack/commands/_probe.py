@@ -156,11 +156,17 @@ def grade_anonymity(
     return "elite"
 
 
-def _auth_header(entry: ProxyEntry) -> str:
+def _auth_header(entry: ProxyEntry, encoding: str) -> str:
+    """The header Scrapy's HttpProxyMiddleware would send: ``user:password`` in ``encoding``.
+
+    ``encoding`` is the crawl's ``HTTPPROXY_AUTH_ENCODING``: a check that encoded otherwise
+    could pass a proxy that answers 407 to the crawl. (The config loader has already refused
+    credentials the encoding cannot represent.)
+    """
     parts = urlsplit(entry.url)
     user = unquote(parts.username or "")
     password = unquote(parts.password or "")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    token = base64.b64encode(f"{user}:{password}".encode(encoding)).decode("ascii")
     return f"Proxy-Authorization: Basic {token}\r\n"
 
 
@@ -200,10 +206,10 @@ def _fail_note(exc: BaseException) -> str:
 
 
 async def _exchange(
-    entry: ProxyEntry, echo_url: str | None, timeout: float
+    entry: ProxyEntry, echo_url: str | None, timeout: float, auth_encoding: str = "latin-1"
 ) -> tuple[int, dict[str, str], bytes, str | None]:
     """One request through ``entry``; returns status, headers, body and our local address."""
-    auth = _auth_header(entry) if entry.has_credentials else ""
+    auth = _auth_header(entry, auth_encoding) if entry.has_credentials else ""
     proxy_tls = ssl.create_default_context() if entry.scheme == "https" else None
     target = urlsplit(echo_url) if echo_url else None
     reader, writer = await asyncio.open_connection(
@@ -259,13 +265,14 @@ async def probe_one(
     timeout: float,
     expected: str | None,
     min_anonymity: str | None,
+    auth_encoding: str = "latin-1",
 ) -> ProbeResult:
     """Probe one exit (see the module docstring for what is judged)."""
     started = time.perf_counter()
     result = ProbeResult(entry.locale, entry.id, ok=False)
     try:
         status, _headers, body, local_ip = await asyncio.wait_for(
-            _exchange(entry, echo_url, timeout), timeout
+            _exchange(entry, echo_url, timeout, auth_encoding), timeout
         )
     except (OSError, asyncio.TimeoutError, ValueError, IndexError, EOFError) as exc:
         return ProbeResult(entry.locale, entry.id, ok=False, note=_fail_note(exc))
@@ -333,6 +340,7 @@ async def probe_all(
     timeout: float,
     concurrency: int,
     on_done: Callable[[ProbeResult], None] | None = None,
+    auth_encoding: str = "latin-1",
 ) -> list[ProbeResult]:
     """Probe ``(entry, expected country, min anonymity)`` triples, ``concurrency`` at a time.
 
@@ -344,7 +352,12 @@ async def probe_all(
     async def run(entry: ProxyEntry, expected: str | None, grade: str | None) -> ProbeResult:
         async with semaphore:
             result = await probe_one(
-                entry, echo_url=echo_url, timeout=timeout, expected=expected, min_anonymity=grade
+                entry,
+                echo_url=echo_url,
+                timeout=timeout,
+                expected=expected,
+                min_anonymity=grade,
+                auth_encoding=auth_encoding,
             )
         if on_done is not None:
             on_done(result)

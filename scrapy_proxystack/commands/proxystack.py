@@ -137,7 +137,9 @@ class Command(ScrapyCommand):
             raise UsageError(f"unexpected arguments: {' '.join(args[1:])}")
         self.exitcode = self.check(opts, sys.stdout, sys.stderr)
 
-    def _load(self, err: TextIO) -> tuple[ProxyConfig, ObservabilitySettings] | None:
+    def _load(
+        self, err: TextIO
+    ) -> tuple[ProxyConfig, ObservabilitySettings, ProxyStackSettings] | None:
         assert self.settings is not None
         try:
             ps = ProxyStackSettings.from_settings(self.settings)
@@ -147,6 +149,7 @@ class Command(ScrapyCommand):
                 ps.proxies if ps.proxies_file is not None or ps.proxies is not None else {},
                 extra_unlocalized=ps.legacy_proxy_list,
                 extra_source=ps.legacy_source,
+                auth_encoding=ps.auth_encoding,
             )
         except ConfigError as exc:
             err.write("Invalid proxy configuration:\n")
@@ -159,14 +162,14 @@ class Command(ScrapyCommand):
                 "in the project settings or with -s.\n"
             )
             return None
-        return config, obs
+        return config, obs, ps
 
     def check(self, opts: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         """Run the check; returns the exit code."""
         loaded = self._load(err)
         if loaded is None:
             return 2
-        config, obs = loaded
+        config, obs, ps = loaded
         wanted = [name.strip() for raw in opts.locale for name in raw.split(",") if name.strip()]
         unknown = [name for name in wanted if name not in config.locales]
         if unknown:
@@ -205,6 +208,7 @@ class Command(ScrapyCommand):
                 timeout=timeout,
                 concurrency=concurrency,
                 on_done=_Progress(len(jobs), err),
+                auth_encoding=ps.auth_encoding,
             )
         )
         for r in results:

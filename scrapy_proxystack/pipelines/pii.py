@@ -14,7 +14,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
@@ -48,7 +48,7 @@ class PiiConfig:
     languages: tuple[str, ...]
     private_ips: bool
     partial_keep: int
-    hmac_key: bytes | None
+    hmac_key: bytes | None = field(repr=False)  # a secret: kept out of tracebacks and logs
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> PiiConfig:

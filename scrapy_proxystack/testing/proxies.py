@@ -84,6 +84,7 @@ class Proxy(Endpoint):
         fail_rate: float = 0.0,
         die_after: int | None = None,
         seed: int = 0,
+        auth_encoding: str = "utf-8",
     ) -> None:
         if mode not in PROXY_MODES:
             raise ValueError(f"proxy mode {mode!r} is not one of {', '.join(PROXY_MODES)}")
@@ -122,7 +123,7 @@ class Proxy(Endpoint):
         self._want_alive = mode != "dead" and die_after != 0
         self._expected_auth: bytes | None = None
         if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode(auth_encoding)).decode()
             self._expected_auth = token.encode("ascii")
         if mode == "dead":
             # Reserve the port, then free it: connecting is refused, yet the URL is stable and

@@ -269,12 +269,15 @@ class LoopbackWorld:
         fail_rate: float = 0.0,
         die_after: int | None = None,
         seed: int = 0,
+        auth_encoding: str = "utf-8",
     ) -> Proxy:
         """Add a proxy on the next address 127.0.R.N of ``region`` (N = 1, 2, ...).
 
         ``delay``, ``fail_rate`` and ``die_after`` act whatever the ``mode``; the modes
         ``"slow"``, ``"flaky"`` and ``"die_after"`` only insist that their parameter is set.
         ``"dead"`` reserves a port nobody listens on; ``"blackhole"`` accepts and never answers.
+        ``auth_encoding`` is how the proxy expects ``user:password`` encoded in Basic auth
+        (real proxies differ; Scrapy sends ``HTTPPROXY_AUTH_ENCODING``, latin-1 by default).
         """
         if region not in self.regions:
             raise ValueError(f"region {region!r} is not one of {sorted(self.regions)}")
@@ -295,6 +298,7 @@ class LoopbackWorld:
                 fail_rate=fail_rate,
                 die_after=die_after,
                 seed=seed,
+                auth_encoding=auth_encoding,
             )
             self._proxy_numbers[region] = number
             self._proxies.append(proxy)

@@ -1,0 +1,803 @@
+"""Validating the proxy configuration against its schema, and building the frozen config.
+
+One pass over the loaded document (the YAML file, the ``PROXYSTACK_PROXIES`` dict, the legacy
+list): every problem is collected with its key path and reported at once. The types it builds
+and the public entry points live in :mod:`scrapy_proxystack.config`.
+
+The work is linear in the document as written, whatever its shape: fallback cycles are found by
+one depth-first search, a container met twice (a YAML alias) is refused where it makes no sense
+or parsed once, values are quoted masked and shortened, and "did you mean" hints are bounded.
+Proxy URLs are judged on the parsed entry; urllib's own error texts, which quote passwords,
+never reach a message. This module stays whole (it is longer than most) because the checks of
+one key, its message and the value it builds belong together; the data types are elsewhere.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import ipaddress
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from scrapy_proxystack.config import (
+    ANONYMITY_GRADES,
+    DEFAULT_POOL,
+    STRATEGIES,
+    BanRules,
+    ConfigError,
+    DomainRule,
+    LocaleConfig,
+    PoolConfig,
+    ProxyConfig,
+    ProxyEntry,
+)
+from scrapy_proxystack.redact import mask_credentials, shorten
+
+__all__ = ["parse"]
+
+_SCHEMES = {"http": 80, "https": 443}
+_UNSUPPORTED_SCHEMES = {"socks4", "socks4a", "socks5", "socks5h", "socks"}
+_TOP_KEYS = ("locales", "domains", "default_locale")
+_LOCALE_KEYS = ("proxies", "pools", "fallback", "strategy", "accept_language", "min_anonymity")
+_POOL_KEYS = ("proxies", "weight")
+_PROXY_KEYS = ("url", "weight")
+_DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "lang", "bans")
+_LANG_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+_BAN_RULE_KEYS = ("status", "content_status", "body_patterns", "url_patterns", "min_body_size")
+#: Longest text handed to difflib for a "did you mean" hint (messages are capped by shorten).
+_MAX_SHOWN = 80
+#: How many names an "expected one of ..." lists before summarising.
+_MAX_LISTED = 20
+#: A ``fallback`` (or ``lang``) list this short may be shared by many locales (sites): a YAML
+#: alias, or one Python list in ``PROXYSTACK_PROXIES``. A longer one may be used once, so that an
+#: alias cannot multiply the fallback graph (and the work of checking it) beyond the file's size.
+_MAX_SHARED_LIST = 16
+#: How many fallback cycles are spelled out; more are counted.
+_MAX_CYCLES = 10
+#: Largest ``weight`` (a share, not a count: ``95`` and ``5`` are typical) and ``burst``.
+_MAX_WEIGHT = 1e9
+_MAX_BURST = 1_000_000
+#: The largest number a float holds: beyond it a number is infinite or float() fails.
+_LARGEST_FLOAT = sys.float_info.max
+#: A host name: letters, digits, ``-``, ``_`` and dots (international names in punycode).
+_HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
+_HOST_MATCH = _HOST_RE.fullmatch
+#: Characters that end the user-info of a URL early: a password holding them unencoded is
+#: split by every URL parser (and by Scrapy's), so it is refused with a hint instead.
+_RESERVED_IN_USERINFO = frozenset("/?#")
+
+
+def _shown_str(value: str) -> str:
+    """A configured string as a message shows it: credentials masked first, then capped.
+
+    Masking works on the whole value (see :func:`mask_credentials`), so neither a space nor a quote
+    inside a password, nor the cut, can leave part of it visible.
+    """
+    return repr(shorten(mask_credentials(value)))
+
+
+def _shown_key(key: Any) -> str:
+    """A mapping key inside a key path: strings as written, other scalars by their repr."""
+    if isinstance(key, str):
+        return shorten(mask_credentials(key))
+    if isinstance(key, bool | int | float) or key is None:
+        text = repr(key) if not isinstance(key, int) or abs(key) < 10**40 else "a huge number"
+        return shorten(text)
+    return f"a {type(key).__name__}"
+
+
+def _describe(value: Any) -> str:
+    """A value as a message shows it, without ever walking a container (it may be an alias)."""
+    if isinstance(value, str):
+        return _shown_str(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, bool | float) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        # (str() of an int past 4,300 digits raises: its size is estimated from its bits.)
+        return repr(value) if abs(value) < 10**40 else f"a number of {value.bit_length()} bits"
+    return f"a value of type {type(value).__name__}"
+
+
+def _one_of(names: Any) -> str:
+    """``a, b, c`` for an "expected one of" list, summarised past :data:`_MAX_LISTED` names."""
+    shown = sorted(_shown_key(n) for n in names)
+    if not shown:
+        return "(no locales)"
+    if len(shown) > _MAX_LISTED:
+        return f"{', '.join(shown[:_MAX_LISTED])}, ... ({len(shown)} in all)"
+    return ", ".join(shown)
+
+
+def _hint(value: Any, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` for a short string close to one of ``choices``, else ``""``."""
+    # difflib compares with every choice: past a thousand, a typo hint is not worth the time.
+    if not isinstance(value, str) or len(value) > _MAX_SHOWN or len(choices) > 1000:
+        return ""
+    names = [c for c in choices if isinstance(c, str)]
+    hint = difflib.get_close_matches(value, names, n=1)
+    return f" (did you mean {_shown_key(hint[0])!r}?)" if hint else ""
+
+
+def _unknown_keys(
+    problems: list[str], source: str, path: str, mapping: Mapping[Any, Any], allowed: Sequence[str]
+) -> None:
+    for key in mapping:
+        if key in allowed:
+            continue
+        suggestion = _hint(key, allowed)
+        where = f"{path}.{_shown_key(key)}" if path else _shown_key(key)
+        problems.append(
+            f"{source}: {where}: unknown key{suggestion}; expected one of {', '.join(allowed)}"
+        )
+
+
+class _RawEntry(NamedTuple):
+    url: str
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    locale: str | None
+    pool: str
+    weight: float
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name of letters, digits, ``-``, ``_`` and dots, or an IP address (v4 or v6)."""
+    if ":" in host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and _HOST_RE.fullmatch(host) is not None
+
+
+class _Parser:
+    def __init__(self, source: str, auth_encoding: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+        self.seen: dict[tuple[str, str, int, str | None], str] = {}
+        self.entries: list[_RawEntry] = []
+        self.auth_encoding = auth_encoding
+        try:
+            # ASCII credentials need no check under an ASCII-compatible encoding (the usual
+            # case): the per-entry cost of the check is then one isascii() call.
+            self.ascii_safe = codecs.lookup(auth_encoding).encode("a:b")[0] == b"a:b"
+        except (LookupError, UnicodeError):
+            self.ascii_safe = False
+        #: Where each container of the ``locales`` section was first met (by object identity):
+        #: met again means a YAML alias, which would make one exit two exits.
+        self.blocks: dict[int, str] = {}
+        #: "Did you mean" hints left: each costs a difflib scan of the choices.
+        self.hints_left = 50
+        self._locale_names: str | None = None
+
+    def error(self, path: str, message: str) -> None:
+        self.problems.append(f"{self.source}: {path}: {message}")
+
+    def hint(self, value: Any, choices: Any) -> str:
+        if self.hints_left <= 0:
+            return ""
+        self.hints_left -= 1
+        return _hint(value, choices)
+
+    def once(self, path: str, block: Any) -> bool:
+        """Whether ``block`` is met for the first time; else report it as an alias."""
+        first = self.blocks.setdefault(id(block), path)
+        if first == path:
+            return True
+        self.error(
+            path,
+            f"is the same YAML block as {first} (an alias); expected it written out here "
+            "(a proxy belongs to one place; a shared fallback or lang list has at most "
+            f"{_MAX_SHARED_LIST} entries)",
+        )
+        return False
+
+    def locale_names(self, raw_locales: Mapping[Any, Any]) -> str:
+        if self._locale_names is None:
+            self._locale_names = _one_of(raw_locales)
+        return self._locale_names
+
+    def number(
+        self,
+        path: str,
+        value: Any,
+        *,
+        minimum: float = 0.0,
+        strict: bool = True,
+        maximum: float = math.inf,
+    ) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            self.error(path, f"{_describe(value)} is not a number; expected a number")
+            return None
+        # The usual case first, cheaply: 100,000 weights are checked at start-up. (Comparisons
+        # only, never math.isnan/isinf: an int of 400 digits is a Python value float() refuses.)
+        above = value > minimum if strict else value >= minimum
+        if above and value <= min(maximum, _LARGEST_FLOAT):
+            return float(value)
+        bounds = f"{'>' if strict else '>='} {minimum}"
+        if maximum < math.inf:
+            bounds += f" and <= {maximum:g}"
+        if isinstance(value, float) and math.isinf(value):
+            self.error(path, f"{value!r} is not a finite number; expected a number {bounds}")
+            return None
+        if (value <= minimum) if strict else (value < minimum):
+            self.error(path, f"{_describe(value)} is out of range; expected a number {bounds}")
+            return None
+        self.error(path, f"{_describe(value)} is too large; expected a number {bounds}")
+        return None
+
+    def proxy(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
+        weight = 1.0
+        if isinstance(raw, Mapping):
+            _unknown_keys(self.problems, self.source, path, raw, _PROXY_KEYS)
+            if "url" not in raw:
+                self.error(path, "missing key 'url'; expected {url: http://host:port, weight: 1}")
+                return
+            if "weight" in raw:
+                parsed = self.number(f"{path}.weight", raw["weight"], maximum=_MAX_WEIGHT)
+                if parsed is None:
+                    return
+                weight = parsed
+            raw = raw["url"]
+        if not isinstance(raw, str):
+            self.error(path, f"{_describe(raw)} is not a proxy URL; expected http://host:port")
+            return
+        url = raw.strip()
+        # Every message below shows the URL with everything up to its last "@" masked, decided
+        # on the whole value: urllib's own error texts (which quote the password) are never used.
+        if "@" in url:
+            head = url.rpartition("@")[0]
+            userinfo = head.partition("://")[2] if "://" in head else head
+            if not _RESERVED_IN_USERINFO.isdisjoint(userinfo):
+                self.error(
+                    path,
+                    f"{_shown_str(url)} has '/', '?' or '#' in its user name or password; "
+                    "expected them percent-encoded (%2F, %3F, %23), as in "
+                    "http://user:p%2Fss@host:port",
+                )
+                return
+        if not url.isprintable():
+            self.error(
+                path,
+                f"{_shown_str(url)} contains a control character (tab, line break...); "
+                "expected it percent-encoded (a tab in a password is %09)",
+            )
+            return
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            port = parts.port
+        except ValueError:
+            self.error(
+                path,
+                f"{_shown_str(url)} is not a valid URL (the port is not a number from 1 to "
+                "65535, or an IPv6 address is malformed); expected http://host:port",
+            )
+            return
+        scheme = parts.scheme.lower()
+        if scheme in _UNSUPPORTED_SCHEMES:
+            self.error(
+                path,
+                f"{_shown_str(url)} uses {scheme}://, which Scrapy cannot use as a proxy; "
+                "expected an http:// or https:// proxy (most vendors offer an HTTP endpoint)",
+            )
+            return
+        if scheme not in _SCHEMES:
+            self.error(
+                path,
+                f"{_shown_str(url)} has no supported scheme; expected http://host:port or "
+                "https://host:port",
+            )
+            return
+        if not host:
+            self.error(path, f"{_shown_str(url)} has no host; expected http://host:port")
+            return
+        if not (_HOST_MATCH(host) if len(host) <= 253 else None) and not _valid_host(host):
+            self.error(
+                path,
+                f"{_shown_str(url)} has an invalid host {_shown_key(host)!r}; expected a host "
+                "name (letters, digits, '-', '.'; international names in punycode) or an IP",
+            )
+            return
+        if port == 0:
+            self.error(path, f"{_shown_str(url)} has port 0; expected a port from 1 to 65535")
+            return
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            self.error(
+                path, f"{_shown_str(url)} has a path or query; expected only scheme://host:port"
+            )
+            return
+        port = port if port is not None else _SCHEMES[scheme]
+        username = unquote(parts.username) if parts.username is not None else None
+        if username is not None and not (self.ascii_safe and url.isascii() and "%" not in url):
+            credentials = f"{username}:{unquote(parts.password or '')}"
+            try:
+                credentials.encode(self.auth_encoding)
+            except (UnicodeError, LookupError):
+                self.error(
+                    path,
+                    f"{_shown_str(url)} has a user name or password that "
+                    f"HTTPPROXY_AUTH_ENCODING ({self.auth_encoding!r}) cannot encode; expected "
+                    "characters of that encoding (or set HTTPPROXY_AUTH_ENCODING to the "
+                    "proxy's, e.g. 'utf-8')",
+                )
+                return
+        key = (scheme, host.lower(), port, username)
+        if key in self.seen:
+            self.error(
+                path,
+                f"{_shown_str(url)} duplicates {self.seen[key]}; expected each proxy once "
+                "(the same URL in two places would be two votes for one exit)",
+            )
+            return
+        self.seen[key] = path
+        self.entries.append(
+            _RawEntry(url, scheme, host.lower(), port, username, locale, pool, weight)
+        )
+
+    def proxy_list(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list):
+            self.error(path, f"{_describe(raw)} is not a list; expected a list of proxy URLs")
+            return
+        if not raw:
+            self.error(path, "is empty; expected at least one proxy URL")
+            return
+        if not self.once(path, raw):
+            return
+        for i, item in enumerate(raw):
+            self.proxy(f"{path}[{i}]", item, locale, pool)
+
+
+def parse(
+    data: Any,
+    *,
+    source: str,
+    extra_unlocalized: Sequence[str],
+    extra_source: str,
+    auth_encoding: str,
+) -> ProxyConfig:
+    """Validate an already-loaded mapping: see :func:`scrapy_proxystack.config.parse_proxy_config`.
+
+    The work is linear in the size of ``data`` as written: a container met twice (a YAML
+    alias) is refused or parsed once, never walked again, and no message holds more than a
+    capped excerpt of any value.
+    """
+    p = _Parser(source, auth_encoding)
+    problems = p.problems
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            [f"{source}: the top level is {_describe(data)}; expected a mapping with 'locales'"]
+        )
+    _unknown_keys(problems, source, "", data, _TOP_KEYS)
+    if not p.ascii_safe:
+        try:
+            codecs.lookup(auth_encoding)
+        except LookupError:
+            raise ConfigError(
+                [
+                    f"setting HTTPPROXY_AUTH_ENCODING: {_describe(auth_encoding)} is not an "
+                    "encoding; expected a Python codec name such as 'latin-1' or 'utf-8'"
+                ]
+            ) from None
+
+    raw_locales = data.get("locales", {})
+    if raw_locales is None:
+        raw_locales = {}
+    if not isinstance(raw_locales, Mapping):
+        p.error("locales", f"{_describe(raw_locales)}; expected a mapping of locale name to pool")
+        raw_locales = {}
+
+    # First pass: proxies, pool shapes and scalar options.
+    locale_meta: dict[str, dict[str, Any]] = {}
+    pool_weights: dict[str, dict[str, float]] = {}
+    for name, raw in raw_locales.items():
+        path = f"locales.{_shown_key(name)}"
+        if not isinstance(name, str) or not name:
+            p.error(path, "locale names must be non-empty strings")
+            continue
+        if isinstance(raw, Mapping) and not p.once(path, raw):
+            continue
+        if isinstance(raw, list):  # shorthand: `fr: [url, url]`
+            raw = {"proxies": raw}
+        if not isinstance(raw, Mapping):
+            p.error(path, f"{_describe(raw)}; expected a mapping with 'proxies'")
+            continue
+        _unknown_keys(problems, source, path, raw, _LOCALE_KEYS)
+        meta: dict[str, Any] = {"fallback": (), "strategy": None, "accept_language": None}
+        meta["min_anonymity"] = None
+        weights = pool_weights.setdefault(name, {})
+        if "proxies" not in raw and "pools" not in raw:
+            p.error(path, "has no proxies; expected 'proxies: [...]' or 'pools: {...}'")
+        if "proxies" in raw:
+            p.proxy_list(f"{path}.proxies", raw["proxies"], name, DEFAULT_POOL)
+            weights[DEFAULT_POOL] = 1.0
+        if "pools" in raw:
+            pools = raw["pools"]
+            if not isinstance(pools, Mapping) or not pools:
+                p.error(
+                    f"{path}.pools",
+                    f"{_describe(pools)}; expected a mapping of pool name to "
+                    "{weight: 95, proxies: [...]}",
+                )
+            elif p.once(f"{path}.pools", pools):
+                for pool_key, pool_raw in pools.items():
+                    pool_name = pool_key if isinstance(pool_key, str) else _shown_key(pool_key)
+                    ppath = f"{path}.pools.{_shown_key(pool_key)}"
+                    if not isinstance(pool_raw, Mapping):
+                        p.error(ppath, f"{_describe(pool_raw)}; expected {{weight, proxies}}")
+                        continue
+                    if not p.once(ppath, pool_raw):
+                        continue
+                    if pool_name == DEFAULT_POOL and "proxies" in raw:
+                        p.error(ppath, "clashes with the locale's own 'proxies' list")
+                        continue
+                    _unknown_keys(problems, source, ppath, pool_raw, _POOL_KEYS)
+                    weight = 1.0
+                    if "weight" in pool_raw:
+                        parsed = p.number(
+                            f"{ppath}.weight", pool_raw["weight"], maximum=_MAX_WEIGHT
+                        )
+                        weight = parsed if parsed is not None else 1.0
+                    if "proxies" not in pool_raw:
+                        p.error(ppath, "missing key 'proxies'; expected a list of proxy URLs")
+                        continue
+                    p.proxy_list(f"{ppath}.proxies", pool_raw["proxies"], name, pool_name)
+                    weights[pool_name] = weight
+        if "fallback" in raw:
+            fb = raw["fallback"]
+            if isinstance(fb, str):
+                fb = [fb]
+            if not isinstance(fb, list) or not all(isinstance(x, str) for x in fb):
+                p.error(f"{path}.fallback", f"{_describe(fb)}; expected a list of locale names")
+            elif len(fb) <= _MAX_SHARED_LIST or p.once(f"{path}.fallback", fb):
+                meta["fallback"] = tuple(fb)
+        if "strategy" in raw:
+            strategy = raw["strategy"]
+            if not isinstance(strategy, str) or strategy not in STRATEGIES:
+                p.error(
+                    f"{path}.strategy",
+                    f"{_describe(strategy)} is not a strategy{p.hint(strategy, STRATEGIES)}; "
+                    f"expected one of {', '.join(STRATEGIES)}",
+                )
+            else:
+                meta["strategy"] = strategy
+        if "accept_language" in raw:
+            al = raw["accept_language"]
+            if not isinstance(al, str) or not al.strip() or not al.isprintable():
+                p.error(f"{path}.accept_language", f"{_describe(al)}; expected a header value")
+            else:
+                meta["accept_language"] = al.strip()
+        if "min_anonymity" in raw:
+            grade = raw["min_anonymity"]
+            if not isinstance(grade, str) or grade not in ANONYMITY_GRADES:
+                p.error(
+                    f"{path}.min_anonymity",
+                    f"{_describe(grade)}; expected one of {', '.join(ANONYMITY_GRADES)}",
+                )
+            else:
+                meta["min_anonymity"] = grade
+        locale_meta[name] = meta
+
+    for name, meta in locale_meta.items():
+        for i, target in enumerate(meta["fallback"]):
+            if target not in locale_meta and target not in raw_locales:
+                p.error(
+                    f"locales.{_shown_key(name)}.fallback[{i}]",
+                    f"{_shown_str(target)} is not a configured locale"
+                    f"{p.hint(target, raw_locales)}; "
+                    f"expected one of {p.locale_names(raw_locales)}",
+                )
+    _check_cycles(p, {name: meta["fallback"] for name, meta in locale_meta.items()})
+
+    # Unlocalized proxies (migration from scrapy-rotating-proxies).
+    saved_source = p.source
+    p.source = extra_source
+    for i, url in enumerate(extra_unlocalized):
+        p.proxy(f"[{i}]", url, None, DEFAULT_POOL)
+    p.source = saved_source
+
+    domains: dict[str, DomainRule] = {}
+    raw_domains = data.get("domains", {}) or {}
+    if not isinstance(raw_domains, Mapping):
+        p.error("domains", f"{_describe(raw_domains)}; expected a mapping of host to locale")
+        raw_domains = {}
+    parsed_rules: dict[int, DomainRule | None] = {}
+    for host, raw in raw_domains.items():
+        rule = _parse_domain(p, host, raw, raw_locales, parsed_rules)
+        if rule is not None:
+            domains[rule.pattern] = rule
+
+    default_locale = data.get("default_locale")
+    if default_locale is not None and (
+        not isinstance(default_locale, str) or default_locale not in raw_locales
+    ):
+        p.error(
+            "default_locale",
+            f"{_describe(default_locale)} is not a configured locale"
+            f"{p.hint(default_locale, raw_locales)}; "
+            f"expected one of {p.locale_names(raw_locales)}",
+        )
+        default_locale = None
+
+    if problems:
+        raise ConfigError(problems)
+
+    # Build the frozen objects, with ids that are stable for a given config and safe to print.
+    hostports: dict[tuple[str, int], int] = {}
+    for raw_entry in p.entries:
+        hp = (raw_entry.host, raw_entry.port)
+        hostports[hp] = hostports.get(hp, 0) + 1
+    ordinal: dict[tuple[str, int], int] = {}
+    built: dict[tuple[str | None, str], list[ProxyEntry]] = {}
+    for url, scheme, host, port, username, locale, pool, weight in p.entries:
+        shown_host = f"[{host}]" if ":" in host else host
+        entry_id = f"{shown_host}:{port}"
+        if hostports[(host, port)] > 1:
+            ordinal[(host, port)] = ordinal.get((host, port), 0) + 1
+            entry_id = f"{entry_id}#{ordinal[(host, port)]}"
+        entry = ProxyEntry(
+            id=entry_id,
+            url=url,
+            scheme=scheme,
+            host=host,
+            port=port,
+            username=username,
+            locale=locale,
+            pool=pool,
+            weight=weight,
+        )
+        built.setdefault((locale, pool), []).append(entry)
+
+    locales: dict[str, LocaleConfig] = {}
+    for name, meta in locale_meta.items():
+        pools = tuple(
+            PoolConfig(name=pool, weight=weight, proxies=tuple(built.get((name, pool), ())))
+            for pool, weight in pool_weights.get(name, {}).items()
+        )
+        locales[name] = LocaleConfig(
+            name=name,
+            pools=pools,
+            fallback=meta["fallback"],
+            strategy=meta["strategy"],
+            accept_language=meta["accept_language"],
+            min_anonymity=meta["min_anonymity"],
+        )
+    return ProxyConfig(
+        source=source,
+        locales=locales,
+        domains=domains,
+        default_locale=default_locale,
+        unlocalized=tuple(built.get((None, DEFAULT_POOL), ())),
+    )
+
+
+def _check_cycles(p: _Parser, graph: Mapping[str, tuple[str, ...]]) -> None:
+    """Report fallback cycles: one depth-first search, each locale and each edge once.
+
+    (Walking every path from every locale, as a naive check does, is exponential for
+    "ladder" fallbacks and quadratic for long chains.) Each back edge closes one cycle; the
+    first :data:`_MAX_CYCLES` are spelled out, shortened when long, and the rest are counted.
+    """
+    done: set[str] = set()
+    found = 0
+    for start in graph:
+        if start in done:
+            continue
+        path = [start]
+        position = {start: 0}
+        stack = [(start, 0)]
+        while stack:
+            node, i = stack[-1]
+            targets = graph[node]
+            if i == len(targets):
+                stack.pop()
+                path.pop()
+                del position[node]
+                done.add(node)
+                continue
+            stack[-1] = (node, i + 1)
+            nxt = targets[i]
+            if nxt in done or nxt not in graph:
+                continue
+            if nxt not in position:
+                position[nxt] = len(path)
+                path.append(nxt)
+                stack.append((nxt, 0))
+                continue
+            found += 1
+            if found > _MAX_CYCLES:
+                continue
+            if nxt == node:
+                p.error(
+                    f"locales.{_shown_key(node)}.fallback[{i}]",
+                    "a locale cannot fall back to itself; expected another locale",
+                )
+                continue
+            first = position[nxt]
+            length = len(path) - first
+            names = path[first : first + 5] if length > 10 else path[first:]
+            shown = [_shown_key(n) for n in names]
+            if length > 10:
+                shown += [f"... ({length} locales)", *(_shown_key(n) for n in path[-4:])]
+            p.error(
+                f"locales.{_shown_key(nxt)}.fallback",
+                f"fallback cycle {' -> '.join((*shown, _shown_key(nxt)))}; "
+                "expected chains that end (e.g. fr-CA -> fr -> eu)",
+            )
+    if found > _MAX_CYCLES:
+        p.error("locales", f"{found - _MAX_CYCLES} more fallback cycles; expected chains that end")
+
+
+def _parse_domain(
+    p: _Parser,
+    host: Any,
+    raw: Any,
+    raw_locales: Mapping[str, Any],
+    parsed: dict[int, DomainRule | None],
+) -> DomainRule | None:
+    path = f"domains.{_shown_key(host)}"
+    pattern = host.lower().rstrip(".") if isinstance(host, str) else ""
+    body = pattern[2:] if pattern.startswith("*.") else pattern
+    if not body or not _valid_host(body) or ":" in body:
+        p.error(
+            path,
+            f"{_describe(host)} is not a host pattern; expected 'example.com' or '*.example.com'",
+        )
+        return None
+    if isinstance(raw, str) or raw is None:
+        return _parse_domain_body(p, path, pattern, {"locale": raw}, raw_locales)
+    if not isinstance(raw, Mapping):
+        p.error(path, f"{_describe(raw)}; expected a locale name or {{locale: ..., rate: ...}}")
+        return None
+    # A rule shared through a YAML alias (one block for many sites) is validated once. (Only
+    # blocks of ``data`` are remembered by identity: they stay alive while it is parsed.)
+    if id(raw) in parsed:
+        shared = parsed[id(raw)]
+        return None if shared is None else _replace_pattern(shared, pattern)
+    rule = _parse_domain_body(p, path, pattern, raw, raw_locales)
+    parsed[id(raw)] = rule
+    return rule
+
+
+def _replace_pattern(rule: DomainRule, pattern: str) -> DomainRule:
+    return DomainRule(
+        pattern=pattern,
+        locale=rule.locale,
+        rate=rule.rate,
+        burst=rule.burst,
+        exit_delay=rule.exit_delay,
+        bans=rule.bans,
+        lang=rule.lang,
+    )
+
+
+def _parse_domain_body(
+    p: _Parser, path: str, pattern: str, raw: Mapping[Any, Any], raw_locales: Mapping[str, Any]
+) -> DomainRule | None:
+    _unknown_keys(p.problems, p.source, path, raw, _DOMAIN_KEYS)
+    locale = raw.get("locale")
+    if locale is not None and (not isinstance(locale, str) or locale not in raw_locales):
+        p.error(
+            f"{path}.locale" if len(raw) > 1 else path,
+            f"{_describe(locale)} is not a configured locale{p.hint(locale, raw_locales)}; "
+            f"expected one of {p.locale_names(raw_locales)}",
+        )
+        return None
+    rate = p.number(f"{path}.rate", raw["rate"]) if "rate" in raw else None
+    burst_raw = raw.get("burst")
+    burst: int | None = None
+    if burst_raw is not None:
+        if (
+            isinstance(burst_raw, bool)
+            or not isinstance(burst_raw, int)
+            or not 1 <= burst_raw <= _MAX_BURST
+        ):
+            p.error(
+                f"{path}.burst",
+                f"{_describe(burst_raw)}; expected a whole number from 1 to {_MAX_BURST}",
+            )
+        else:
+            burst = burst_raw
+    exit_delay = (
+        p.number(f"{path}.exit_delay", raw["exit_delay"], strict=False)
+        if "exit_delay" in raw
+        else None
+    )
+    bans = _parse_ban_rules(p, f"{path}.bans", raw.get("bans"))
+    lang = _parse_lang(p, f"{path}.lang", raw.get("lang"))
+    return DomainRule(
+        pattern=pattern,
+        locale=locale,
+        rate=rate,
+        burst=burst,
+        exit_delay=exit_delay,
+        bans=bans,
+        lang=lang,
+    )
+
+
+def _parse_lang(p: _Parser, path: str, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    tags = [raw] if isinstance(raw, str) else raw
+    if not isinstance(tags, list) or not tags:
+        p.error(path, f"{_describe(raw)}; expected a language tag or a list of them (fr, [de, fr])")
+        return ()
+    if len(tags) > _MAX_SHARED_LIST and not p.once(path, tags):
+        return ()
+    out: list[str] = []
+    for k, tag in enumerate(tags):
+        if not isinstance(tag, str) or not _LANG_TAG_RE.fullmatch(tag):
+            where = path if isinstance(raw, str) else f"{path}[{k}]"
+            p.error(where, f"{_describe(tag)}; expected a language tag such as 'fr' or 'pt-BR'")
+        else:
+            out.append(tag)
+    return tuple(out)
+
+
+def _parse_ban_rules(p: _Parser, path: str, raw: Any) -> BanRules:
+    if raw is None:
+        return BanRules()
+    if not isinstance(raw, Mapping):
+        p.error(path, f"{_describe(raw)}; expected a mapping of ban rules")
+        return BanRules()
+    _unknown_keys(p.problems, p.source, path, raw, _BAN_RULE_KEYS)
+
+    def codes(key: str) -> tuple[int, ...]:
+        value = raw.get(key, [])
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in value
+        ):
+            p.error(f"{path}.{key}", f"{_describe(value)}; expected a list of HTTP status codes")
+            return ()
+        return tuple(value)
+
+    def patterns(key: str) -> tuple[str, ...]:
+        value = raw.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            p.error(f"{path}.{key}", f"{_describe(value)}; expected a list of regular expressions")
+            return ()
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except (re.error, RecursionError, OverflowError) as exc:
+                reason = shorten(str(exc)) if isinstance(exc, re.error) else "too deeply nested"
+                p.error(
+                    f"{path}.{key}[{i}]",
+                    f"{_shown_str(pattern)} is not a valid regex ({reason}); "
+                    "expected a Python regular expression",
+                )
+                return ()
+        return tuple(value)
+
+    min_size = raw.get("min_body_size")
+    if min_size is not None and (
+        isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0
+    ):
+        p.error(f"{path}.min_body_size", f"{_describe(min_size)}; expected a whole number >= 0")
+        min_size = None
+    return BanRules(
+        status=codes("status"),
+        content_status=codes("content_status"),
+        body_patterns=patterns("body_patterns"),
+        url_patterns=patterns("url_patterns"),
+        min_body_size=min_size,
+    )
