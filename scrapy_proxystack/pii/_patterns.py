@@ -13,25 +13,46 @@ import re
 from scrapy_proxystack.pii import types as t
 
 # A run of digit groups joined by one separator (space, no-break space, - . /) or parentheses.
-_NUM_REST = r"\d*\)?\d*(?:[ \u00a0\-./]\(?\d+\)?\d*|\(\d+\)\d*)*"
+# Every repetition is bounded. An unbounded run made one cluster of a whole megabyte of
+# "1 0 0 " or "1.2.3.4.": each value found in it restarted the scan on the rest of the run
+# (quadratic), and ``re`` kept one backtracking frame per group (hundreds of bytes per input
+# byte). No personal value is longer than a few groups, so a run is read in windows of at most
+# ``MAX_GROUPS`` groups (and ``MAX_DIGITS`` digits per group): each window costs a bounded
+# amount, and the next one starts where the scan resumes.
+MAX_GROUPS = 16
+MAX_DIGITS = 40
+_D = rf"\d{{0,{MAX_DIGITS}}}"
+_D1 = rf"\d{{1,{MAX_DIGITS}}}"
+_NUM_REST = rf"{_D}\)?{_D}(?:[ \u00a0\-./]\(?{_D1}\)?{_D}|\({_D1}\){_D}){{0,{MAX_GROUPS}}}"
+
+# Characters that hide an ``@`` from a plain search but not from a reader: zero-width space,
+# non-joiner, joiner, word joiner, byte-order mark.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_LOCAL_CHARS = r"A-Za-z0-9À-ÖØ-öø-ÿ._%+'\-"
+_LABEL_CHARS = "A-Za-z0-9À-ÖØ-öø-ÿ"
 
 SCAN = re.compile(
-    "[0-9@\uff20\\[(<{+\uff0b]"
+    "[0-9@\uff20\\[(<{+\uff0b%&]"
     r"(?:(?<=\[)(?P<ph>[A-Z][A-Z0-9_]{1,30}(?::[0-9a-f]{4,32})?\])"
     r"|(?<=[\[(<{])(?P<oat>\s?(?:at|AT|At)\s?[\])>}])"
-    "|(?<=[@\uff20])(?P<at>)"
+    # An @ (or its URL or HTML encoding) between what can end a local part and start a domain:
+    # any other @ ("@@@@", "@user", "a @ ") is passed over by the regex engine itself.
+    f"|(?<=[{_LOCAL_CHARS}\\s{ZERO_WIDTH}][@\uff20])(?=[\\s{ZERO_WIDTH}]?[{_LABEL_CHARS}])(?P<at>)"
+    f"|(?<=[{_LOCAL_CHARS}]%)(?P<pct>40)(?=[{_LABEL_CHARS}])"
+    f"|(?<=[{_LOCAL_CHARS}]&)(?P<ent>#64;|#[xX]40;|commat;)(?=[{_LABEL_CHARS}])"
     "|(?<=[+\uff0b(])(?P<pnum>\\(?\\d" + _NUM_REST + r")"
     r"|(?<=\d)(?P<num>" + _NUM_REST + r"))",
     re.ASCII,
 )
 
 # --- e-mail -------------------------------------------------------------------------------------
-_LOCAL_CHARS = r"A-Za-z0-9À-ÖØ-öø-ÿ._%+'\-"
 LOCAL_TAIL = re.compile(rf"(?<![{_LOCAL_CHARS}])[{_LOCAL_CHARS}]{{1,64}}\s?\Z")
 _LABEL = r"[A-Za-z0-9À-ÖØ-öø-ÿ](?:[A-Za-z0-9À-ÖØ-öø-ÿ\-]{0,61}[A-Za-z0-9À-ÖØ-öø-ÿ])?"
-DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[A-Za-z]{{2,24}}(?![A-Za-z0-9\-])")
+# At most 16 labels: a domain has a handful, and an unbounded repetition let "a@b.b.b.b..."
+# cost (and keep a backtracking frame for) every label of a megabyte-long run.
+DOMAIN = re.compile(rf"(?:{_LABEL}\.){{1,16}}[A-Za-z]{{2,24}}(?![A-Za-z0-9\-])")
 _ODOT = r"(?:\s?[\[(<{]\s?(?:dot|DOT|Dot|\.)\s?[\])>}]\s?|\s(?:dot|DOT)\s|\.)"
-OBF_DOMAIN = re.compile(rf"\s?(?:{_LABEL}{_ODOT})+[A-Za-z]{{2,24}}(?![A-Za-z0-9\-])")
+OBF_DOMAIN = re.compile(rf"\s?(?:{_LABEL}{_ODOT}){{1,16}}[A-Za-z]{{2,24}}(?![A-Za-z0-9\-])")
 EXAMPLE_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 EXAMPLE_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 
@@ -247,7 +268,7 @@ _EN_STREET = (
 ADDRESS_AFTER = re.compile(
     rf"[a-zA-Z]?,?\s(?:(?:rue|avenue|av\.|boulevard|bd|chemin|all[ée]e|impasse|place|quai|route"
     rf"|cours|square)\s[^\n,;:()]{{2,40}}?(?=[\n,;:()]|\s\d|$)"
-    rf"|(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s){{1,3}}(?:{_EN_STREET})\b\.?)",
+    rf"|(?:[NSEW]\.?\s)?(?:[A-Z][a-z]{{1,30}}\s){{1,3}}(?:{_EN_STREET})\b\.?)",
 )
 ADDRESS_BEFORE = re.compile(
     r"(?:\b(?:Calle|C/|Avda\.|Avenida|Paseo|Plaza|Camino|Carrer|Rua|Travessa|Alameda|Praça"
@@ -258,7 +279,7 @@ ADDRESS_BEFORE = re.compile(
 )
 
 # --- person names (optional, rule based) --------------------------------------------------------
-_NAME = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]+(?:\s[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]+){1,2}"
+_NAME = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]{1,40}(?:\s[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]{1,40}){1,2}"
 PERSON_CONTEXT = re.compile(
     rf"(?:\b(?:[Mm]y name is|[Nn]ame:|[Cc]ontact:|Mr\.?|Mrs\.?|Ms\.?|Dr\.?|Mme|Mlle|Herr|Frau"
     rf"|Sr\.|Sra\.|Sig\.|Sig\.ra|[Jj]e m'appelle|[Ii]ch heiße|[Mm]e llamo|[Mm]eu nome é"

@@ -54,8 +54,11 @@ _NANP = re.compile(r"(?:\(\d{3}\) ?|\d{3}[ .\-])[2-9]\d{2}[ .\-]\d{4}")
 _OBF_DOT = re.compile(r"\s*[\[(<{]?\s*(?:dot|DOT|Dot|\.)\s*[\])>}]?\s*")
 _EXAMPLE_SUBDOMAINS = tuple("." + d for d in sorted(p.EXAMPLE_DOMAINS))
 _CONTEXT_WINDOW = 60
-_REPEAT_BUDGET = 20_000_000
-_REPEAT_WINDOW = 65_536
+_MAX_PHONE_DIGITS = 17
+# Deletes what separates the digit groups of a cluster: what is left are its digits.
+_DROP_SEPARATORS = str.maketrans(dict.fromkeys(" \u00a0-./()+\uff0b"))
+_REPEAT_FACTOR = 16
+_REPEAT_MIN_REACH = 256
 _SETTLE_ROUNDS = 3
 _MIN_DIGITS = {
     t.FR_NIR: 15,
@@ -333,10 +336,10 @@ class PiiMasker:
             if kind == "ph":
                 pos = m.end()
                 continue
-            if kind == "at" or kind == "oat":
+            if kind == "at" or kind == "oat" or kind == "pct" or kind == "ent":
                 pos = m.end()
                 if want_email:
-                    span = self._email(text, s, m.end())
+                    span = self._email(text, s, m.end(), encoded=kind[0] in "pe")
                     if span is not None:
                         _push(out, span)
                         pos = span.end
@@ -352,16 +355,28 @@ class PiiMasker:
             pos = max(end, m.start() + 1)
         return out
 
-    def _email(self, text: str, at_start: int, at_end: int) -> t.PiiSpan | None:
-        local = p.LOCAL_TAIL.search(text, max(0, at_start - 66), at_start)
+    def _email(
+        self, text: str, at_start: int, at_end: int, *, encoded: bool = False
+    ) -> t.PiiSpan | None:
+        """An e-mail around the ``@`` at ``text[at_start:at_end]`` (or its obfuscated, URL- or
+        HTML-encoded form); zero-width characters on either side of it are part of the value."""
+        local_end = at_start
+        while local_end and text[local_end - 1] in p.ZERO_WIDTH and at_start - local_end < 4:
+            local_end -= 1
+        local = p.LOCAL_TAIL.search(text, max(0, local_end - 66), local_end)
         if local is None:
             return None
         start = local.start()
-        while start < at_start and text[start] in ".-'":
+        while start < local_end and text[start] in ".-'":
             start += 1
-        if start >= at_start or not text[start].isalnum():
+        if start >= local_end or not text[start].isalnum():
             return None
-        obfuscated = text[at_start] not in "@\uff20" or text[at_start - 1].isspace()
+        n = len(text)
+        while at_end < n and text[at_end] in p.ZERO_WIDTH and at_end - at_start < 8:
+            at_end += 1
+        obfuscated = not encoded and (
+            text[at_start] not in "@\uff20" or text[local_end - 1].isspace()
+        )
         dom = (p.OBF_DOMAIN if obfuscated else p.DOMAIN).match(text, at_end)
         if dom is None:
             return None
@@ -540,27 +555,34 @@ class PiiMasker:
         intl = raw[0] in "+\uff0b" or raw.startswith(("(+", "00"))
         context: bool | None = None
         variant = raw
+        # Trailing groups are dropped one by one until the rest is a valid number. The digit
+        # count is kept up to date rather than recomputed, and a variant with more digits than
+        # any phone number (17, or 15 after "00") is not checked at all: a long run of short
+        # groups costs one pass.
+        nd = len(digits)
         while True:
-            vd = _NON_DIGITS.sub("", variant)
-            if len(vd) < 7:
+            if nd < 7:
                 return None
-            if intl:
-                ok = is_international_phone(vd[2:] if variant.startswith("00") else vd)
-            else:
-                # Without a context word, only the usual shapes of a national number count:
-                # a trunk prefix 0, an area code in brackets, or the NANP 3-3-4 layout. Bare or
-                # oddly grouped digits are too often order numbers valid in *some* region.
-                shaped = variant[0] in "0(" and _grouped(variant)
-                shaped = shaped or _NANP.fullmatch(variant) is not None
-                if not shaped and context is None:
-                    context = _has_context(p.PHONE_CONTEXT, text, s)
-                ok = (shaped or bool(context)) and is_national_phone(vd, self._regions)
+            ok = False
+            if nd <= _MAX_PHONE_DIGITS:
+                if intl:
+                    vd = digits[:nd]  # variant is a prefix of raw
+                    ok = is_international_phone(vd[2:] if variant.startswith("00") else vd)
+                else:
+                    # Without a context word, only the usual shapes of a national number count:
+                    # a trunk prefix 0, an area code in brackets, or the NANP 3-3-4 layout. Bare
+                    # or oddly grouped digits are too often order numbers valid in *some* region.
+                    shaped = variant[0] in "0(" and _grouped(variant)
+                    shaped = shaped or (len(variant) <= 16 and _NANP.fullmatch(variant) is not None)
+                    if not shaped and context is None:
+                        context = _has_context(p.PHONE_CONTEXT, text, s)
+                    ok = (shaped or bool(context)) and is_national_phone(digits[:nd], self._regions)
             if ok:
-                end = s + len(variant)
-                return t.PiiSpan(t.PHONE, s, end, variant)
+                return t.PiiSpan(t.PHONE, s, s + len(variant), variant)
             cut = variant.rfind(" ")
             if cut <= 0:
                 return None
+            nd -= len(variant[cut:].translate(_DROP_SEPARATORS))
             variant = variant[:cut].rstrip(" -./(")
 
     def _ip(self, text: str, s: int, e: int, value: str) -> t.PiiSpan | None:
@@ -686,20 +708,25 @@ def _merge(spans: list[t.PiiSpan], extra: list[t.PiiSpan]) -> list[t.PiiSpan]:
 def _repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
     """Add every other occurrence of a detected value (even one the rules would not confirm
     there, such as a phone number glued to a word), so no detected value survives in the
-    output."""
-    extra: list[t.PiiSpan] = []
-    seen: set[str] = set()
-    n = len(text)
-    # Whole-text search costs (distinct values x length); on very large texts with many values
-    # it is bounded to a window around each value so the engine stays linear.
-    reach = n if n * len(spans) <= _REPEAT_BUDGET else _REPEAT_WINDOW
+    output.
+
+    Each distinct value is looked for in the whole text while that costs at most
+    ``_REPEAT_FACTOR`` characters searched per character of text; beyond that (a large text
+    with many distinct values), in a window around its first occurrence that shrinks with the
+    number of values. The search stays linear in the text whatever it holds.
+    """
+    firsts: dict[str, t.PiiSpan] = {}
     for span in spans:
-        value = span.value
-        if value in seen:
-            continue
-        seen.add(value)
-        lo, hi = max(0, span.start - reach), min(n, span.end + reach)
-        if text.count(value, lo, hi) < 2:
+        firsts.setdefault(span.value, span)
+    n = len(text)
+    reach = max(_REPEAT_MIN_REACH, _REPEAT_FACTOR * n // (2 * len(firsts) or 1))
+    extra: list[t.PiiSpan] = []
+    for value, span in firsts.items():
+        lo, hi = (0, n) if reach >= n else (max(0, span.start - reach), min(n, span.end + reach))
+        i = text.find(value, lo, hi)
+        if i == span.start:
+            i = text.find(value, span.start + 1, hi)
+        if i < 0:
             continue  # the usual case: the value occurs once
         i = text.find(value, lo, hi)
         while i >= 0:
