@@ -50,15 +50,41 @@ LOCAL_TAIL = re.compile(rf"(?<![{_LOCAL_CHARS}])[{_LOCAL_CHARS}]{{1,64}}\s?\Z")
 _LABEL = r"[A-Za-z0-9À-ÖØ-öø-ÿ](?:[A-Za-z0-9À-ÖØ-öø-ÿ\-]{0,61}[A-Za-z0-9À-ÖØ-öø-ÿ])?"
 # At most 16 labels: a domain has a handful, and an unbounded repetition let "a@b.b.b.b..."
 # cost (and keep a backtracking frame for) every label of a megabyte-long run.
-DOMAIN = re.compile(rf"(?:{_LABEL}\.){{1,16}}[A-Za-z]{{2,24}}(?![A-Za-z0-9\-])")
+# A top-level domain: letters, or an internationalised one in its ASCII form (xn--p1ai).
+_TLD = r"(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9\-]{1,59}[A-Za-z0-9])"
+DOMAIN = re.compile(rf"(?:{_LABEL}\.){{1,16}}{_TLD}(?![A-Za-z0-9\-])")
 _ODOT = r"(?:\s?[\[(<{]\s?(?:dot|DOT|Dot|\.)\s?[\])>}]\s?|\s(?:dot|DOT)\s|\.)"
-OBF_DOMAIN = re.compile(rf"\s?(?:{_LABEL}{_ODOT}){{1,16}}[A-Za-z]{{2,24}}(?![A-Za-z0-9\-])")
+OBF_DOMAIN = re.compile(rf"\s?(?:{_LABEL}{_ODOT}){{1,16}}{_TLD}(?![A-Za-z0-9\-])")
+# An address spelled out in words: "jane AT mailbox DOT org" (upper case, any user name) or
+# "jane.roe at mailbox dot org" (lower case: only when the user name has a dot, digit, _, + or
+# -, as in "look at the dot com bubble" it has not). The last label must be a real top-level
+# domain (see WORDED_TLDS).
+WORDED_EMAIL = re.compile(
+    r"(?<![\w.@+\-])(?P<local>[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63})"
+    r" (?P<at>at|AT) "
+    r"(?P<domain>[A-Za-z0-9][A-Za-z0-9\-]{0,62}"
+    r"(?: (?:dot|DOT) [A-Za-z0-9][A-Za-z0-9\-]{0,62}){1,4})"
+    r"(?![\w@])"
+)
+WORDED_DOT = re.compile(r" (?:dot|DOT) ")
+#: Top-level domains accepted at the end of an address spelled out in words.
+WORDED_TLDS = frozenset(
+    " ".join(
+        (
+            "com org net edu gov mil int info biz io co me ai app dev uk de fr es it nl be ch",
+            "at se no dk fi pl pt br mx ar cl pe ca us au nz jp cn kr in ru ua tr gr ie cz sk",
+            "hu ro bg hr si lt lv ee is lu za sg hk tw my th vn id ph il ae sa eu",
+        )
+    ).split(" ")
+)
 EXAMPLE_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 EXAMPLE_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 
 # --- shapes inside a digit cluster --------------------------------------------------------------
 IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)", re.ASCII)
-IPV6 = re.compile(r"[23][0-9a-fA-F]{0,3}(?::[0-9a-fA-F]{0,4}){2,7}(?![0-9a-zA-Z])", re.ASCII)
+IPV6 = re.compile(r"[0-9][0-9a-fA-F]{0,3}(?::[0-9a-fA-F]{0,4}){2,7}(?![0-9a-zA-Z])", re.ASCII)
+# An interface name after an address: 8.8.8.8@eth0, fe80::1@wlan0.
+IFACE = re.compile(r"@[a-z]{2,8}[0-9]{0,3}(?![\w.@\-])", re.ASCII)
 CARD = re.compile(r"(?<!\d)\d(?:[ \-]?\d){12,18}(?!\d)", re.ASCII)
 NUM_DATE = re.compile(
     r"(?:\d{1,2}[./\-]\d{1,2}[./\-](?:\d{4}|\d{2})|\d{4}[./\-]\d{1,2}[./\-]\d{1,2})(?![\d])",
@@ -93,12 +119,12 @@ ID_SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...] = (
 
 # Letter-led identifiers, matched at a position just before a digit cluster.
 IBAN = re.compile(
-    r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", re.ASCII
+    r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]{4}){2,7}(?:[ \-]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", re.ASCII
 )
-NINO = re.compile(r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])", re.ASCII)
+NINO = re.compile(r"[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d](?![A-Za-z0-9])", re.ASCII)
 FISCAL_CODE = re.compile(r"[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z](?![A-Za-z0-9])", re.ASCII)
-NIE = re.compile(r"[XYZ][\- ]?\d{7}[\- ]?[A-Z](?![A-Za-z0-9])", re.ASCII)
-DNI = re.compile(r"\d{8}[\- ]?[A-Z](?![A-Za-z0-9])", re.ASCII)
+NIE = re.compile(r"[XYZxyz][\- ]?\d{7}[\- ]?[A-Za-z](?![A-Za-z0-9])", re.ASCII)
+DNI = re.compile(r"(?:\d{8}|\d{2}\.\d{3}\.\d{3})[\- ]?[A-Za-z](?![A-Za-z0-9])", re.ASCII)
 
 
 _TO_SPACE = str.maketrans(dict.fromkeys("\n\r\t:;,()[]{}\"'«»|/*_\u2013-", " "))
@@ -137,13 +163,17 @@ class Keywords:
         return any(k in w for k in self.words)
 
 
+#: Words that make a NINO written in lower case ("hh 01 02 03 d") one: in lower case the shape
+#: alone is too close to prose ("on 12 34 56 a").
+NINO_CONTEXT = Keywords(" nino", "national insurance", " ni number", " ni no", " ni:", "n.i.")
+
 #: Context words that must precede (within ~60 characters) a weakly checked identifier.
 ID_CONTEXT: dict[str, Keywords] = {
-    t.US_SSN: Keywords(" ssn", "social security", "seguro social", "ss#"),
+    t.US_SSN: Keywords(" ssn", "social security", "seguro social", "ss#", "número de seguro"),
     t.FR_NIR: Keywords(" nir", "sécurité sociale", "securite sociale", "insee", "n° ss"),
     t.DE_TAX_ID: Keywords("steuer", "idnr", "identifikationsnummer", "tax id", " tin "),
-    t.BR_CPF: Keywords(" cpf", "cadastro de pessoas"),
-    t.IN_AADHAAR: Keywords("aadhaar", "aadhar", "uidai", "आधार"),
+    t.BR_CPF: Keywords(" cpf", "cadastro de pessoas", "cpf/mf"),
+    t.IN_AADHAAR: Keywords("aadhaar", "aadhar", "uidai", " uid", "आधार", "यूआईडी", "ஆதார்"),
     t.JP_MY_NUMBER: Keywords("マイナンバー", "個人番号", "my number", "mynumber"),
     t.NL_BSN: Keywords(" bsn", "burgerservicenummer", "sofinummer", "sofi nummer"),
     t.PL_PESEL: Keywords(

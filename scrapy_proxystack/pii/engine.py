@@ -74,10 +74,12 @@ _MIN_DIGITS = {
 _HEX_LETTERS = frozenset("abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LETTERS = _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz")
 _ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _GLUE = frozenset("-_/\\.,")
 # A cluster right after one of these is part of a word, a longer number or a placeholder.
-_GLUED = frozenset("0123456789abcdefghijklmnopqrstuvwxyz_]")
+# (x, y, z are left to _number: they start lower-case NIEs, x9613851n.)
+_GLUED = frozenset("0123456789abcdefghijklmnopqrstuvw_]")
 _ADDRESS_NEXT = frozenset(" ,abcdefghijklmnopqrstuvwxyzAB")
 _STREET_SUFFIXES = (
     "straße",
@@ -353,6 +355,8 @@ class PiiMasker:
             for span in found:
                 _push(out, span)
             pos = max(end, m.start() + 1)
+        if want_email and p.WORDED_DOT.search(text) is not None:
+            out = _merge(out, _worded_emails(text))
         return out
 
     def _email(
@@ -393,13 +397,22 @@ class PiiMasker:
     def _number(self, text: str, s: int, e: int) -> tuple[Sequence[t.PiiSpan], int]:
         """Classify one digit cluster ``text[s:e]``; returns spans and where scanning resumes."""
         prev = text[s - 1] if s else " "
-        # Identifiers that start with letters: IBAN, NINO, codice fiscale, NIE.
-        if s and (prev in _UPPER or (prev in "- " and s >= 2 and text[s - 2] in _UPPER)):
+        # Identifiers that start with letters: IBAN, NINO, codice fiscale, NIE (in lower case
+        # too: x9613851n, hh 01 02 03 d).
+        if s and (
+            prev in _UPPER
+            or (prev in "- " and s >= 2 and text[s - 2] in _UPPER)
+            or prev in "xyz"
+            or (prev in "- " and s >= 2 and text[s - 2] in "xyz")
+            or (prev == " " and _lower_nino_shape(text, s, e))
+        ):
             if self._letter_led:
-                span = self._letter_led_id(text, s)
+                span, resume = self._letter_led_id(text, s)
                 if span is not None:
                     return (span,), span.end
-            if prev in _UPPER or (prev in _GLUE and text[s - 2] in _ASCII_ALNUM):
+                if resume > e:
+                    return (), resume  # an IBAN-shaped run that failed its checksum
+            if prev in _LETTERS or (prev in _GLUE and text[s - 2] in _ASCII_ALNUM):
                 return (), e  # glued to a word: a model number, a SKU, a hash
         elif prev in _ASCII_ALNUM or prev == "]":
             return (), e  # glued to a word, or to a placeholder (idempotence)
@@ -408,19 +421,21 @@ class PiiMasker:
         nxt = text[e] if e < len(text) else " "
         if e - s < 6:
             return self._short_number(text, s, e, prev, nxt)
-        if text[s] in "23" and (nxt == ":" or nxt in _HEX_LETTERS) and self._want_ip:
+        if (nxt == ":" or nxt in _HEX_LETTERS) and self._want_ip:
             span_end = self._ipv6(text, s)
             if span_end is not None:
                 return span_end
+        if nxt == "@" and p.IFACE.match(text, e):
+            nxt = " "  # 8.8.8.8@eth0: an interface name, not a glued word
         if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
-            if nxt in _UPPER and self._want_dni:
+            if nxt in _LETTERS and self._want_dni:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
             if nxt != ":":
                 return (), e  # glued to letters: 3px, 2nd, a hash
         if nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
-            if self._want_dni and text[e + 1] in _UPPER:
+            if self._want_dni and text[e + 1] in _LETTERS:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
@@ -438,7 +453,7 @@ class PiiMasker:
             if span is not None:
                 return (span,), span.end
         if nxt == ":" or nxt in _HEX_LETTERS:
-            if text[s] in "23" and self._want_ip:
+            if self._want_ip:
                 span_end = self._ipv6(text, s)
                 if span_end is not None:
                     return span_end
@@ -459,10 +474,15 @@ class PiiMasker:
         if m is None:
             return None
         value = m.group()
+        global_unicast = text[s] in "23"
+        if not global_unicast and "::" not in value and value.count(":") != 7:
+            return None  # a time of day (10:30:00), not an address
         span = self._ip(text, s, m.end(), value)
         if span is None and value.count(":") > 2:  # 2a00:...:1c2d:443, a port
             value = value[: value.rfind(":")]
             span = self._ip(text, s, s + len(value), value)
+        if span is None and not global_unicast:
+            return None  # read as numbers, as before addresses outside 2000::/3 were known
         return ((span,) if span else ()), m.end()
 
     def _long_number(self, text: str, s: int, e: int, raw: str) -> tuple[Sequence[t.PiiSpan], int]:
@@ -499,6 +519,7 @@ class PiiMasker:
                     end = s + m.start() + len(value)
                     found.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
         ctx: dict[str, bool] = {}
+        blocked = False
         nd = len(_NON_DIGITS.sub("", raw))
         id_shapes = (
             self._id_shapes
@@ -521,12 +542,19 @@ class PiiMasker:
                     if not ctx[pii_type]:
                         continue
                 if not is_national_id(pii_type, _NON_DIGITS.sub("", value)):
+                    # A labelled identifier that fails its own check is a look-alike of that
+                    # type: no looser rule of another type takes it. One only written the
+                    # way that type is (123-45-6789) is a phone number only after a phone word.
+                    if m.start() == 0 and ctx.get(pii_type):
+                        blocked = True
+                    elif m.start() == 0 and m.end() == len(raw) and strong is not None:
+                        blocked = blocked or not _has_context(p.PHONE_CONTEXT, text, s)
                     continue
                 found.append(t.PiiSpan(pii_type, ms, me, value))
         if found:
             found.sort(key=lambda x: x.start)
             return found, found[-1].end
-        if t.PHONE in types:
+        if t.PHONE in types and not blocked:
             span = self._phone(text, s, raw)
             if span is not None:
                 return [span], span.end
@@ -598,7 +626,11 @@ class PiiMasker:
                 return None
         return t.PiiSpan(t.IP_ADDRESS, s, e, value)
 
-    def _letter_led_id(self, text: str, s: int) -> t.PiiSpan | None:
+    def _letter_led_id(self, text: str, s: int) -> tuple[t.PiiSpan | None, int]:
+        """A letter-led identifier whose digits start at ``s``, and where scanning resumes: after
+        it, or after an IBAN-shaped run whose checksum failed (its digit groups are not read
+        again as phone numbers), or at ``s``."""
+        rejected = s
         for pii_type, rx, back in self._letter_tries:
             start = s - back
             if start < 0 or (start and text[start - 1] in _ASCII_ALNUM):
@@ -610,13 +642,19 @@ class PiiMasker:
             if pii_type == t.IBAN:
                 span = _iban_span(text, start, value)
                 if span is not None:
-                    return span
+                    return span, span.end
+                rejected = max(rejected, m.end())
                 continue
             c = compact(value)
-            ok = is_gb_nino(c) if pii_type == t.GB_NINO else is_national_id(pii_type, c)
+            if pii_type == t.GB_NINO:
+                ok = is_gb_nino(c) and (
+                    value[:2].isupper() or _has_context(p.NINO_CONTEXT, text, start)
+                )
+            else:
+                ok = is_national_id(pii_type, c)
             if ok:
-                return t.PiiSpan(pii_type, start, m.end(), value)
-        return None
+                return t.PiiSpan(pii_type, start, m.end(), value), m.end()
+        return None, rejected
 
     def _written_dob(self, text: str, s: int, e: int) -> t.PiiSpan | None:
         start = -1
@@ -669,6 +707,19 @@ class PiiMasker:
         else:
             pairs = (m.span("name") for m in p.PERSON_CONTEXT.finditer(text))
         return [t.PiiSpan(t.PERSON, a, b, text[a:b]) for a, b in pairs if 0 <= a < b <= len(text)]
+
+
+def _lower_nino_shape(text: str, s: int, e: int) -> bool:
+    """Whether ``text`` around the cluster ``text[s:e]`` can be a lower-case NINO (two letters,
+    a space, ``dd dd dd`` or ``dddddd``, a suffix letter): a cheap test that keeps prose such
+    as "in 2024" off the identifier path."""
+    return (
+        s >= 3
+        and text[s - 3] in _LETTERS
+        and text[s - 2] in _LETTERS
+        and (e - s == 6 or e - s == 8)
+        and text[e : e + 1] in ("a", "b", "c", "d", " ")
+    )
 
 
 def _grouped(value: str) -> bool:
@@ -736,12 +787,43 @@ def _repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
     return _merge(spans, extra)
 
 
+def _worded_emails(text: str) -> list[t.PiiSpan]:
+    """E-mail addresses spelled out in words ("jane AT mailbox DOT org", "jane.roe at mailbox
+    dot org"). Looked for only around each " dot ", which prose rarely holds."""
+    out: list[t.PiiSpan] = []
+    last = 0
+    n = len(text)
+    for d in p.WORDED_DOT.finditer(text):
+        if d.start() < last:
+            continue
+        for m in p.WORDED_EMAIL.finditer(text, max(last, d.start() - 140), min(n, d.end() + 400)):
+            if not m.start() <= d.start() < m.end():
+                continue
+            labels = p.WORDED_DOT.split(m.group("domain"))
+            shouting = m.group("at") == "AT" and " dot " not in m.group("domain")
+            local = m.group("local")
+            if not shouting and not (
+                local[0].isalpha() and any(ch in "._%+-0123456789" for ch in local)
+            ):
+                continue  # "look at the dot com bubble", "1.2 at build dot net": no user name
+            tld = labels[-1].lower()
+            domain = ".".join(labels).lower()
+            if tld not in p.WORDED_TLDS or domain in p.EXAMPLE_DOMAINS:
+                continue
+            if domain.endswith(_EXAMPLE_SUBDOMAINS):
+                continue
+            out.append(t.PiiSpan(t.EMAIL, m.start(), m.end(), m.group()))
+            last = m.end()
+            break
+    return out
+
+
 def _iban_span(text: str, start: int, value: str) -> t.PiiSpan | None:
     # The shape is greedy ("... 0130 00 BIC"): drop trailing chunks until the checksum holds.
     for _ in range(4):
         if is_iban(compact(value)):
             return t.PiiSpan(t.IBAN, start, start + len(value), value)
-        cut = value.rfind(" ")
+        cut = max(value.rfind(" "), value.rfind("-"))
         if cut <= 4:
             return None
         value = value[:cut]
