@@ -4,6 +4,7 @@ mask is dropped without its content reaching a log line, even Scrapy's own."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -292,3 +293,54 @@ def test_crawl_log_never_holds_an_unmasked_item(tmp_path: Path) -> None:
     assert result.stat("proxystack/pii/unmaskable_items/cycle") == 1
     assert result.stat("proxystack/pii/dropped_items/us_ssn") == 1
     assert "[EMAIL]" in json.dumps(result.items)
+
+
+# --- masking in worker processes ------------------------------------------------------------
+
+
+class OrderSpider(scrapy.Spider):
+    """Yields, once the masking workers had time to start, big and small items in turn: the big
+    ones are masked in a worker, the small ones in the crawl's thread, and the exporters must
+    still see them in the order they were yielded."""
+
+    name = "pii_order"
+
+    def __init__(self, urls: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+    async def start(self) -> AsyncIterator[Any]:
+        await asyncio.sleep(3)
+        filler = "Lorem ipsum dolor sit amet, 12 items at 3.50 each. " * 400  # ~20 KB
+        for i in range(30):
+            big = i % 2 == 0
+            text = f"#{i} write to user{i}@mailbox.org or call +33 6 12 34 56 {i:02d}. "
+            yield {"n": i, "text": text + (filler if big else ""), "tags": {f"user{i}@mail.org"}}
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_workers_mask_the_same_and_keep_the_order(tmp_path: Path, workers: int) -> None:
+    result = run_crawl(
+        tmp_path,
+        urls=[],
+        spider="tests.test_pii_item_shapes.OrderSpider",
+        addon=False,
+        settings={
+            "ITEM_PIPELINES": {"scrapy_proxystack.pipelines.pii.PiiMaskingPipeline": 900},
+            "PROXYSTACK_PII_ENABLED": True,
+            "PROXYSTACK_PII_WORKERS": workers,
+        },
+    )
+    assert result.returncode == 0, result.log[-3000:]
+    assert [item["n"] for item in result.items] == list(range(30))
+    for item in result.items:
+        assert item["text"].startswith(f"#{item['n']} write to [EMAIL] or call [PHONE]. ")
+        assert item["tags"] == str({"[EMAIL]"})  # the runner writes sets with str()
+    assert result.stat("proxystack/pii/masked/email") == 60
+    assert result.stat("proxystack/pii/masked/phone") == 30
+    assert result.stat("proxystack/pii/offloaded_items") == (15 if workers else 0)
+
+
+@pytest.mark.parametrize("value", [-1, "two", 1.5, True])
+def test_bad_workers_setting(value: object) -> None:
+    with pytest.raises(ValueError, match="PROXYSTACK_PII_WORKERS"):
+        make({"PROXYSTACK_PII_WORKERS": value})

@@ -10,29 +10,38 @@ key; an item it cannot mask is emptied and dropped, so that Scrapy cannot log it
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
+from scrapy import signals
 from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.utils.asyncio import is_asyncio_available
 
 from scrapy_proxystack import default_settings
 from scrapy_proxystack.pii import PiiMasker
 from scrapy_proxystack.pii import types as t
 from scrapy_proxystack.pii.phones import DEFAULT_LANGUAGES, LANGUAGE_REGIONS
+from scrapy_proxystack.pii.workers import MaskingPool
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
+
+#: How a string is masked: returns the masked text and counts the types found in ``found``.
+MaskText = Callable[[str, Counter[str]], str]
 
 STATS_PREFIX = "proxystack/pii"
 DEFAULT_SKIP_FIELDS = tuple(default_settings.PROXYSTACK_PII_SKIP_FIELDS)
@@ -52,6 +61,7 @@ class PiiConfig:
     private_ips: bool
     partial_keep: int
     hmac_key: bytes | None
+    workers: int = 0
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> PiiConfig:
@@ -133,6 +143,14 @@ class PiiConfig:
             keep_raw = int(keep_raw)
         if isinstance(keep_raw, bool) or not isinstance(keep_raw, int) or keep_raw < 0:
             raise ValueError(f"PROXYSTACK_PII_PARTIAL_KEEP ({keep_raw!r}) must be an integer >= 0")
+        workers_raw = settings.get("PROXYSTACK_PII_WORKERS", 0)
+        if isinstance(workers_raw, str) and workers_raw.strip().isdigit():  # `scrapy crawl -s`
+            workers_raw = int(workers_raw)
+        if isinstance(workers_raw, bool) or not isinstance(workers_raw, int) or workers_raw < 0:
+            raise ValueError(
+                f"PROXYSTACK_PII_WORKERS ({workers_raw!r}) must be an integer >= 0 "
+                "(0 masks in the crawl's own thread)"
+            )
         key = _hmac_key(settings)
         ops = set(policy.values()) | {default_op}
         if t.PSEUDONYMIZE in ops and not key:
@@ -151,6 +169,7 @@ class PiiConfig:
             private_ips=private_ips,
             partial_keep=keep_raw,
             hmac_key=key,
+            workers=workers_raw,
         )
 
 
@@ -216,15 +235,16 @@ class PiiMaskingPipeline:
     def __init__(self, crawler: Crawler, config: PiiConfig) -> None:
         self.crawler = crawler
         self.config = config
-        self.masker = PiiMasker(
-            types=config.types,
-            operators=config.policy,
-            default_operator=config.default_operator,
-            languages=config.languages,
-            private_ips=config.private_ips,
-            hmac_key=config.hmac_key,
-            partial_keep=config.partial_keep,
-        )
+        self._masker_options: dict[str, Any] = {
+            "types": config.types,
+            "operators": dict(config.policy),
+            "default_operator": config.default_operator,
+            "languages": config.languages,
+            "private_ips": config.private_ips,
+            "hmac_key": config.hmac_key,
+            "partial_keep": config.partial_keep,
+        }
+        self.masker = PiiMasker(**self._masker_options)
         self._field_ops = {
             name: op
             for name in config.types
@@ -244,7 +264,16 @@ class PiiMaskingPipeline:
             ) from None
         if not enabled:
             raise NotConfigured  # off by default: nothing to say
-        return cls(crawler, PiiConfig.from_settings(settings))
+        config = PiiConfig.from_settings(settings)
+        if config.workers and cls is PiiMaskingPipeline:
+            if not is_asyncio_available():
+                raise ValueError(
+                    f"PROXYSTACK_PII_WORKERS ({config.workers}) needs Scrapy's asyncio reactor "
+                    "(TWISTED_REACTOR = 'twisted.internet.asyncioreactor.AsyncioSelectorReactor')"
+                    "; set it to 0 to mask in the crawl's own thread"
+                )
+            return OffloadingPiiMaskingPipeline(crawler, config)
+        return cls(crawler, config)
 
     def _inc(self, key: str, count: int = 1) -> None:
         if self.crawler.stats is not None:
@@ -259,8 +288,12 @@ class PiiMaskingPipeline:
         and one that cannot be masked is emptied in place before it is dropped.
         """
         self._inc("items_scanned")
+        return self._guarded(item, self._mask_text)
+
+    def _guarded(self, item: Any, mask_text: MaskText) -> Any:
+        """``_process`` with every failure turned into a ``DropItem`` that shows nothing."""
         try:
-            return self._process(item)
+            return self._process(item, mask_text)
         except DropItem:
             raise
         except Exception as exc:
@@ -279,7 +312,7 @@ class PiiMaskingPipeline:
         )
         raise DropItem(f"item could not be masked ({reason}); its content is not shown")
 
-    def _process(self, item: Any) -> Any:
+    def _process(self, item: Any, mask_text: MaskText) -> Any:
         adapter = ItemAdapter(item)
         cfg = self.config
         found: Counter[str] = Counter()
@@ -292,9 +325,9 @@ class PiiMaskingPipeline:
             if name not in adapter:
                 continue
             field_found: Counter[str] = Counter()
-            new = self._walk(adapter[name], field_found)
+            new = self._walk(adapter[name], field_found, mask_text)
             # A dict item's field names are its keys: personal data there is masked too.
-            new_name = self._walk(name, field_found) if renames_keys else name
+            new_name = self._walk(name, field_found, mask_text) if renames_keys else name
             found.update(field_found)
             if any(self._field_ops.get(k) == t.REMOVE_FIELD for k in field_found):
                 remove.append(name)
@@ -332,16 +365,16 @@ class PiiMaskingPipeline:
             raise DropItem(f"item contains personal data of type(s): {', '.join(dropping)}")
         return item
 
-    def _leaf(self, value: Any, found: Counter[str]) -> tuple[Any, bool]:
+    def _leaf(self, value: Any, found: Counter[str], mask_text: MaskText) -> tuple[Any, bool]:
         """``(masked value, True)`` for a value with no children, ``(None, False)`` for a
         container the walk must open."""
         if isinstance(value, str):
-            return self._mask_text(value, found), True
+            return mask_text(value, found), True
         if isinstance(value, (bytes, bytearray)):
             # Text in bytes is masked as UTF-8; bytes that are not UTF-8 go through unchanged
             # (surrogateescape), so masking never corrupts binary parts.
             text = bytes(value).decode("utf-8", "surrogateescape")
-            masked = self._mask_text(text, found)
+            masked = mask_text(text, found)
             if masked is text:
                 return value, True
             data = masked.encode("utf-8", "surrogateescape")
@@ -358,13 +391,13 @@ class PiiMaskingPipeline:
             found[span.type] += 1
         return result.text
 
-    def _walk(self, root: Any, found: Counter[str]) -> Any:
+    def _walk(self, root: Any, found: Counter[str], mask_text: MaskText) -> Any:
         """``root`` with every string masked, at any depth and without recursion (an item
         nested thousands of levels deep hit the interpreter's recursion limit, and Scrapy then
         logged the unmasked item). Containers are rebuilt only when something changed; a
         container shared by several parents is walked once; a container that contains itself
         raises ``_Unmaskable("cycle")``."""
-        value, done = self._leaf(root, found)
+        value, done = self._leaf(root, found, mask_text)
         if done:
             return value
         memo: dict[int, Any] = {}
@@ -379,7 +412,7 @@ class PiiMaskingPipeline:
                 if frame.skip is not None and frame.skip[frame.i - 1]:
                     frame.out.append(child)
                     continue
-                value, done = self._leaf(child, found)
+                value, done = self._leaf(child, found, mask_text)
                 if done:
                     frame.out.append(value)
                     continue
@@ -476,3 +509,96 @@ def _blank(item: Any) -> None:
     for name in names:
         with contextlib.suppress(Exception):  # a read-only attribute: nothing more to do
             _set_field(item, adapter, name, None)
+
+
+#: Items with less text than this are masked in the crawl's thread even with workers: sending a
+#: small item to a worker and back costs about as much as masking it.
+OFFLOAD_MIN_CHARS = 8192
+
+
+class OffloadingPiiMaskingPipeline(PiiMaskingPipeline):
+    """``PiiMaskingPipeline`` with ``PROXYSTACK_PII_WORKERS`` > 0 (``from_crawler`` picks it).
+
+    The engine holds the GIL while it scans, so on text-heavy crawls masking in the reactor
+    thread takes time from downloading and parsing. Here the strings of an item with at least
+    ``OFFLOAD_MIN_CHARS`` characters of text are masked in worker processes; the item is walked
+    once to collect them and once to put the masked ones back, with the same rules, so what gets
+    masked and counted does not change. Items leave the pipeline in the order they entered it
+    (each waits for the one before), so exporters see the order they would see without
+    workers. At most two batches per worker are in flight: further items wait in
+    ``process_item``, which holds them in Scrapy's scraper slot and so slows the downloader down
+    (back-pressure) instead of queueing text without bound. The workers start when the spider
+    opens; until they are ready (about a second: a fresh interpreter imports the engine), items
+    are masked in the crawl's thread.
+    """
+
+    def __init__(self, crawler: Crawler, config: PiiConfig) -> None:
+        super().__init__(crawler, config)
+        self._pool: MaskingPool | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._tail: asyncio.Future[None] | None = None
+        self._pool_failed = False
+        self._warm_up: Future[Any] | None = None
+        crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
+
+    async def process_item(self, item: Any) -> Any:
+        self._inc("items_scanned")
+        previous, done = self._tail, asyncio.get_running_loop().create_future()
+        self._tail = done
+        try:
+            return await self._offloaded(item)
+        finally:
+            if previous is not None:
+                await asyncio.shield(previous)
+            done.set_result(None)
+            if self._tail is done:
+                self._tail = None
+
+    async def _offloaded(self, item: Any) -> Any:
+        texts: list[str] = []
+
+        def collect(text: str, found: Counter[str]) -> str:
+            texts.append(text)
+            return text
+
+        self._guarded(item, collect)  # reads only; an item that cannot be walked is dropped
+        if (
+            self._pool_failed
+            or self._pool is None
+            or self._warm_up is None
+            or not self._warm_up.done()
+            or sum(map(len, texts)) < OFFLOAD_MIN_CHARS
+        ):
+            return self._guarded(item, self._mask_text)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(2 * self.config.workers)
+        async with self._slots:
+            try:
+                masked = await asyncio.wrap_future(self._pool.submit(texts))
+            except Exception as exc:  # a worker died: mask here from now on
+                self._pool_failed = True
+                logger.warning(
+                    "PII masking workers failed (%(error)s); masking in the crawl's thread from "
+                    "now on",
+                    {"error": type(exc).__name__},
+                )
+                return self._guarded(item, self._mask_text)
+        self._inc("offloaded_items")
+        results = iter(masked)
+
+        def replay(text: str, found: Counter[str]) -> str:
+            new, kinds = next(results)
+            found.update(kinds)
+            return text if new == text else new
+
+        return self._guarded(item, replay)
+
+    def _spider_opened(self) -> None:
+        self._pool = MaskingPool(self.config.workers, self._masker_options)
+        self._warm_up = self._pool.submit([""])  # starts the workers and builds their maskers
+
+    def _spider_closed(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
