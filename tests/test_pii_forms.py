@@ -115,3 +115,54 @@ _words = st.sampled_from(
 def test_spelled_out_rule_is_idempotent(text: str) -> None:
     masked = MASKER.mask(text)
     assert MASKER.mask(masked) == masked
+
+
+# --- wallets and hardware addresses -----------------------------------------------------------
+
+NEW_TYPES = [
+    (
+        "crypto_wallet",
+        "send to 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2 now",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+    ),
+    (
+        "crypto_wallet",
+        "btc: 3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy.",
+        "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+    ),
+    (
+        "crypto_wallet",
+        "tips bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq thanks",
+        "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+    ),
+    (
+        "crypto_wallet",
+        "eth 0x52908400098527886E0F7030069857D2E4169EE7 ok",
+        "0x52908400098527886E0F7030069857D2E4169EE7",
+    ),
+    ("mac_address", "ether 00:1A:2B:3C:4D:5E up", "00:1A:2B:3C:4D:5E"),
+    ("mac_address", "hw 00-1a-2b-3c-4d-5e", "00-1a-2b-3c-4d-5e"),
+]
+
+NEW_TYPE_LOOKALIKES = [
+    "bad 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",  # base58check failure
+    "bad bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdp",  # bech32 checksum failure
+    "xbc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",  # glued to a word
+    "tx 0x52908400098527886E0F7030069857D2E4169EE752908400098527886E0F7030",  # a hash, not 40
+    "mcast 01:00:5e:00:00:fb",  # multicast
+    "ref 12-34-56-78-90-12",  # digits and dashes only
+    "at 10:30:00, 3px, 1st, 0xff",
+]
+
+
+@pytest.mark.parametrize(("pii_type", "text", "value"), NEW_TYPES)
+def test_wallets_and_mac_addresses(pii_type: str, text: str, value: str) -> None:
+    spans = MASKER.find(text)
+    assert [(s.type, s.value) for s in spans] == [(pii_type, value)]
+    masked = MASKER.mask(text)
+    assert MASKER.mask(masked) == masked
+
+
+@pytest.mark.parametrize("text", NEW_TYPE_LOOKALIKES)
+def test_wallet_and_mac_lookalikes(text: str) -> None:
+    assert MASKER.find(text) == []

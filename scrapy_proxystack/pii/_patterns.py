@@ -80,6 +80,17 @@ WORDED_TLDS = frozenset(
 EXAMPLE_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 EXAMPLE_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 
+# --- wallets and hardware addresses ------------------------------------------------------------
+# Bitcoin: base58 (P2PKH 1..., P2SH 3...) or bech32 (bc1...); Ethereum: 0x and 40 hex digits.
+BTC_BASE58 = re.compile(r"[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![0-9A-Za-z])", re.ASCII)
+BTC_BECH32 = re.compile(r"bc1[02-9ac-hj-np-z]{11,71}(?![0-9A-Za-z])", re.ASCII)
+ETH = re.compile(r"0[xX][0-9a-fA-F]{40}(?![0-9A-Za-z])", re.ASCII)
+# Six hex pairs joined by one separator, matched at a cluster that starts with a digit.
+MAC = re.compile(
+    r"[0-9][0-9A-Fa-f](?P<sep>[:\-])[0-9A-Fa-f]{2}(?:(?P=sep)[0-9A-Fa-f]{2}){4}(?![0-9A-Za-z:\-])",
+    re.ASCII,
+)
+
 # --- shapes inside a digit cluster --------------------------------------------------------------
 IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)", re.ASCII)
 IPV6 = re.compile(r"[0-9][0-9a-fA-F]{0,3}(?::[0-9a-fA-F]{0,4}){2,7}(?![0-9a-zA-Z])", re.ASCII)

@@ -39,10 +39,13 @@ from scrapy_proxystack.pii.phones import prepare as prepare_phones
 from scrapy_proxystack.pii.validators import (
     compact,
     ip_kind,
+    is_bitcoin,
     is_card,
+    is_ethereum,
     is_gb_nino,
     is_iban,
     is_isbn,
+    is_mac,
     is_national_id,
 )
 
@@ -207,6 +210,8 @@ class PiiMasker:
         self._want_ip = t.IP_ADDRESS in self._types
         self._want_dni = t.ES_DNI in self._types
         self._want_dob = t.DATE_OF_BIRTH in self._types
+        self._want_crypto = t.CRYPTO_WALLET in self._types
+        self._want_mac = t.MAC_ADDRESS in self._types
         # (type, shape, how many characters before the digits it starts)
         self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
 
@@ -349,6 +354,17 @@ class PiiMasker:
             if kind == "pnum" and text[s] == "(" and not text[s + 1 : s + 2].isdigit():
                 s += 1  # "(+33 ...": the bracket is not part of the number
             elif s and text[s - 1] in _GLUED:
+                if (
+                    s >= 2
+                    and text[s - 2 : s + 1] == "bc1"
+                    and (s == 2 or text[s - 3] not in _ASCII_ALNUM)
+                    and self._want_crypto
+                ):
+                    span = self._wallet(text, s - 2)  # bech32: bc1q...
+                    if span is not None:
+                        _push(out, span)
+                        pos = span.end
+                        continue
                 pos = m.end()  # the most common rejection, without a call (see _number)
                 continue
             found, end = self._number(text, s, m.end())
@@ -419,6 +435,14 @@ class PiiMasker:
         elif prev in _GLUE and s >= 2 and text[s - 2] in _ASCII_ALNUM:
             return (), e  # the tail of a token: INV-2024-..., a UUID group, v1.2, a path
         nxt = text[e] if e < len(text) else " "
+        if nxt in _LETTERS and text[s] in "013" and self._want_crypto:
+            span = self._wallet(text, s)
+            if span is not None:
+                return (span,), span.end
+        if self._want_mac and text[s + 2 : s + 3] in (":", "-"):
+            m = p.MAC.match(text, s)
+            if m is not None and is_mac(m.group()):
+                return (t.PiiSpan(t.MAC_ADDRESS, s, m.end(), m.group()),), m.end()
         if e - s < 6:
             return self._short_number(text, s, e, prev, nxt)
         if (nxt == ":" or nxt in _HEX_LETTERS) and self._want_ip:
@@ -468,6 +492,18 @@ class PiiMasker:
             if span is not None:
                 return (span,), span.end
         return (), e
+
+    def _wallet(self, text: str, s: int) -> t.PiiSpan | None:
+        """A Bitcoin (checksum verified) or Ethereum address starting at ``s``."""
+        if text[s] == "0":
+            m = p.ETH.match(text, s)
+            ok = m is not None and is_ethereum(m.group())
+        else:
+            m = (p.BTC_BECH32 if text[s] == "b" else p.BTC_BASE58).match(text, s)
+            ok = m is not None and is_bitcoin(m.group())
+        if not ok or m is None:
+            return None
+        return t.PiiSpan(t.CRYPTO_WALLET, s, m.end(), m.group())
 
     def _ipv6(self, text: str, s: int) -> tuple[Sequence[t.PiiSpan], int] | None:
         m = p.IPV6.match(text, s)
