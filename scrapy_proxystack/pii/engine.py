@@ -57,6 +57,7 @@ _NANP = re.compile(r"(?:\(\d{3}\) ?|\d{3}[ .\-])[2-9]\d{2}[ .\-]\d{4}")
 _OBF_DOT = re.compile(r"\s*[\[(<{]?\s*(?:dot|DOT|Dot|\.)\s*[\])>}]?\s*")
 _EXAMPLE_SUBDOMAINS = tuple("." + d for d in sorted(p.EXAMPLE_DOMAINS))
 _CONTEXT_WINDOW = 60
+_EMAIL_KINDS = frozenset({"at", "oat", "pct", "ent"})
 _MAX_PHONE_DIGITS = 17
 # Deletes what separates the digit groups of a cluster: what is left are its digits.
 _DROP_SEPARATORS = str.maketrans(dict.fromkeys(" \u00a0-./()+\uff0b"))
@@ -78,6 +79,9 @@ _HEX_LETTERS = frozenset("abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _LETTERS = _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz")
+# Letters right before a cluster (or before a space or dash before it) that can start an
+# identifier: upper case, and x, y, z for lower-case NIEs.
+_LETTER_LED_PREV = _UPPER | frozenset("xyz")
 _ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _GLUE = frozenset("-_/\\.,")
 # A cluster right after one of these is part of a word, a longer number or a placeholder.
@@ -343,7 +347,7 @@ class PiiMasker:
             if kind == "ph":
                 pos = m.end()
                 continue
-            if kind == "at" or kind == "oat" or kind == "pct" or kind == "ent":
+            if kind in _EMAIL_KINDS:
                 pos = m.end()
                 if want_email:
                     span = self._email(text, s, m.end(), encoded=kind[0] in "pe")
@@ -355,8 +359,10 @@ class PiiMasker:
                 s += 1  # "(+33 ...": the bracket is not part of the number
             elif s and text[s - 1] in _GLUED:
                 if (
-                    s >= 2
-                    and text[s - 2 : s + 1] == "bc1"
+                    text[s - 1] == "c"  # the common rejection stays one test: bech32 is rare
+                    and text[s] == "1"
+                    and s >= 2
+                    and text[s - 2] == "b"
                     and (s == 2 or text[s - 3] not in _ASCII_ALNUM)
                     and self._want_crypto
                 ):
@@ -371,7 +377,8 @@ class PiiMasker:
             for span in found:
                 _push(out, span)
             pos = max(end, m.start() + 1)
-        if want_email and p.WORDED_DOT.search(text) is not None:
+        # Two substring tests (C memchr loops) rather than a regex search: " dot " is rare.
+        if want_email and (" dot " in text or " DOT " in text):
             out = _merge(out, _worded_emails(text))
         return out
 
@@ -416,11 +423,17 @@ class PiiMasker:
         # Identifiers that start with letters: IBAN, NINO, codice fiscale, NIE (in lower case
         # too: x9613851n, hh 01 02 03 d).
         if s and (
-            prev in _UPPER
-            or (prev in "- " and s >= 2 and text[s - 2] in _UPPER)
-            or prev in "xyz"
-            or (prev in "- " and s >= 2 and text[s - 2] in "xyz")
-            or (prev == " " and _lower_nino_shape(text, s, e))
+            prev in _LETTER_LED_PREV
+            or (
+                prev in "- "
+                and s >= 2
+                and (
+                    text[s - 2] in _LETTER_LED_PREV
+                    or (
+                        (e - s == 6 or e - s == 8) and prev == " " and _lower_nino_shape(text, s, e)
+                    )
+                )
+            )
         ):
             if self._letter_led:
                 span, resume = self._letter_led_id(text, s)
@@ -435,17 +448,19 @@ class PiiMasker:
         elif prev in _GLUE and s >= 2 and text[s - 2] in _ASCII_ALNUM:
             return (), e  # the tail of a token: INV-2024-..., a UUID group, v1.2, a path
         nxt = text[e] if e < len(text) else " "
-        if nxt in _LETTERS and text[s] in "013" and self._want_crypto:
-            span = self._wallet(text, s)
-            if span is not None:
-                return (span,), span.end
-        if self._want_mac and text[s + 2 : s + 3] in (":", "-"):
-            m = p.MAC.match(text, s)
-            if m is not None and is_mac(m.group()):
-                return (t.PiiSpan(t.MAC_ADDRESS, s, m.end(), m.group()),), m.end()
+        # Most clusters end at a space or punctuation: one test keeps them off these paths.
+        if nxt in _LETTERS or nxt == ":":
+            if text[s] in "013" and nxt != ":" and self._want_crypto:
+                span = self._wallet(text, s)
+                if span is not None:
+                    return (span,), span.end
+            if self._want_mac and e - s <= 4 and text[s + 2 : s + 3] in (":", "-"):
+                m = p.MAC.match(text, s)
+                if m is not None and is_mac(m.group()):
+                    return (t.PiiSpan(t.MAC_ADDRESS, s, m.end(), m.group()),), m.end()
         if e - s < 6:
             return self._short_number(text, s, e, prev, nxt)
-        if (nxt == ":" or nxt in _HEX_LETTERS) and self._want_ip:
+        if (nxt == ":" or (nxt in _HEX_LETTERS and ":" in text[e : e + 4])) and self._want_ip:
             span_end = self._ipv6(text, s)
             if span_end is not None:
                 return span_end
@@ -477,7 +492,8 @@ class PiiMasker:
             if span is not None:
                 return (span,), span.end
         if nxt == ":" or nxt in _HEX_LETTERS:
-            if self._want_ip:
+            # An address group has at most four hex digits: its colon follows within four.
+            if self._want_ip and (nxt == ":" or ":" in text[e : e + 4]):
                 span_end = self._ipv6(text, s)
                 if span_end is not None:
                     return span_end
