@@ -17,12 +17,20 @@ Scores, per engine, in one run and on the same records:
     that there is one personal value per ``--mix-bytes`` bytes (3,000 by default; web text
     carries one every few kilobytes), the figure to expect on a crawl of mixed multilingual
     pages;
+  - a dense input: only the lines of the labelled records that hold a labelled value or
+    look-alike (shop lines, invoice lines, log lines, contact lines), the densest text a page
+    has; its candidates per KB (characters where the engine's scan stops) are printed;
   - prose pages alone (everyday numbers, no personal data).
 
-Engines: this project's ``PiiMasker``; Presidio (analyzer + anonymizer) with its predefined
-recognizers, including the phone recognizer, on a blank spaCy pipeline because no spaCy model
-can be installed offline (so without its NER: persons and locations are not detected); and
-scrubadub with its default detectors.
+Candidates per KB (the places where the engine's one-pass scan stops: digits, ``@``, brackets)
+are printed for each input, so that "dense" has a number.
+
+Engines: this project's ``PiiMasker``; the naive regex masker of ``bench/pii_naive.py`` (no
+validation: the speed anchor, its recall and hard negatives shown for what they are);
+Presidio (analyzer + anonymizer) with its predefined recognizers, including the phone
+recognizer, on a blank spaCy pipeline because no spaCy model can be installed offline (so
+without its NER: persons and locations are not detected); and scrubadub with its default
+detectors.
 
 The last line of the output is one JSON object with every figure.
 
@@ -46,7 +54,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pii_corpus import Record, generate, prose_pages
+from bench.pii_naive import naive_mask
 from scrapy_proxystack.pii import PiiMasker, phones, validators
+from scrapy_proxystack.pii._patterns import SCAN
 
 Masker = Callable[[str], str]
 STRUCTURED = [
@@ -145,6 +155,38 @@ def mixed_records(records: list[Record], seed: int, bytes_per_value: int) -> lis
             )
         )
     return out
+
+
+def dense_records(records: list[Record]) -> list[Record]:
+    """Each record cut down to its lines that hold a labelled value or look-alike."""
+    out = []
+    for rec in records:
+        labels = [*rec.pii, *rec.negatives]
+        kept: list[str] = []
+        pii: list[tuple[str, int, int]] = []
+        negatives: list[tuple[str, int, int]] = []
+        pos = size = 0
+        for line in rec.text.split("\n"):
+            start, end = pos, pos + len(line)
+            pos = end + 1
+            inside = [(k, s, e) for k, s, e in labels if start <= s and e <= end]
+            if not inside:
+                continue
+            shift = size - start
+            for kind, s, e in inside:
+                target = pii if (kind, s, e) in rec.pii else negatives
+                target.append((kind, s + shift, e + shift))
+            kept.append(line)
+            size += len(line) + 1
+        if kept:
+            out.append(Record(rec.id, rec.locale, rec.kind, "\n".join(kept), pii, negatives))
+    return out
+
+
+def candidates_per_kb(texts: list[str]) -> float:
+    """Places where the engine's scan stops, per KB of UTF-8 text."""
+    hits = sum(sum(1 for _ in SCAN.finditer(text)) for text in texts)
+    return hits / (sum(len(text.encode()) for text in texts) / 1024)
 
 
 def _words(text: str, skip: list[tuple[int, int]]) -> Counter[str]:
@@ -252,10 +294,18 @@ def main() -> None:
         generate(args.seed + MIX_SEED_OFFSET, args.records), args.seed + 2000, args.mix_bytes
     )
     prose = prose_pages(args.seed + 1000, 2 * args.records)
+    dense = dense_records(records)
+    density = {
+        "labelled": candidates_per_kb([r.text for r in records]),
+        "dense": candidates_per_kb([r.text for r in dense]),
+        "mix": candidates_per_kb([r.text for r in mixed]),
+        "prose": candidates_per_kb(prose),
+    }
     slow = args.presidio_records
     # (name, masker, records, mixed records, timed passes, reset before each pass)
     engines: list[tuple[str, Masker | None, int, int, int, Callable[[], None] | None]] = [
         ("proxystack", proxystack(), args.records, args.records, args.repeat, reset_caches),
+        ("naive_regex", naive_mask, args.records, args.records, args.repeat, None),
         ("presidio*", presidio(), slow, slow // 3, 1, None),
         ("scrubadub", scrubadub_masker(), slow, slow // 3, 1, None),
     ]
@@ -272,6 +322,9 @@ def main() -> None:
         results[name]["_mix_recall_all"] = mix["_recall_all"]
         results[name]["_mix_hard_negatives_kept"] = mix["_hard_negatives_kept"]
         _, results[name]["_prose_mb_per_s"] = timed(mask, prose[: n * 2], passes, reset)
+        dense_result = evaluate(mask, dense[:n], passes, reset)
+        results[name]["_dense_mb_per_s"] = dense_result["_mb_per_s"]
+        results[name]["_dense_recall_all"] = dense_result["_recall_all"]
 
     names = list(results)
     counts = Counter(k for r in records for k, _, _ in r.pii)
@@ -280,6 +333,11 @@ def main() -> None:
     print(
         f"seed={args.seed} records={args.records} ({corpus_mb:.2f} MB, one personal value per "
         f"{corpus_mb * 1e6 / values:.0f} bytes); realistic mix: one per {args.mix_bytes} bytes"
+    )
+    print(
+        "candidates per KB (where the scan stops): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in density.items())
+        + f"; dense input: {sum(len(r.text.encode()) for r in dense) / 1e6:.2f} MB"
     )
     print(f"{'type':<22}{'n':>6}" + "".join(f"{n:>14}" for n in names))
     for kind in STRUCTURED + OTHER:
@@ -290,14 +348,17 @@ def main() -> None:
         ("_preservation", "preservation"),
         ("_mix_recall_all", "recall, realistic mix"),
         ("_mix_hard_negatives_kept", "hard neg. kept, mix"),
+        ("_dense_recall_all", "recall, dense"),
         ("_mb_per_s", "MB/s labelled corpus"),
+        ("_dense_mb_per_s", "MB/s dense lines"),
         ("_mix_mb_per_s", "MB/s realistic mix"),
         ("_prose_mb_per_s", "MB/s prose pages"),
     ]:
         print(f"{label:<28}" + "".join(f"{results[n][key]:>14.3f}" for n in names))
     print(
         f"MB/s: CPU time of one thread; best of {args.repeat} passes for proxystack (its "
-        "validation caches emptied before each), one pass for the others. presidio*: "
+        "validation caches emptied before each) and the naive regex, one pass for the others. "
+        "naive_regex: bench/pii_naive.py, no validation. presidio*: "
         "predefined recognizers (patterns, validators, phone recognizer) on a blank spaCy "
         "pipeline - no spaCy model is installable offline, so no NER. Presidio and scrubadub "
         f"ran on the first {slow} records ({slow // 3} for the mix)."
@@ -307,6 +368,7 @@ def main() -> None:
         "records": args.records,
         "repeat": args.repeat,
         "corpus_mb": round(corpus_mb, 4),
+        "candidates_per_kb": {k: round(v, 2) for k, v in density.items()},
         "bytes_per_value": {
             "labelled": round(corpus_mb * 1e6 / values),
             "mix": args.mix_bytes,

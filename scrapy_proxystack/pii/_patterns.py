@@ -13,31 +13,89 @@ import re
 from scrapy_proxystack.pii import types as t
 
 # A run of digit groups joined by one separator (space, no-break space, - . /) or parentheses.
-_NUM_REST = r"\d*\)?\d*(?:[ \u00a0\-./]\(?\d+\)?\d*|\(\d+\)\d*)*"
+# Every repetition is bounded. An unbounded run made one cluster of a whole megabyte of
+# "1 0 0 " or "1.2.3.4.": each value found in it restarted the scan on the rest of the run
+# (quadratic), and ``re`` kept one backtracking frame per group (hundreds of bytes per input
+# byte). No personal value is longer than a few groups, so a run is read in windows of at most
+# ``MAX_GROUPS`` groups (and ``MAX_DIGITS`` digits per group): each window costs a bounded
+# amount, and the next one starts where the scan resumes.
+MAX_GROUPS = 16
+MAX_DIGITS = 40
+_D = rf"\d{{0,{MAX_DIGITS}}}"
+_D1 = rf"\d{{1,{MAX_DIGITS}}}"
+_NUM_REST = rf"{_D}\)?{_D}(?:[ \u00a0\-./]\(?{_D1}\)?{_D}|\({_D1}\){_D}){{0,{MAX_GROUPS}}}"
+
+# Characters that hide an ``@`` from a plain search but not from a reader: zero-width space,
+# non-joiner, joiner, word joiner, byte-order mark.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_LOCAL_CHARS = r"A-Za-z0-9À-ÖØ-öø-ÿ._%+'\-"
+_LABEL_CHARS = "A-Za-z0-9À-ÖØ-öø-ÿ"
 
 SCAN = re.compile(
-    "[0-9@\uff20\\[(<{+\uff0b]"
+    "[0-9@\uff20\\[(<{+\uff0b%&]"
     r"(?:(?<=\[)(?P<ph>[A-Z][A-Z0-9_]{1,30}(?::[0-9a-f]{4,32})?\])"
     r"|(?<=[\[(<{])(?P<oat>\s?(?:at|AT|At)\s?[\])>}])"
-    "|(?<=[@\uff20])(?P<at>)"
+    # An @ (or its URL or HTML encoding) between what can end a local part and start a domain:
+    # any other @ ("@@@@", "@user", "a @ ") is passed over by the regex engine itself.
+    f"|(?<=[{_LOCAL_CHARS}\\s{ZERO_WIDTH}][@\uff20])(?=[\\s{ZERO_WIDTH}]?[{_LABEL_CHARS}])(?P<at>)"
+    f"|(?<=[{_LOCAL_CHARS}]%)(?P<pct>40)(?=[{_LABEL_CHARS}])"
+    f"|(?<=[{_LOCAL_CHARS}]&)(?P<ent>#64;|#[xX]40;|commat;)(?=[{_LABEL_CHARS}])"
     "|(?<=[+\uff0b(])(?P<pnum>\\(?\\d" + _NUM_REST + r")"
     r"|(?<=\d)(?P<num>" + _NUM_REST + r"))",
     re.ASCII,
 )
 
 # --- e-mail -------------------------------------------------------------------------------------
-_LOCAL_CHARS = r"A-Za-z0-9À-ÖØ-öø-ÿ._%+'\-"
 LOCAL_TAIL = re.compile(rf"(?<![{_LOCAL_CHARS}])[{_LOCAL_CHARS}]{{1,64}}\s?\Z")
 _LABEL = r"[A-Za-z0-9À-ÖØ-öø-ÿ](?:[A-Za-z0-9À-ÖØ-öø-ÿ\-]{0,61}[A-Za-z0-9À-ÖØ-öø-ÿ])?"
-DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[A-Za-z]{{2,24}}(?![A-Za-z0-9\-])")
+# At most 16 labels: a domain has a handful, and an unbounded repetition let "a@b.b.b.b..."
+# cost (and keep a backtracking frame for) every label of a megabyte-long run.
+# A top-level domain: letters, or an internationalised one in its ASCII form (xn--p1ai).
+_TLD = r"(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9\-]{1,59}[A-Za-z0-9])"
+DOMAIN = re.compile(rf"(?:{_LABEL}\.){{1,16}}{_TLD}(?![A-Za-z0-9\-])")
 _ODOT = r"(?:\s?[\[(<{]\s?(?:dot|DOT|Dot|\.)\s?[\])>}]\s?|\s(?:dot|DOT)\s|\.)"
-OBF_DOMAIN = re.compile(rf"\s?(?:{_LABEL}{_ODOT})+[A-Za-z]{{2,24}}(?![A-Za-z0-9\-])")
+OBF_DOMAIN = re.compile(rf"\s?(?:{_LABEL}{_ODOT}){{1,16}}{_TLD}(?![A-Za-z0-9\-])")
+# An address spelled out in words: "jane AT mailbox DOT org" (upper case, any user name) or
+# "jane.roe at mailbox dot org" (lower case: only when the user name has a dot, digit, _, + or
+# -, as in "look at the dot com bubble" it has not). The last label must be a real top-level
+# domain (see WORDED_TLDS).
+WORDED_EMAIL = re.compile(
+    r"(?<![\w.@+\-])(?P<local>[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63})"
+    r" (?P<at>at|AT) "
+    r"(?P<domain>[A-Za-z0-9][A-Za-z0-9\-]{0,62}"
+    r"(?: (?:dot|DOT) [A-Za-z0-9][A-Za-z0-9\-]{0,62}){1,4})"
+    r"(?![\w@])"
+)
+WORDED_DOT = re.compile(r" (?:dot|DOT) ")
+#: Top-level domains accepted at the end of an address spelled out in words.
+WORDED_TLDS = frozenset(
+    " ".join(
+        (
+            "com org net edu gov mil int info biz io co me ai app dev uk de fr es it nl be ch",
+            "at se no dk fi pl pt br mx ar cl pe ca us au nz jp cn kr in ru ua tr gr ie cz sk",
+            "hu ro bg hr si lt lv ee is lu za sg hk tw my th vn id ph il ae sa eu",
+        )
+    ).split(" ")
+)
 EXAMPLE_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 EXAMPLE_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 
+# --- wallets and hardware addresses ------------------------------------------------------------
+# Bitcoin: base58 (P2PKH 1..., P2SH 3...) or bech32 (bc1...); Ethereum: 0x and 40 hex digits.
+BTC_BASE58 = re.compile(r"[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![0-9A-Za-z])", re.ASCII)
+BTC_BECH32 = re.compile(r"bc1[02-9ac-hj-np-z]{11,71}(?![0-9A-Za-z])", re.ASCII)
+ETH = re.compile(r"0[xX][0-9a-fA-F]{40}(?![0-9A-Za-z])", re.ASCII)
+# Six hex pairs joined by one separator, matched at a cluster that starts with a digit.
+MAC = re.compile(
+    r"[0-9][0-9A-Fa-f](?P<sep>[:\-])[0-9A-Fa-f]{2}(?:(?P=sep)[0-9A-Fa-f]{2}){4}(?![0-9A-Za-z:\-])",
+    re.ASCII,
+)
+
 # --- shapes inside a digit cluster --------------------------------------------------------------
 IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)", re.ASCII)
-IPV6 = re.compile(r"[23][0-9a-fA-F]{0,3}(?::[0-9a-fA-F]{0,4}){2,7}(?![0-9a-zA-Z])", re.ASCII)
+IPV6 = re.compile(r"[0-9][0-9a-fA-F]{0,3}(?::[0-9a-fA-F]{0,4}){2,7}(?![0-9a-zA-Z])", re.ASCII)
+# An interface name after an address: 8.8.8.8@eth0, fe80::1@wlan0.
+IFACE = re.compile(r"@[a-z]{2,8}[0-9]{0,3}(?![\w.@\-])", re.ASCII)
 CARD = re.compile(r"(?<!\d)\d(?:[ \-]?\d){12,18}(?!\d)", re.ASCII)
 NUM_DATE = re.compile(
     r"(?:\d{1,2}[./\-]\d{1,2}[./\-](?:\d{4}|\d{2})|\d{4}[./\-]\d{1,2}[./\-]\d{1,2})(?![\d])",
@@ -72,12 +130,12 @@ ID_SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...] = (
 
 # Letter-led identifiers, matched at a position just before a digit cluster.
 IBAN = re.compile(
-    r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", re.ASCII
+    r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]{4}){2,7}(?:[ \-]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", re.ASCII
 )
-NINO = re.compile(r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])", re.ASCII)
+NINO = re.compile(r"[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d](?![A-Za-z0-9])", re.ASCII)
 FISCAL_CODE = re.compile(r"[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z](?![A-Za-z0-9])", re.ASCII)
-NIE = re.compile(r"[XYZ][\- ]?\d{7}[\- ]?[A-Z](?![A-Za-z0-9])", re.ASCII)
-DNI = re.compile(r"\d{8}[\- ]?[A-Z](?![A-Za-z0-9])", re.ASCII)
+NIE = re.compile(r"[XYZxyz][\- ]?\d{7}[\- ]?[A-Za-z](?![A-Za-z0-9])", re.ASCII)
+DNI = re.compile(r"(?:\d{8}|\d{2}\.\d{3}\.\d{3})[\- ]?[A-Za-z](?![A-Za-z0-9])", re.ASCII)
 
 
 _TO_SPACE = str.maketrans(dict.fromkeys("\n\r\t:;,()[]{}\"'«»|/*_\u2013-", " "))
@@ -116,13 +174,17 @@ class Keywords:
         return any(k in w for k in self.words)
 
 
+#: Words that make a NINO written in lower case ("hh 01 02 03 d") one: in lower case the shape
+#: alone is too close to prose ("on 12 34 56 a").
+NINO_CONTEXT = Keywords(" nino", "national insurance", " ni number", " ni no", " ni:", "n.i.")
+
 #: Context words that must precede (within ~60 characters) a weakly checked identifier.
 ID_CONTEXT: dict[str, Keywords] = {
-    t.US_SSN: Keywords(" ssn", "social security", "seguro social", "ss#"),
+    t.US_SSN: Keywords(" ssn", "social security", "seguro social", "ss#", "número de seguro"),
     t.FR_NIR: Keywords(" nir", "sécurité sociale", "securite sociale", "insee", "n° ss"),
     t.DE_TAX_ID: Keywords("steuer", "idnr", "identifikationsnummer", "tax id", " tin "),
-    t.BR_CPF: Keywords(" cpf", "cadastro de pessoas"),
-    t.IN_AADHAAR: Keywords("aadhaar", "aadhar", "uidai", "आधार"),
+    t.BR_CPF: Keywords(" cpf", "cadastro de pessoas", "cpf/mf"),
+    t.IN_AADHAAR: Keywords("aadhaar", "aadhar", "uidai", " uid", "आधार", "यूआईडी", "ஆதார்"),
     t.JP_MY_NUMBER: Keywords("マイナンバー", "個人番号", "my number", "mynumber"),
     t.NL_BSN: Keywords(" bsn", "burgerservicenummer", "sofinummer", "sofi nummer"),
     t.PL_PESEL: Keywords(
@@ -247,7 +309,7 @@ _EN_STREET = (
 ADDRESS_AFTER = re.compile(
     rf"[a-zA-Z]?,?\s(?:(?:rue|avenue|av\.|boulevard|bd|chemin|all[ée]e|impasse|place|quai|route"
     rf"|cours|square)\s[^\n,;:()]{{2,40}}?(?=[\n,;:()]|\s\d|$)"
-    rf"|(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s){{1,3}}(?:{_EN_STREET})\b\.?)",
+    rf"|(?:[NSEW]\.?\s)?(?:[A-Z][a-z]{{1,30}}\s){{1,3}}(?:{_EN_STREET})\b\.?)",
 )
 ADDRESS_BEFORE = re.compile(
     r"(?:\b(?:Calle|C/|Avda\.|Avenida|Paseo|Plaza|Camino|Carrer|Rua|Travessa|Alameda|Praça"
@@ -258,7 +320,7 @@ ADDRESS_BEFORE = re.compile(
 )
 
 # --- person names (optional, rule based) --------------------------------------------------------
-_NAME = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]+(?:\s[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]+){1,2}"
+_NAME = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]{1,40}(?:\s[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]{1,40}){1,2}"
 PERSON_CONTEXT = re.compile(
     rf"(?:\b(?:[Mm]y name is|[Nn]ame:|[Cc]ontact:|Mr\.?|Mrs\.?|Ms\.?|Dr\.?|Mme|Mlle|Herr|Frau"
     rf"|Sr\.|Sra\.|Sig\.|Sig\.ra|[Jj]e m'appelle|[Ii]ch heiße|[Mm]e llamo|[Mm]eu nome é"

@@ -39,10 +39,13 @@ from scrapy_proxystack.pii.phones import prepare as prepare_phones
 from scrapy_proxystack.pii.validators import (
     compact,
     ip_kind,
+    is_bitcoin,
     is_card,
+    is_ethereum,
     is_gb_nino,
     is_iban,
     is_isbn,
+    is_mac,
     is_national_id,
 )
 
@@ -54,8 +57,12 @@ _NANP = re.compile(r"(?:\(\d{3}\) ?|\d{3}[ .\-])[2-9]\d{2}[ .\-]\d{4}")
 _OBF_DOT = re.compile(r"\s*[\[(<{]?\s*(?:dot|DOT|Dot|\.)\s*[\])>}]?\s*")
 _EXAMPLE_SUBDOMAINS = tuple("." + d for d in sorted(p.EXAMPLE_DOMAINS))
 _CONTEXT_WINDOW = 60
-_REPEAT_BUDGET = 20_000_000
-_REPEAT_WINDOW = 65_536
+_EMAIL_KINDS = frozenset({"at", "oat", "pct", "ent"})
+_MAX_PHONE_DIGITS = 17
+# Deletes what separates the digit groups of a cluster: what is left are its digits.
+_DROP_SEPARATORS = str.maketrans(dict.fromkeys(" \u00a0-./()+\uff0b"))
+_REPEAT_FACTOR = 16
+_REPEAT_MIN_REACH = 256
 _SETTLE_ROUNDS = 3
 _MIN_DIGITS = {
     t.FR_NIR: 15,
@@ -71,10 +78,15 @@ _MIN_DIGITS = {
 _HEX_LETTERS = frozenset("abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LETTERS = _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz")
+# Letters right before a cluster (or before a space or dash before it) that can start an
+# identifier: upper case, and x, y, z for lower-case NIEs.
+_LETTER_LED_PREV = _UPPER | frozenset("xyz")
 _ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _GLUE = frozenset("-_/\\.,")
 # A cluster right after one of these is part of a word, a longer number or a placeholder.
-_GLUED = frozenset("0123456789abcdefghijklmnopqrstuvwxyz_]")
+# (x, y, z are left to _number: they start lower-case NIEs, x9613851n.)
+_GLUED = frozenset("0123456789abcdefghijklmnopqrstuvw_]")
 _ADDRESS_NEXT = frozenset(" ,abcdefghijklmnopqrstuvwxyzAB")
 _STREET_SUFFIXES = (
     "straße",
@@ -202,6 +214,8 @@ class PiiMasker:
         self._want_ip = t.IP_ADDRESS in self._types
         self._want_dni = t.ES_DNI in self._types
         self._want_dob = t.DATE_OF_BIRTH in self._types
+        self._want_crypto = t.CRYPTO_WALLET in self._types
+        self._want_mac = t.MAC_ADDRESS in self._types
         # (type, shape, how many characters before the digits it starts)
         self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
 
@@ -333,10 +347,10 @@ class PiiMasker:
             if kind == "ph":
                 pos = m.end()
                 continue
-            if kind == "at" or kind == "oat":
+            if kind in _EMAIL_KINDS:
                 pos = m.end()
                 if want_email:
-                    span = self._email(text, s, m.end())
+                    span = self._email(text, s, m.end(), encoded=kind[0] in "pe")
                     if span is not None:
                         _push(out, span)
                         pos = span.end
@@ -344,24 +358,52 @@ class PiiMasker:
             if kind == "pnum" and text[s] == "(" and not text[s + 1 : s + 2].isdigit():
                 s += 1  # "(+33 ...": the bracket is not part of the number
             elif s and text[s - 1] in _GLUED:
+                if (
+                    text[s - 1] == "c"  # the common rejection stays one test: bech32 is rare
+                    and text[s] == "1"
+                    and s >= 2
+                    and text[s - 2] == "b"
+                    and (s == 2 or text[s - 3] not in _ASCII_ALNUM)
+                    and self._want_crypto
+                ):
+                    span = self._wallet(text, s - 2)  # bech32: bc1q...
+                    if span is not None:
+                        _push(out, span)
+                        pos = span.end
+                        continue
                 pos = m.end()  # the most common rejection, without a call (see _number)
                 continue
             found, end = self._number(text, s, m.end())
             for span in found:
                 _push(out, span)
             pos = max(end, m.start() + 1)
+        # Two substring tests (C memchr loops) rather than a regex search: " dot " is rare.
+        if want_email and (" dot " in text or " DOT " in text):
+            out = _merge(out, _worded_emails(text))
         return out
 
-    def _email(self, text: str, at_start: int, at_end: int) -> t.PiiSpan | None:
-        local = p.LOCAL_TAIL.search(text, max(0, at_start - 66), at_start)
+    def _email(
+        self, text: str, at_start: int, at_end: int, *, encoded: bool = False
+    ) -> t.PiiSpan | None:
+        """An e-mail around the ``@`` at ``text[at_start:at_end]`` (or its obfuscated, URL- or
+        HTML-encoded form); zero-width characters on either side of it are part of the value."""
+        local_end = at_start
+        while local_end and text[local_end - 1] in p.ZERO_WIDTH and at_start - local_end < 4:
+            local_end -= 1
+        local = p.LOCAL_TAIL.search(text, max(0, local_end - 66), local_end)
         if local is None:
             return None
         start = local.start()
-        while start < at_start and text[start] in ".-'":
+        while start < local_end and text[start] in ".-'":
             start += 1
-        if start >= at_start or not text[start].isalnum():
+        if start >= local_end or not text[start].isalnum():
             return None
-        obfuscated = text[at_start] not in "@\uff20" or text[at_start - 1].isspace()
+        n = len(text)
+        while at_end < n and text[at_end] in p.ZERO_WIDTH and at_end - at_start < 8:
+            at_end += 1
+        obfuscated = not encoded and (
+            text[at_start] not in "@\uff20" or text[local_end - 1].isspace()
+        )
         dom = (p.OBF_DOMAIN if obfuscated else p.DOMAIN).match(text, at_end)
         if dom is None:
             return None
@@ -378,34 +420,61 @@ class PiiMasker:
     def _number(self, text: str, s: int, e: int) -> tuple[Sequence[t.PiiSpan], int]:
         """Classify one digit cluster ``text[s:e]``; returns spans and where scanning resumes."""
         prev = text[s - 1] if s else " "
-        # Identifiers that start with letters: IBAN, NINO, codice fiscale, NIE.
-        if s and (prev in _UPPER or (prev in "- " and s >= 2 and text[s - 2] in _UPPER)):
+        # Identifiers that start with letters: IBAN, NINO, codice fiscale, NIE (in lower case
+        # too: x9613851n, hh 01 02 03 d).
+        if s and (
+            prev in _LETTER_LED_PREV
+            or (
+                prev in "- "
+                and s >= 2
+                and (
+                    text[s - 2] in _LETTER_LED_PREV
+                    or (
+                        (e - s == 6 or e - s == 8) and prev == " " and _lower_nino_shape(text, s, e)
+                    )
+                )
+            )
+        ):
             if self._letter_led:
-                span = self._letter_led_id(text, s)
+                span, resume = self._letter_led_id(text, s)
                 if span is not None:
                     return (span,), span.end
-            if prev in _UPPER or (prev in _GLUE and text[s - 2] in _ASCII_ALNUM):
+                if resume > e:
+                    return (), resume  # an IBAN-shaped run that failed its checksum
+            if prev in _LETTERS or (prev in _GLUE and text[s - 2] in _ASCII_ALNUM):
                 return (), e  # glued to a word: a model number, a SKU, a hash
         elif prev in _ASCII_ALNUM or prev == "]":
             return (), e  # glued to a word, or to a placeholder (idempotence)
         elif prev in _GLUE and s >= 2 and text[s - 2] in _ASCII_ALNUM:
             return (), e  # the tail of a token: INV-2024-..., a UUID group, v1.2, a path
         nxt = text[e] if e < len(text) else " "
+        # Most clusters end at a space or punctuation: one test keeps them off these paths.
+        if nxt in _LETTERS or nxt == ":":
+            if text[s] in "013" and nxt != ":" and self._want_crypto:
+                span = self._wallet(text, s)
+                if span is not None:
+                    return (span,), span.end
+            if self._want_mac and e - s <= 4 and text[s + 2 : s + 3] in (":", "-"):
+                m = p.MAC.match(text, s)
+                if m is not None and is_mac(m.group()):
+                    return (t.PiiSpan(t.MAC_ADDRESS, s, m.end(), m.group()),), m.end()
         if e - s < 6:
             return self._short_number(text, s, e, prev, nxt)
-        if text[s] in "23" and (nxt == ":" or nxt in _HEX_LETTERS) and self._want_ip:
+        if (nxt == ":" or (nxt in _HEX_LETTERS and ":" in text[e : e + 4])) and self._want_ip:
             span_end = self._ipv6(text, s)
             if span_end is not None:
                 return span_end
+        if nxt == "@" and p.IFACE.match(text, e):
+            nxt = " "  # 8.8.8.8@eth0: an interface name, not a glued word
         if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
-            if nxt in _UPPER and self._want_dni:
+            if nxt in _LETTERS and self._want_dni:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
             if nxt != ":":
                 return (), e  # glued to letters: 3px, 2nd, a hash
         if nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
-            if self._want_dni and text[e + 1] in _UPPER:
+            if self._want_dni and text[e + 1] in _LETTERS:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
@@ -423,7 +492,8 @@ class PiiMasker:
             if span is not None:
                 return (span,), span.end
         if nxt == ":" or nxt in _HEX_LETTERS:
-            if text[s] in "23" and self._want_ip:
+            # An address group has at most four hex digits: its colon follows within four.
+            if self._want_ip and (nxt == ":" or ":" in text[e : e + 4]):
                 span_end = self._ipv6(text, s)
                 if span_end is not None:
                     return span_end
@@ -439,15 +509,32 @@ class PiiMasker:
                 return (span,), span.end
         return (), e
 
+    def _wallet(self, text: str, s: int) -> t.PiiSpan | None:
+        """A Bitcoin (checksum verified) or Ethereum address starting at ``s``."""
+        if text[s] == "0":
+            m = p.ETH.match(text, s)
+            ok = m is not None and is_ethereum(m.group())
+        else:
+            m = (p.BTC_BECH32 if text[s] == "b" else p.BTC_BASE58).match(text, s)
+            ok = m is not None and is_bitcoin(m.group())
+        if not ok or m is None:
+            return None
+        return t.PiiSpan(t.CRYPTO_WALLET, s, m.end(), m.group())
+
     def _ipv6(self, text: str, s: int) -> tuple[Sequence[t.PiiSpan], int] | None:
         m = p.IPV6.match(text, s)
         if m is None:
             return None
         value = m.group()
+        global_unicast = text[s] in "23"
+        if not global_unicast and "::" not in value and value.count(":") != 7:
+            return None  # a time of day (10:30:00), not an address
         span = self._ip(text, s, m.end(), value)
         if span is None and value.count(":") > 2:  # 2a00:...:1c2d:443, a port
             value = value[: value.rfind(":")]
             span = self._ip(text, s, s + len(value), value)
+        if span is None and not global_unicast:
+            return None  # read as numbers, as before addresses outside 2000::/3 were known
         return ((span,) if span else ()), m.end()
 
     def _long_number(self, text: str, s: int, e: int, raw: str) -> tuple[Sequence[t.PiiSpan], int]:
@@ -484,6 +571,7 @@ class PiiMasker:
                     end = s + m.start() + len(value)
                     found.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
         ctx: dict[str, bool] = {}
+        blocked = False
         nd = len(_NON_DIGITS.sub("", raw))
         id_shapes = (
             self._id_shapes
@@ -506,12 +594,19 @@ class PiiMasker:
                     if not ctx[pii_type]:
                         continue
                 if not is_national_id(pii_type, _NON_DIGITS.sub("", value)):
+                    # A labelled identifier that fails its own check is a look-alike of that
+                    # type: no looser rule of another type takes it. One only written the
+                    # way that type is (123-45-6789) is a phone number only after a phone word.
+                    if m.start() == 0 and ctx.get(pii_type):
+                        blocked = True
+                    elif m.start() == 0 and m.end() == len(raw) and strong is not None:
+                        blocked = blocked or not _has_context(p.PHONE_CONTEXT, text, s)
                     continue
                 found.append(t.PiiSpan(pii_type, ms, me, value))
         if found:
             found.sort(key=lambda x: x.start)
             return found, found[-1].end
-        if t.PHONE in types:
+        if t.PHONE in types and not blocked:
             span = self._phone(text, s, raw)
             if span is not None:
                 return [span], span.end
@@ -540,27 +635,34 @@ class PiiMasker:
         intl = raw[0] in "+\uff0b" or raw.startswith(("(+", "00"))
         context: bool | None = None
         variant = raw
+        # Trailing groups are dropped one by one until the rest is a valid number. The digit
+        # count is kept up to date rather than recomputed, and a variant with more digits than
+        # any phone number (17, or 15 after "00") is not checked at all: a long run of short
+        # groups costs one pass.
+        nd = len(digits)
         while True:
-            vd = _NON_DIGITS.sub("", variant)
-            if len(vd) < 7:
+            if nd < 7:
                 return None
-            if intl:
-                ok = is_international_phone(vd[2:] if variant.startswith("00") else vd)
-            else:
-                # Without a context word, only the usual shapes of a national number count:
-                # a trunk prefix 0, an area code in brackets, or the NANP 3-3-4 layout. Bare or
-                # oddly grouped digits are too often order numbers valid in *some* region.
-                shaped = variant[0] in "0(" and _grouped(variant)
-                shaped = shaped or _NANP.fullmatch(variant) is not None
-                if not shaped and context is None:
-                    context = _has_context(p.PHONE_CONTEXT, text, s)
-                ok = (shaped or bool(context)) and is_national_phone(vd, self._regions)
+            ok = False
+            if nd <= _MAX_PHONE_DIGITS:
+                if intl:
+                    vd = digits[:nd]  # variant is a prefix of raw
+                    ok = is_international_phone(vd[2:] if variant.startswith("00") else vd)
+                else:
+                    # Without a context word, only the usual shapes of a national number count:
+                    # a trunk prefix 0, an area code in brackets, or the NANP 3-3-4 layout. Bare
+                    # or oddly grouped digits are too often order numbers valid in *some* region.
+                    shaped = variant[0] in "0(" and _grouped(variant)
+                    shaped = shaped or (len(variant) <= 16 and _NANP.fullmatch(variant) is not None)
+                    if not shaped and context is None:
+                        context = _has_context(p.PHONE_CONTEXT, text, s)
+                    ok = (shaped or bool(context)) and is_national_phone(digits[:nd], self._regions)
             if ok:
-                end = s + len(variant)
-                return t.PiiSpan(t.PHONE, s, end, variant)
+                return t.PiiSpan(t.PHONE, s, s + len(variant), variant)
             cut = variant.rfind(" ")
             if cut <= 0:
                 return None
+            nd -= len(variant[cut:].translate(_DROP_SEPARATORS))
             variant = variant[:cut].rstrip(" -./(")
 
     def _ip(self, text: str, s: int, e: int, value: str) -> t.PiiSpan | None:
@@ -576,7 +678,11 @@ class PiiMasker:
                 return None
         return t.PiiSpan(t.IP_ADDRESS, s, e, value)
 
-    def _letter_led_id(self, text: str, s: int) -> t.PiiSpan | None:
+    def _letter_led_id(self, text: str, s: int) -> tuple[t.PiiSpan | None, int]:
+        """A letter-led identifier whose digits start at ``s``, and where scanning resumes: after
+        it, or after an IBAN-shaped run whose checksum failed (its digit groups are not read
+        again as phone numbers), or at ``s``."""
+        rejected = s
         for pii_type, rx, back in self._letter_tries:
             start = s - back
             if start < 0 or (start and text[start - 1] in _ASCII_ALNUM):
@@ -588,13 +694,19 @@ class PiiMasker:
             if pii_type == t.IBAN:
                 span = _iban_span(text, start, value)
                 if span is not None:
-                    return span
+                    return span, span.end
+                rejected = max(rejected, m.end())
                 continue
             c = compact(value)
-            ok = is_gb_nino(c) if pii_type == t.GB_NINO else is_national_id(pii_type, c)
+            if pii_type == t.GB_NINO:
+                ok = is_gb_nino(c) and (
+                    value[:2].isupper() or _has_context(p.NINO_CONTEXT, text, start)
+                )
+            else:
+                ok = is_national_id(pii_type, c)
             if ok:
-                return t.PiiSpan(pii_type, start, m.end(), value)
-        return None
+                return t.PiiSpan(pii_type, start, m.end(), value), m.end()
+        return None, rejected
 
     def _written_dob(self, text: str, s: int, e: int) -> t.PiiSpan | None:
         start = -1
@@ -649,6 +761,19 @@ class PiiMasker:
         return [t.PiiSpan(t.PERSON, a, b, text[a:b]) for a, b in pairs if 0 <= a < b <= len(text)]
 
 
+def _lower_nino_shape(text: str, s: int, e: int) -> bool:
+    """Whether ``text`` around the cluster ``text[s:e]`` can be a lower-case NINO (two letters,
+    a space, ``dd dd dd`` or ``dddddd``, a suffix letter): a cheap test that keeps prose such
+    as "in 2024" off the identifier path."""
+    return (
+        s >= 3
+        and text[s - 3] in _LETTERS
+        and text[s - 2] in _LETTERS
+        and (e - s == 6 or e - s == 8)
+        and text[e : e + 1] in ("a", "b", "c", "d", " ")
+    )
+
+
 def _grouped(value: str) -> bool:
     return value.count(" ") + value.count("-") + value.count(".") + value.count(")") >= 1
 
@@ -686,20 +811,25 @@ def _merge(spans: list[t.PiiSpan], extra: list[t.PiiSpan]) -> list[t.PiiSpan]:
 def _repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
     """Add every other occurrence of a detected value (even one the rules would not confirm
     there, such as a phone number glued to a word), so no detected value survives in the
-    output."""
-    extra: list[t.PiiSpan] = []
-    seen: set[str] = set()
-    n = len(text)
-    # Whole-text search costs (distinct values x length); on very large texts with many values
-    # it is bounded to a window around each value so the engine stays linear.
-    reach = n if n * len(spans) <= _REPEAT_BUDGET else _REPEAT_WINDOW
+    output.
+
+    Each distinct value is looked for in the whole text while that costs at most
+    ``_REPEAT_FACTOR`` characters searched per character of text; beyond that (a large text
+    with many distinct values), in a window around its first occurrence that shrinks with the
+    number of values. The search stays linear in the text whatever it holds.
+    """
+    firsts: dict[str, t.PiiSpan] = {}
     for span in spans:
-        value = span.value
-        if value in seen:
-            continue
-        seen.add(value)
-        lo, hi = max(0, span.start - reach), min(n, span.end + reach)
-        if text.count(value, lo, hi) < 2:
+        firsts.setdefault(span.value, span)
+    n = len(text)
+    reach = max(_REPEAT_MIN_REACH, _REPEAT_FACTOR * n // (2 * len(firsts) or 1))
+    extra: list[t.PiiSpan] = []
+    for value, span in firsts.items():
+        lo, hi = (0, n) if reach >= n else (max(0, span.start - reach), min(n, span.end + reach))
+        i = text.find(value, lo, hi)
+        if i == span.start:
+            i = text.find(value, span.start + 1, hi)
+        if i < 0:
             continue  # the usual case: the value occurs once
         i = text.find(value, lo, hi)
         while i >= 0:
@@ -709,12 +839,43 @@ def _repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
     return _merge(spans, extra)
 
 
+def _worded_emails(text: str) -> list[t.PiiSpan]:
+    """E-mail addresses spelled out in words ("jane AT mailbox DOT org", "jane.roe at mailbox
+    dot org"). Looked for only around each " dot ", which prose rarely holds."""
+    out: list[t.PiiSpan] = []
+    last = 0
+    n = len(text)
+    for d in p.WORDED_DOT.finditer(text):
+        if d.start() < last:
+            continue
+        for m in p.WORDED_EMAIL.finditer(text, max(last, d.start() - 140), min(n, d.end() + 400)):
+            if not m.start() <= d.start() < m.end():
+                continue
+            labels = p.WORDED_DOT.split(m.group("domain"))
+            shouting = m.group("at") == "AT" and " dot " not in m.group("domain")
+            local = m.group("local")
+            if not shouting and not (
+                local[0].isalpha() and any(ch in "._%+-0123456789" for ch in local)
+            ):
+                continue  # "look at the dot com bubble", "1.2 at build dot net": no user name
+            tld = labels[-1].lower()
+            domain = ".".join(labels).lower()
+            if tld not in p.WORDED_TLDS or domain in p.EXAMPLE_DOMAINS:
+                continue
+            if domain.endswith(_EXAMPLE_SUBDOMAINS):
+                continue
+            out.append(t.PiiSpan(t.EMAIL, m.start(), m.end(), m.group()))
+            last = m.end()
+            break
+    return out
+
+
 def _iban_span(text: str, start: int, value: str) -> t.PiiSpan | None:
     # The shape is greedy ("... 0130 00 BIC"): drop trailing chunks until the checksum holds.
     for _ in range(4):
         if is_iban(compact(value)):
             return t.PiiSpan(t.IBAN, start, start + len(value), value)
-        cut = value.rfind(" ")
+        cut = max(value.rfind(" "), value.rfind("-"))
         if cut <= 4:
             return None
         value = value[:cut]

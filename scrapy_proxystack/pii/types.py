@@ -27,6 +27,8 @@ IT_FISCAL_CODE = "it_fiscal_code"
 NL_BSN = "nl_bsn"
 PL_PESEL = "pl_pesel"
 SE_PERSONNUMMER = "se_personnummer"
+CRYPTO_WALLET = "crypto_wallet"
+MAC_ADDRESS = "mac_address"
 DATE_OF_BIRTH = "date_of_birth"
 STREET_ADDRESS = "street_address"
 PERSON = "person"
@@ -56,6 +58,8 @@ ALL_TYPES: tuple[str, ...] = (
     IBAN,
     IP_ADDRESS,
     *NATIONAL_ID_TYPES,
+    CRYPTO_WALLET,
+    MAC_ADDRESS,
     DATE_OF_BIRTH,
     STREET_ADDRESS,
     PERSON,

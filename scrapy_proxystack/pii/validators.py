@@ -18,8 +18,10 @@ import string
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from stdnum import bitcoin as _bitcoin
 from stdnum import isbn as _isbn
 from stdnum import luhn as _luhn
+from stdnum import mac as _mac
 from stdnum import numdb
 from stdnum.br import cpf as _cpf
 from stdnum.de import idnr as _idnr
@@ -74,6 +76,29 @@ _CARD_IIN = re.compile(
 def is_card(c: str) -> bool:
     """A payment card: 13-19 digits, a known network prefix and a valid Luhn digit."""
     return 13 <= len(c) <= 19 and _CARD_IIN.fullmatch(c) is not None and _ok(_luhn, c)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def is_bitcoin(value: str) -> bool:
+    """A Bitcoin address whose base58check or bech32 checksum holds (python-stdnum)."""
+    return _ok(_bitcoin, value)
+
+
+def is_ethereum(value: str) -> bool:
+    """An Ethereum address: ``0x`` and 40 hex digits. Its EIP-55 mixed-case checksum needs
+    Keccak-256, which the standard library does not have, so only the format is checked; a
+    value of one case only (no checksum written) is accepted, mixed case too."""
+    return len(value) == 42 and value[:2] in ("0x", "0X") and value[2:].isalnum()
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def is_mac(value: str) -> bool:
+    """A unicast MAC address (python-stdnum: multicast and broadcast addresses are refused);
+    six groups of two digits joined by dashes must hold a hex letter to count (otherwise they
+    are more often a date or a reference)."""
+    if ":" not in value and not any(ch in "abcdefABCDEF" for ch in value):
+        return False
+    return _ok(_mac, value)
 
 
 def is_isbn(c: str) -> bool:

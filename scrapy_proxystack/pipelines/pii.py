@@ -2,34 +2,46 @@
 
 A thin adapter over :class:`scrapy_proxystack.pii.PiiMasker`: it reads the ``PROXYSTACK_PII_*``
 settings once into a frozen config, walks every string of an item (any item type, through
-ItemAdapter; nested dicts and lists included), and applies the per-type policy: mask, partial,
-pseudonymize, remove the field, or drop the item. It counts what it did in stats and never logs a
-value or the HMAC key.
+ItemAdapter) at any depth: dicts (keys included), lists, tuples, sets, bytes, and dataclass or
+attrs objects nested inside, and applies the per-type policy: mask, partial, pseudonymize, remove
+the field, or drop the item. It counts what it did in stats and never logs a value or the HMAC
+key; an item it cannot mask is emptied and dropped, so that Scrapy cannot log it either.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
+from scrapy import signals
 from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.utils.asyncio import is_asyncio_available
 
 from scrapy_proxystack import default_settings
 from scrapy_proxystack.pii import PiiMasker
 from scrapy_proxystack.pii import types as t
 from scrapy_proxystack.pii.phones import DEFAULT_LANGUAGES, LANGUAGE_REGIONS
+from scrapy_proxystack.pii.workers import MaskingPool
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
+
+#: How a string is masked: returns the masked text and counts the types found in ``found``.
+MaskText = Callable[[str, Counter[str]], str]
 
 STATS_PREFIX = "proxystack/pii"
 DEFAULT_SKIP_FIELDS = tuple(default_settings.PROXYSTACK_PII_SKIP_FIELDS)
@@ -49,6 +61,7 @@ class PiiConfig:
     private_ips: bool
     partial_keep: int
     hmac_key: bytes | None = field(repr=False)  # a secret: kept out of tracebacks and logs
+    workers: int = 0
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> PiiConfig:
@@ -130,6 +143,14 @@ class PiiConfig:
             keep_raw = int(keep_raw)
         if isinstance(keep_raw, bool) or not isinstance(keep_raw, int) or keep_raw < 0:
             raise ValueError(f"PROXYSTACK_PII_PARTIAL_KEEP ({keep_raw!r}) must be an integer >= 0")
+        workers_raw = settings.get("PROXYSTACK_PII_WORKERS", 0)
+        if isinstance(workers_raw, str) and workers_raw.strip().isdigit():  # `scrapy crawl -s`
+            workers_raw = int(workers_raw)
+        if isinstance(workers_raw, bool) or not isinstance(workers_raw, int) or workers_raw < 0:
+            raise ValueError(
+                f"PROXYSTACK_PII_WORKERS ({workers_raw!r}) must be an integer >= 0 "
+                "(0 masks in the crawl's own thread)"
+            )
         key = _hmac_key(settings)
         ops = set(policy.values()) | {default_op}
         if t.PSEUDONYMIZE in ops and not key:
@@ -148,6 +169,7 @@ class PiiConfig:
             private_ips=private_ips,
             partial_keep=keep_raw,
             hmac_key=key,
+            workers=workers_raw,
         )
 
 
@@ -185,21 +207,44 @@ def _hmac_key(settings: BaseSettings) -> bytes | None:
     raise ValueError("PROXYSTACK_PII_HMAC_KEY must be a str or bytes (value not shown)")
 
 
+class _Unmaskable(Exception):
+    """An item whose values cannot all be reached (it refers to itself)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Frame:
+    """One container being rebuilt by the iterative walk: its children, the masked children
+    produced so far, and which children are left as they are (values of skipped keys)."""
+
+    __slots__ = ("children", "i", "obj", "out", "skip")
+
+    def __init__(self, obj: Any, children: list[Any], skip: list[bool] | None) -> None:
+        self.obj = obj
+        self.children = children
+        self.skip = skip
+        self.out: list[Any] = []
+        self.i = 0
+
+
 class PiiMaskingPipeline:
     """Masks personal data in every item (see the module docstring and README)."""
 
     def __init__(self, crawler: Crawler, config: PiiConfig) -> None:
         self.crawler = crawler
         self.config = config
-        self.masker = PiiMasker(
-            types=config.types,
-            operators=config.policy,
-            default_operator=config.default_operator,
-            languages=config.languages,
-            private_ips=config.private_ips,
-            hmac_key=config.hmac_key,
-            partial_keep=config.partial_keep,
-        )
+        self._masker_options: dict[str, Any] = {
+            "types": config.types,
+            "operators": dict(config.policy),
+            "default_operator": config.default_operator,
+            "languages": config.languages,
+            "private_ips": config.private_ips,
+            "hmac_key": config.hmac_key,
+            "partial_keep": config.partial_keep,
+        }
+        self.masker = PiiMasker(**self._masker_options)
         self._field_ops = {
             name: op
             for name in config.types
@@ -219,37 +264,95 @@ class PiiMaskingPipeline:
             ) from None
         if not enabled:
             raise NotConfigured  # off by default: nothing to say
-        return cls(crawler, PiiConfig.from_settings(settings))
+        config = PiiConfig.from_settings(settings)
+        if config.workers and cls is PiiMaskingPipeline:
+            if not is_asyncio_available():
+                raise ValueError(
+                    f"PROXYSTACK_PII_WORKERS ({config.workers}) needs Scrapy's asyncio reactor "
+                    "(TWISTED_REACTOR = 'twisted.internet.asyncioreactor.AsyncioSelectorReactor')"
+                    "; set it to 0 to mask in the crawl's own thread"
+                )
+            return OffloadingPiiMaskingPipeline(crawler, config)
+        return cls(crawler, config)
 
     def _inc(self, key: str, count: int = 1) -> None:
         if self.crawler.stats is not None:
             self.crawler.stats.inc_value(f"{STATS_PREFIX}/{key}", count)
 
     def process_item(self, item: Any) -> Any:
+        """The item with its personal data masked, or ``DropItem``.
+
+        Nothing but ``DropItem`` leaves this method, and never with unmasked content: Scrapy
+        logs the item object it passed in (``Dropped: ...`` and, for any other exception,
+        ``Error processing {item}``), so an item dropped by policy is masked in place first,
+        and one that cannot be masked is emptied in place before it is dropped.
+        """
+        self._inc("items_scanned")
+        return self._guarded(item, self._mask_text)
+
+    def _guarded(self, item: Any, mask_text: MaskText) -> Any:
+        """``_process`` with every failure turned into a ``DropItem`` that shows nothing."""
+        try:
+            return self._process(item, mask_text)
+        except DropItem:
+            raise
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, _Unmaskable) else "error"
+            error = type(exc).__name__  # the class only: a message could quote a value
+        _blank(item)
+        self._inc(f"unmaskable_items/{reason}")
+        key = f"unmaskable/{reason}"
+        level = logging.DEBUG if key in self._logged_drops else logging.WARNING
+        self._logged_drops.add(key)
+        logger.log(
+            level,
+            "Dropped an item that could not be masked (reason: %(reason)s, %(error)s); its "
+            "content is not shown, further ones are counted in stats",
+            {"reason": reason, "error": error},
+        )
+        raise DropItem(f"item could not be masked ({reason}); its content is not shown")
+
+    def _process(self, item: Any, mask_text: MaskText) -> Any:
         adapter = ItemAdapter(item)
         cfg = self.config
         found: Counter[str] = Counter()
         remove: list[str] = []
-        self._inc("items_scanned")
+        changes: list[tuple[Any, Any, Any]] = []  # (field name, new name, new value)
+        renames_keys = isinstance(item, dict)  # declared fields (scrapy.Item) keep their names
         for name in list(adapter.field_names()):
             if name in cfg.skip_fields or (cfg.fields is not None and name not in cfg.fields):
                 continue
             if name not in adapter:
                 continue
             field_found: Counter[str] = Counter()
-            new = self._walk(adapter[name], field_found)
+            new = self._walk(adapter[name], field_found, mask_text)
+            # A dict item's field names are its keys: personal data there is masked too.
+            new_name = self._walk(name, field_found, mask_text) if renames_keys else name
             found.update(field_found)
             if any(self._field_ops.get(k) == t.REMOVE_FIELD for k in field_found):
                 remove.append(name)
             elif field_found:
-                adapter[name] = new
+                changes.append((name, new_name, new))
         if not found:
             return item
+        for name, new_name, new in changes:
+            if new_name != name:
+                del adapter[name]
+            _set_field(item, adapter, new_name, new)
         self._inc("items_with_pii")
         for pii_type, count in sorted(found.items()):
             self._inc(f"masked/{pii_type}", count)
+        kinds = sorted(k for k in found if self._field_ops.get(k) == t.REMOVE_FIELD)
+        for name in remove:
+            for pii_type in kinds:
+                self._inc(f"removed_fields/{pii_type}")
+            if isinstance(item, MutableMapping):
+                del adapter[name]
+            else:
+                _set_field(item, adapter, name, None)  # dataclass, attrs: declared fields stay
         dropping = sorted(k for k in found if self._field_ops.get(k) == t.DROP_ITEM)
         if dropping:
+            # The item is already masked in place: Scrapy's "Dropped" log line shows it so.
             for pii_type in dropping:
                 self._inc(f"dropped_items/{pii_type}")
                 if pii_type not in self._logged_drops:
@@ -260,27 +363,242 @@ class PiiMaskingPipeline:
                         {"type": pii_type},
                     )
             raise DropItem(f"item contains personal data of type(s): {', '.join(dropping)}")
-        for name in remove:
-            kinds = sorted(k for k in found if self._field_ops.get(k) == t.REMOVE_FIELD)
-            for pii_type in kinds:
-                self._inc(f"removed_fields/{pii_type}")
-            if isinstance(item, MutableMapping):
-                del adapter[name]
-            else:
-                adapter[name] = None  # dataclass and attrs items keep their declared fields
         return item
 
-    def _walk(self, value: Any, found: Counter[str]) -> Any:
+    def _leaf(self, value: Any, found: Counter[str], mask_text: MaskText) -> tuple[Any, bool]:
+        """``(masked value, True)`` for a value with no children, ``(None, False)`` for a
+        container the walk must open."""
         if isinstance(value, str):
-            result = self.masker.scan(value)
-            for span in result.spans:
-                found[span.type] += 1
-            return result.text
-        if isinstance(value, Mapping):
-            skip = self.config.skip_fields
-            return {k: (v if k in skip else self._walk(v, found)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._walk(v, found) for v in value]
-        if isinstance(value, tuple):
-            return tuple(self._walk(v, found) for v in value)
-        return value
+            return mask_text(value, found), True
+        if isinstance(value, (bytes, bytearray)):
+            # Text in bytes is masked as UTF-8; bytes that are not UTF-8 go through unchanged
+            # (surrogateescape), so masking never corrupts binary parts.
+            text = bytes(value).decode("utf-8", "surrogateescape")
+            masked = mask_text(text, found)
+            if masked is text:
+                return value, True
+            data = masked.encode("utf-8", "surrogateescape")
+            return (bytearray(data) if isinstance(value, bytearray) else data), True
+        if isinstance(value, (Mapping, list, tuple, set, frozenset)) or (
+            not isinstance(value, type) and ItemAdapter.is_item(value)
+        ):
+            return None, False
+        return value, True  # numbers, dates, None...: nothing to mask
+
+    def _mask_text(self, text: str, found: Counter[str]) -> str:
+        result = self.masker.scan(text)
+        for span in result.spans:
+            found[span.type] += 1
+        return result.text
+
+    def _walk(self, root: Any, found: Counter[str], mask_text: MaskText) -> Any:
+        """``root`` with every string masked, at any depth and without recursion (an item
+        nested thousands of levels deep hit the interpreter's recursion limit, and Scrapy then
+        logged the unmasked item). Containers are rebuilt only when something changed; a
+        container shared by several parents is walked once; a container that contains itself
+        raises ``_Unmaskable("cycle")``."""
+        value, done = self._leaf(root, found, mask_text)
+        if done:
+            return value
+        memo: dict[int, Any] = {}
+        on_path = {id(root)}
+        stack = [self._frame(root)]
+        result: Any = None
+        while stack:
+            frame = stack[-1]
+            if frame.i < len(frame.children):
+                child = frame.children[frame.i]
+                frame.i += 1
+                if frame.skip is not None and frame.skip[frame.i - 1]:
+                    frame.out.append(child)
+                    continue
+                value, done = self._leaf(child, found, mask_text)
+                if done:
+                    frame.out.append(value)
+                    continue
+                key = id(child)
+                if key in memo:
+                    frame.out.append(memo[key])
+                    continue
+                if key in on_path:
+                    raise _Unmaskable("cycle")
+                on_path.add(key)
+                stack.append(self._frame(child))
+                continue
+            stack.pop()
+            on_path.discard(id(frame.obj))
+            rebuilt = _rebuild(frame)
+            memo[id(frame.obj)] = rebuilt
+            if stack:
+                stack[-1].out.append(rebuilt)
+            else:
+                result = rebuilt
+        return result
+
+    def _frame(self, obj: Any) -> _Frame:
+        skip_fields = self.config.skip_fields
+        if isinstance(obj, Mapping):
+            children: list[Any] = []
+            skip: list[bool] = []
+            for k, v in obj.items():
+                children += (k, v)
+                skip += (False, k in skip_fields)
+            return _Frame(obj, children, skip)
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            return _Frame(obj, list(obj), None)
+        adapter = ItemAdapter(obj)  # a dataclass, attrs or other item nested in the item
+        names = [name for name in adapter.field_names() if name in adapter]
+        return _Frame(
+            obj, [adapter[name] for name in names], [name in skip_fields for name in names]
+        )
+
+
+def _rebuild(frame: _Frame) -> Any:
+    """The container of ``frame`` with its masked children: the original when none changed,
+    else a new object of the same type (nested items are copied, never changed in place:
+    another item may share them)."""
+    obj, old, new = frame.obj, frame.children, frame.out
+    if all(a is b for a, b in zip(old, new, strict=True)):
+        return obj
+    if isinstance(obj, Mapping):
+        pairs = list(zip(new[0::2], new[1::2], strict=True))
+        if type(obj) is dict:
+            return dict(pairs)
+        if isinstance(obj, MutableMapping):
+            try:
+                out = copy.copy(obj)
+                out.clear()
+                out.update(pairs)
+            except Exception:  # an unusual mapping: a plain dict holds the same data
+                return dict(pairs)
+            return out
+        return dict(pairs)
+    if isinstance(obj, list):
+        return new if type(obj) is list else type(obj)(new)
+    if isinstance(obj, tuple):
+        make = getattr(obj, "_make", None)  # a namedtuple
+        return make(new) if make is not None else type(obj)(new)
+    if isinstance(obj, (set, frozenset)):
+        return type(obj)(new)
+    out = copy.copy(obj)
+    adapter = ItemAdapter(out)
+    names = [name for name in adapter.field_names() if name in adapter]
+    for name, value in zip(names, new, strict=True):
+        _set_field(out, adapter, name, value)
+    return out
+
+
+def _set_field(item: Any, adapter: ItemAdapter, name: Any, value: Any) -> None:
+    """Set a field, also on a frozen dataclass or attrs instance."""
+    try:
+        adapter[name] = value
+    except Exception:
+        object.__setattr__(item, name, value)
+
+
+def _blank(item: Any) -> None:
+    """Empty an item in place, so that what Scrapy logs of a dropped item holds nothing."""
+    try:
+        if isinstance(item, MutableMapping):
+            item.clear()
+            return
+        adapter = ItemAdapter(item)
+        names = list(adapter.field_names())
+    except Exception:
+        return
+    for name in names:
+        with contextlib.suppress(Exception):  # a read-only attribute: nothing more to do
+            _set_field(item, adapter, name, None)
+
+
+#: Items with less text than this are masked in the crawl's thread even with workers: sending a
+#: small item to a worker and back costs about as much as masking it.
+OFFLOAD_MIN_CHARS = 8192
+
+
+class OffloadingPiiMaskingPipeline(PiiMaskingPipeline):
+    """``PiiMaskingPipeline`` with ``PROXYSTACK_PII_WORKERS`` > 0 (``from_crawler`` picks it).
+
+    The engine holds the GIL while it scans, so on text-heavy crawls masking in the reactor
+    thread takes time from downloading and parsing. Here the strings of an item with at least
+    ``OFFLOAD_MIN_CHARS`` characters of text are masked in worker processes; the item is walked
+    once to collect them and once to put the masked ones back, with the same rules, so what gets
+    masked and counted does not change. Items leave the pipeline in the order they entered it
+    (each waits for the one before), so exporters see the order they would see without
+    workers. At most two batches per worker are in flight: further items wait in
+    ``process_item``, which holds them in Scrapy's scraper slot and so slows the downloader down
+    (back-pressure) instead of queueing text without bound. The workers start when the spider
+    opens; until they are ready (about a second: a fresh interpreter imports the engine), items
+    are masked in the crawl's thread.
+    """
+
+    def __init__(self, crawler: Crawler, config: PiiConfig) -> None:
+        super().__init__(crawler, config)
+        self._pool: MaskingPool | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._tail: asyncio.Future[None] | None = None
+        self._pool_failed = False
+        self._warm_up: Future[Any] | None = None
+        crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
+
+    async def process_item(self, item: Any) -> Any:
+        self._inc("items_scanned")
+        previous, done = self._tail, asyncio.get_running_loop().create_future()
+        self._tail = done
+        try:
+            return await self._offloaded(item)
+        finally:
+            if previous is not None:
+                await asyncio.shield(previous)
+            done.set_result(None)
+            if self._tail is done:
+                self._tail = None
+
+    async def _offloaded(self, item: Any) -> Any:
+        texts: list[str] = []
+
+        def collect(text: str, found: Counter[str]) -> str:
+            texts.append(text)
+            return text
+
+        self._guarded(item, collect)  # reads only; an item that cannot be walked is dropped
+        if (
+            self._pool_failed
+            or self._pool is None
+            or self._warm_up is None
+            or not self._warm_up.done()
+            or sum(map(len, texts)) < OFFLOAD_MIN_CHARS
+        ):
+            return self._guarded(item, self._mask_text)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(2 * self.config.workers)
+        async with self._slots:
+            try:
+                masked = await asyncio.wrap_future(self._pool.submit(texts))
+            except Exception as exc:  # a worker died: mask here from now on
+                self._pool_failed = True
+                logger.warning(
+                    "PII masking workers failed (%(error)s); masking in the crawl's thread from "
+                    "now on",
+                    {"error": type(exc).__name__},
+                )
+                return self._guarded(item, self._mask_text)
+        self._inc("offloaded_items")
+        results = iter(masked)
+
+        def replay(text: str, found: Counter[str]) -> str:
+            new, kinds = next(results)
+            found.update(kinds)
+            return text if new == text else new
+
+        return self._guarded(item, replay)
+
+    def _spider_opened(self) -> None:
+        self._pool = MaskingPool(self.config.workers, self._masker_options)
+        self._warm_up = self._pool.submit([""])  # starts the workers and builds their maskers
+
+    def _spider_closed(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
