@@ -1687,5 +1687,80 @@ class ExitPool:
                 removed += 1
         return removed
 
+    # -- persistence ----------------------------------------------------------------------------
+
+    def export_state(self, wall_now: float) -> dict[str, object]:
+        """What a paused crawl must not forget, by exit id, deadlines on the wall clock:
+        running ejections (with their streaks), running (exit, site) bans (streak, reason) and
+        not-before times. Plain data (JSON-able), O(state)."""
+        now = self._clock()
+
+        def wall(t: float) -> float:
+            return t - now + wall_now
+
+        entries = self._entries
+        ejected = {
+            entries[i].id: [wall(t), self._streak[i]] for i, t in enumerate(self._until) if t > now
+        }
+        bans = {
+            domain: {entries[i].id: [s, wall(u), r, h] for i, (s, u, r, h) in m.items() if u > now}
+            for domain, m in self._bans.items()
+        }
+        ready = {
+            domain: {entries[i].id: wall(t) for i, t in m.items() if t > now}
+            for domain, m in self._ready.items()
+        }
+        return {
+            "ejected": ejected,
+            "bans": {d: m for d, m in bans.items() if m},
+            "ready": {d: m for d, m in ready.items() if m},
+        }
+
+    def import_state(self, state: dict[str, object], wall_now: float) -> int:
+        """Restore :meth:`export_state` output; exits no longer configured are skipped.
+        Returns how many entries were restored."""
+        now = self._clock()
+        ids = self._ids
+        restored = 0
+
+        def mono(t: float) -> float:
+            return float(t) - wall_now + now
+
+        ejected = state.get("ejected", {})
+        assert isinstance(ejected, dict)
+        for exit_id, (until, streak) in ejected.items():
+            i = ids.get(exit_id)
+            if i is None or mono(until) <= now or self._until[i] > 0.0:
+                continue
+            self._streak[i] = max(int(streak) - 1, 0)
+            self._eject(i, now)
+            self._until[i] = mono(until)
+            heapq.heappush(self._heap, (self._until[i], i))
+            heapq.heappush(self._grp[i].heap, (self._until[i], i))
+            restored += 1
+        bans = state.get("bans", {})
+        assert isinstance(bans, dict)
+        for domain, m in bans.items():
+            for exit_id, (streak, until, reason, healed) in m.items():
+                i = ids.get(exit_id)
+                if i is None or mono(until) <= now:
+                    continue
+                self._bans.setdefault(domain, {})[i] = (
+                    int(streak),
+                    mono(until),
+                    str(reason),
+                    bool(healed),
+                )
+                restored += 1
+        ready = state.get("ready", {})
+        assert isinstance(ready, dict)
+        for domain, m in ready.items():
+            for exit_id, t in m.items():
+                i = ids.get(exit_id)
+                if i is not None and mono(t) > now:
+                    self._not_before(i, domain, mono(t))
+                    restored += 1
+        return restored
+
     def __len__(self) -> int:
         return len(self._entries)

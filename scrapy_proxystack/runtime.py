@@ -9,12 +9,15 @@ to every component of the same crawler.
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import pickle
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -22,6 +25,7 @@ from scrapy.exceptions import DontCloseSpider, IgnoreRequest, NotConfigured
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.asyncio import call_later
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.request import request_from_dict
 
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
 from scrapy_proxystack.exceptions import ExitUnavailable
@@ -35,7 +39,7 @@ from scrapy_proxystack.throttle import DomainRateLimiter, ExitPacer, RateRule
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from scrapy import Request
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
 
     from scrapy_proxystack.pool import Choice
@@ -60,6 +64,8 @@ PARK_META_KEY = "_proxystack_park"
 RELEASED_META_KEY = "_proxystack_released"
 #: Wall-clock time the request first had to wait for an exit: bounds its total wait.
 WAITING_SINCE_META_KEY = "_proxystack_waiting_since"
+_STATE_FILE = "proxystack.state.json"
+_WAITING_FILE = "proxystack.waiting.pickle"
 #: Reasons a request waits for an exit instead of failing.
 PARKABLE_REASONS = frozenset({"all_banned", "all_ejected", "site_down"})
 _MAX_RETIRED_SESSIONS = 100_000
@@ -498,8 +504,22 @@ class ProxyStack:
             "Site %(domain)s answers again", {"domain": domain}, extra={"crawler": self.crawler}
         )
 
-    def _spider_opened(self) -> None:
+    def hold(self, request: Request) -> Request | None:
+        """A copy of a scheduled request that the crawl's closing interrupted while it waited
+        in the downloader: it goes to the parking lot, and with ``JOBDIR`` to the next run
+        (it is already in the dupefilter, so the scheduler would never give it back)."""
+        if not request.meta.get(SCHEDULED_META_KEY) or not self._open:
+            return None
+        self.release_held(request)
+        copy = request.replace(dont_filter=True)
+        copy.meta[PARK_META_KEY] = time.monotonic()
+        return copy
+
+    def _spider_opened(self, spider: Spider) -> None:
         self._open = True
+        jobdir = self.crawler.settings.get("JOBDIR")
+        if jobdir:
+            self._resume(Path(jobdir), spider)
 
     def _request_scheduled(self, request: Request) -> None:
         """Park a copy handed back by :meth:`park`; mark every other request as scheduled."""
@@ -517,6 +537,52 @@ class ProxyStack:
         # Scrapy drops a request whose request_scheduled handler raises IgnoreRequest, quietly.
         raise IgnoreRequest("waiting for an exit")
 
+    def _pause(self, jobdir: Path, spider: Spider, waiting: list[Request]) -> None:
+        """Keep what a paused crawl must not forget in ``JOBDIR``: the requests waiting for an
+        exit, and the exits' state (ejections, bans with their remaining cool-downs, pacing),
+        deadlines on the wall clock."""
+        jobdir.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        state = {"saved_at": now, "pool": self.pool.export_state(now)}
+        (jobdir / _STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+        kept = []
+        for request in waiting:
+            data = request.to_dict(spider=spider)
+            data["meta"].pop(WAITING_SINCE_META_KEY, None)  # the pause does not count
+            kept.append(data)
+        with (jobdir / _WAITING_FILE).open("wb") as f:
+            pickle.dump(kept, f, protocol=4)
+        if kept:
+            self.stats.inc("requests", "persisted", count=len(kept))
+            logger.info(
+                "%(n)d requests waiting for an exit are kept in JOBDIR for the next run",
+                {"n": len(kept)},
+                extra={"crawler": self.crawler},
+            )
+
+    def _resume(self, jobdir: Path, spider: Spider) -> None:
+        state_path, waiting_path = jobdir / _STATE_FILE, jobdir / _WAITING_FILE
+        if state_path.exists():
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+            restored = self.pool.import_state(state.get("pool", {}), time.time())
+            self.stats.set("exits", "state_restored", value=restored)
+            state_path.unlink()
+        if waiting_path.exists():
+            with waiting_path.open("rb") as f:
+                kept = pickle.load(f)  # noqa: S301 - our own file in the user's JOBDIR
+            waiting_path.unlink()
+            requests = [request_from_dict(d, spider=spider) for d in kept]
+            if requests:
+                self.stats.inc("requests", "resumed", count=len(requests))
+                call_later(0.0, self._crawl_all, requests)
+
+    def _crawl_all(self, requests: list[Request]) -> None:
+        engine = self.crawler.engine
+        if engine is None or not self._open:
+            return
+        for request in requests:
+            engine.crawl(request)
+
     def _arm(self, at: float) -> None:
         if at >= self._timer_at:
             return
@@ -529,7 +595,9 @@ class ProxyStack:
         self._timer = None
         self._timer_at = float("inf")
         engine = self.crawler.engine
-        if engine is None or not self._open:
+        if engine is None or not self._open or _engine_closing(engine):
+            # Closing: the scheduler may already have saved its queue; what waits here stays
+            # here, to be counted or kept in JOBDIR when the spider closes.
             return
         for _locale, _domain, request in self.lot.due(time.monotonic()):
             request.meta[RELEASED_META_KEY] = True
@@ -543,12 +611,16 @@ class ProxyStack:
         if len(self.lot):
             raise DontCloseSpider
 
-    def _spider_closed(self, reason: str) -> None:
+    def _spider_closed(self, spider: Spider, reason: str) -> None:
         self._open = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         dropped = self.lot.drain()
+        jobdir = self.crawler.settings.get("JOBDIR")
+        if jobdir:
+            self._pause(Path(jobdir), spider, [r for _, _, r in dropped])
+            dropped = []
         for locale, _domain, request in dropped:
             self.count_drop(request, "closing", locale)
         if dropped:
@@ -674,6 +746,11 @@ class ProxyStack:
 
     def __eq__(self, other: object) -> bool:
         return self is other
+
+
+def _engine_closing(engine: Any) -> bool:
+    slot = getattr(engine, "_slot", None)
+    return not engine.running or (slot is not None and getattr(slot, "closing", None) is not None)
 
 
 def close_crawl(crawler: Crawler, reason: str) -> None:

@@ -31,7 +31,9 @@ class ExitOutcome:
     locale: str | None  #: the locale the request asked for (None: pool of all proxies)
     exit_locale: str | None  #: the locale whose exit served it (differs on fallback)
     exit_id: str | None  #: None when no exit was chosen
-    kind: str  #: "success" | "ban" | "transport_failure" | "no_exit" | "session_retired"
+    #: "success" | "ban" | "transport_failure" | "no_exit" | "session_retired" | "cancelled"
+    #: (the crawler itself cut the download short, e.g. ``DOWNLOAD_MAXSIZE``)
+    kind: str
     reason: str  #: "ok", a ban reason, an exception class name, a no-exit reason
     status: int | None = None
     latency: float | None = None  #: seconds, Scrapy's download_latency

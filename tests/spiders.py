@@ -26,11 +26,13 @@ class WorldSpider(scrapy.Spider):
         self,
         urls: list[Any] | None = None,
         follow: bool = False,
+        dont_filter: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.urls = urls or []
         self.follow = follow
+        self.dont_filter = dont_filter
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for spec in self.urls:
@@ -40,7 +42,7 @@ class WorldSpider(scrapy.Spider):
                 spec["url"],
                 meta=dict(spec.get("meta", {})),
                 headers=spec.get("headers"),
-                dont_filter=True,
+                dont_filter=self.dont_filter,
                 callback=self.parse,
                 errback=self.failed,
             )

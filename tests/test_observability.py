@@ -281,7 +281,8 @@ def test_periodic_lines_and_dry_warning(ref: Reference) -> None:
     log = ref.result.log
     lines = re.findall(
         r"Locale (\w+): (\d+)/(\d+) exits usable, (\d+) ejected, (\d+) banned by a site; "
-        r"(\d+) requests/min, ban rate ([\d.]+)%, latency p50 (-|\d+ ms) p95 (-|\d+ ms)",
+        r"(\d+) requests/min, ban rate ([\d.]+)%, latency p50 (-|\d+ ms) p95 (-|\d+ ms); "
+        r"(\d+) waiting for an exit",
         log,
     )
     assert lines, log[-3000:]
@@ -505,3 +506,24 @@ def test_no_credential_in_any_output(ref: Reference, tmp_path: Path) -> None:
         (name, secret) for name, text in outputs.items() for secret in SECRETS if secret in text
     ]
     assert leaks == []
+
+
+def test_a_download_cut_short_has_one_audit_line(world: LoopbackWorld, tmp_path: Path) -> None:
+    site = world.add_site("big", pages=2, page_size=200_000)
+    exit_ = world.add_proxy(5)
+    result = run_crawl(
+        tmp_path,
+        urls=[site.url("/page/1"), site.url("/page/2")],
+        settings={
+            "PROXYSTACK_PROXIES": {"locales": {"us": [exit_.url]}},
+            "PROXYSTACK_AUDIT_FILE": str(tmp_path / "audit.jsonl"),
+            "EXTENSIONS": {"scrapy_proxystack.extensions.audit.AuditLogExtension": 500},
+            "DOWNLOAD_MAXSIZE": 50_000,
+        },
+    )
+    assert result.pages == []
+    lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text("utf-8").splitlines()]
+    # Both attempts left through the exit and were cut short by the size limit: one line each.
+    assert len(site.requests) == 2
+    assert len(lines) == 2
+    assert {line["verdict"] for line in lines} == {"cancelled/DownloadCancelledError"}

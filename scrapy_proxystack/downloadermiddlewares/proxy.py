@@ -202,7 +202,12 @@ class ProxyMiddleware:
         ):
             # Raised before the request went out, or not a network failure: not the exit's
             # fault. Release only what this attempt holds.
+            went_out = request.meta.get(HELD_META_KEY) == exit_id
             self.stack.release_held(request)
+            if went_out and type(exception).__name__ in _ENDED_ON_OUR_SIDE:
+                # It did leave through the exit (the size limit cut it short): one outcome, so
+                # that every attempt that went out has exactly one audit line.
+                self.stack.emit(request, "cancelled", type(exception).__name__)
             return None
         request.meta.pop(HELD_META_KEY, None)
         domain = urlparse_cached(request).hostname or ""
@@ -279,6 +284,11 @@ class ProxyMiddleware:
             stats_base_key="proxystack/retry/transport",
             give_up_log_level=logging.DEBUG,
         )
+
+
+#: Download errors raised once the request had left, by the crawler itself (DOWNLOAD_MAXSIZE, a
+#: handler stopping the download): nobody's failure, still an attempt through the exit.
+_ENDED_ON_OUR_SIDE = frozenset({"DownloadCancelledError", "CancelledError", "StopDownload"})
 
 
 def _proxy_only(reason: str, exception: Exception) -> bool:

@@ -221,7 +221,14 @@ class _DispatchHandler:
                 return
             await _sleep(min(left, _WAIT_STEP))
             if self._closing():
-                self.stack.release_held(request)  # type: ignore[union-attr]
+                stack = self.stack
+                assert stack is not None
+                held = stack.hold(request)
+                if held is not None:
+                    # Back to the parking lot, so JOBDIR keeps it for the next run.
+                    forget_exit(held, tried=False)
+                    raise ExitNotReady(held)
+                stack.release_held(request)
                 raise IgnoreRequest("crawl closing while the request waited for its turn")
 
     def _closing(self) -> bool:

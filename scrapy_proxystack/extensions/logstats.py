@@ -91,13 +91,14 @@ class ProxyStackLogStats:
             ejected = counts.ejected if counts else 0
             total = counts.total if counts else 0
             n_banned = banned.get(label, 0)
-            if not delta and not ejected and not n_banned:
+            waiting = observer.stack.lot.waiting(name)
+            if not delta and not ejected and not n_banned and not waiting:
                 continue
             p50, p95 = window.quantile(0.5), window.quantile(0.95)
             logger.info(
                 "Locale %(locale)s: %(usable)d/%(total)d exits usable, %(ejected)d ejected, "
                 "%(banned)d banned by a site; %(rpm).0f requests/min, ban rate %(ban_rate).1f%%, "
-                "latency p50 %(p50)s p95 %(p95)s",
+                "latency p50 %(p50)s p95 %(p95)s; %(waiting)d waiting for an exit",
                 {
                     "locale": label,
                     "usable": usable,
@@ -108,6 +109,7 @@ class ProxyStackLogStats:
                     "ban_rate": 100.0 * delta_bans / delta if delta else 0.0,
                     "p50": _ms(p50),
                     "p95": _ms(p95),
+                    "waiting": waiting,
                 },
                 extra={"crawler": self.crawler},
             )

@@ -43,7 +43,9 @@ MAX_REASONS: Final = 50
 #: Seconds between refreshes of the exits-by-state gauges (read from the pool on the crawl's
 #: own thread: the pool is not thread-safe, so the HTTP thread never touches it).
 GAUGE_INTERVAL: Final = 1.0
-_OUTCOMES: Final = frozenset({"success", "ban", "transport_failure", "no_exit", "session_retired"})
+_OUTCOMES: Final = frozenset(
+    {"success", "ban", "transport_failure", "no_exit", "session_retired", "cancelled"}
+)
 _OTHER: Final = "other"
 
 
@@ -117,6 +119,12 @@ class PrometheusExtension:
             ["locale"],
             registry=registry,
         )
+        self.waiting = pc.Gauge(
+            "proxystack_requests_waiting",
+            "Requests waiting outside the downloader for an exit of their locale chain",
+            ["locale"],
+            registry=registry,
+        )
         self.throttle = pc.Histogram(
             "proxystack_throttle_wait_seconds",
             "Waits imposed by per-site throttling, by locale",
@@ -187,6 +195,9 @@ class PrometheusExtension:
         banned = observer.banned_exits()
         for label in self.locales:
             self.banned.labels(label).set(banned.get(label, 0))
+        lot = observer.stack.lot
+        for name in observer.locale_names:
+            self.waiting.labels(label_of(name)).set(lot.waiting(name))
 
     # -- server ---------------------------------------------------------------------------------
 

@@ -151,6 +151,12 @@ def build_report(
                     "banned": banned.get(label, 0),
                 },
                 "ran_dry": label in observer.dry,
+                # Times its requests had to wait for an exit (outside the downloader), and how
+                # many are waiting right now (0 once the crawl has closed).
+                "waits_for_an_exit": observer.stack.stats.get(
+                    "requests", "parked", label, default=0
+                ),
+                "waiting_now": observer.stack.lot.waiting(None if label == "none" else label),
             }
         )
     totals = {

@@ -229,21 +229,32 @@ class _Frame:
         self.i = 0
 
 
+class _MaskerOptions(dict[str, Any]):
+    """The masker's keyword arguments (also sent to worker processes); the HMAC key is a
+    secret, so it never shows in a ``repr`` (tracebacks that capture locals, debuggers)."""
+
+    def __repr__(self) -> str:
+        shown = {k: ("<hidden>" if k == "hmac_key" and v else v) for k, v in self.items()}
+        return f"{type(self).__name__}({shown!r})"
+
+
 class PiiMaskingPipeline:
     """Masks personal data in every item (see the module docstring and README)."""
 
     def __init__(self, crawler: Crawler, config: PiiConfig) -> None:
         self.crawler = crawler
         self.config = config
-        self._masker_options: dict[str, Any] = {
-            "types": config.types,
-            "operators": dict(config.policy),
-            "default_operator": config.default_operator,
-            "languages": config.languages,
-            "private_ips": config.private_ips,
-            "hmac_key": config.hmac_key,
-            "partial_keep": config.partial_keep,
-        }
+        self._masker_options: dict[str, Any] = _MaskerOptions(
+            {
+                "types": config.types,
+                "operators": dict(config.policy),
+                "default_operator": config.default_operator,
+                "languages": config.languages,
+                "private_ips": config.private_ips,
+                "hmac_key": config.hmac_key,
+                "partial_keep": config.partial_keep,
+            }
+        )
         self.masker = PiiMasker(**self._masker_options)
         self._field_ops = {
             name: op
