@@ -44,6 +44,7 @@ PROXYSTACK_BAN_COOLDOWN = 20.0
 PROXYSTACK_BAN_COOLDOWN_CAP = 3600.0
 PROXYSTACK_BAN_MAX_WAIT = 600.0
 PROXYSTACK_SITE_BACKOFF = 2.0
+PROXYSTACK_SESSION_MAX_IDLE = 1800.0
 PROXYSTACK_BAN_POLICY: str | None = None
 
 # --- Observability --------------------------------------------------------------------------

@@ -130,6 +130,9 @@ class HealthParams:
     #: First wait before a site taken to be down is tried again (one probe request); doubles per
     #: failed probe, up to ``backoff_cap``.
     site_backoff: float = 2.0
+    #: A sticky session not used for this long is forgotten (its name may start afresh), so
+    #: memory stays bounded however many session names a crawl makes up.
+    session_max_idle: float = _INF
     #: Time constant of the per-exit peak-EWMA latency and of the per-locale latency EWMA.
     ewma_decay: float = 10.0
     #: Seconds added to an exit's latency score per recent ban, 429 or transport failure, so that
@@ -155,6 +158,8 @@ class HealthParams:
             value = getattr(self, name)
             if not value > 0 or value == _INF:
                 problems.append(f"{name}={value!r}: expected a finite number > 0")
+        if not self.session_max_idle > 0:
+            problems.append(f"session_max_idle={self.session_max_idle!r}: expected > 0")
         if not self.backoff_cap >= self.backoff_base:
             problems.append(f"backoff_cap={self.backoff_cap!r}: expected >= backoff_base")
         if not self.ban_cooldown_cap >= self.ban_cooldown:
@@ -595,6 +600,8 @@ class ExitPool:
         #: this pool is ready for this domain before that time".
         self._blocked: dict[str, dict[int, tuple[int, float, int]]] = {}
         self._sessions: dict[str, int] = {}
+        #: Sessions by last use, oldest first (dicts keep insertion order; a use re-inserts).
+        self._session_used: dict[str, float] = {}
         # Why the last walk of a chain found nothing (written by scans only).
         self._why_retry = _INF
         self._why_tried = False
@@ -666,6 +673,9 @@ class ExitPool:
         self, session: str, locale: str | None, domain: str, excl: set[int] | None, now: float
     ) -> Choice:
         i = self._sessions.get(session)
+        used = self._session_used
+        used.pop(session, None)
+        used[session] = now
         if i is None:
             choice = self._choose(locale, domain, excl, now)
             self._sessions[session] = self._ids[choice.entry.id]
@@ -1412,6 +1422,7 @@ class ExitPool:
     def end_session(self, session: str) -> None:
         """Forget a sticky session; the next request with that name picks and pins afresh."""
         self._sessions.pop(session, None)
+        self._session_used.pop(session, None)
 
     def _observe(self, i: int, latency: float, now: float) -> None:
         """Peak EWMA (Finagle, tower): a sample above the estimate replaces it at once; lower
@@ -1662,6 +1673,15 @@ class ExitPool:
                     removed += 1
             if not blocked:
                 del self._blocked[domain]
+        idle = self.health.session_max_idle
+        used = self._session_used
+        while used:
+            oldest = next(iter(used))
+            if used[oldest] + idle > now:
+                break
+            del used[oldest]
+            self._sessions.pop(oldest, None)
+            removed += 1
         memory = self.health.ban_cooldown_cap
         for domain in list(self._bans):
             bans = self._bans[domain]

@@ -157,6 +157,7 @@ class ProxyStack:
             ban_cooldown=settings.ban_cooldown,
             ban_cooldown_cap=settings.ban_cooldown_cap,
             site_backoff=settings.site_backoff,
+            session_max_idle=settings.session_max_idle,
         )
         unknown = sorted(
             f"{tld}: {loc}"

@@ -248,6 +248,7 @@ class ProxyStackSettings:
     ban_cooldown_cap: float = 3600.0
     ban_max_wait: float = 600.0
     site_backoff: float = 2.0
+    session_max_idle: float = 1800.0
     ban_policy: str | None = None
     domain_rate: float | None = None
     domain_burst: int = 1
@@ -345,6 +346,7 @@ class ProxyStackSettings:
             ban_cooldown_cap=r.number("PROXYSTACK_BAN_COOLDOWN_CAP", 3600.0, strict=True),
             ban_max_wait=r.number("PROXYSTACK_BAN_MAX_WAIT", 600.0),
             site_backoff=r.number("PROXYSTACK_SITE_BACKOFF", 2.0, strict=True),
+            session_max_idle=r.number("PROXYSTACK_SESSION_MAX_IDLE", 1800.0, strict=True),
             ban_policy=ban_policy,
             domain_rate=(
                 r.number("PROXYSTACK_DOMAIN_RATE", 0.0, strict=True)

@@ -210,3 +210,19 @@ def test_a_language_is_learned_from_several_exits_and_a_block_needs_evidence() -
         "pending",
         "learned",
     ]
+
+
+def test_idle_sticky_sessions_are_forgotten() -> None:
+    cfg = config({"us": {"proxies": proxies(3)}})
+    pool, clock = make(cfg, session_max_idle=60.0)
+    for k in range(10_000):
+        pool.release(pool.choose("us", "shop.com", session=f"s{k}").entry.id)
+    kept = pool.choose("us", "shop.com", session="s0").entry.id  # used again, at the start
+    pool.release(kept)
+    clock.advance(30)
+    pool.release(pool.choose("us", "shop.com", session="s1").entry.id)
+    clock.advance(31)
+    pool.expire()
+    assert set(pool._sessions) == {"s1"}
+    assert pool.session_exit("s1") is not None
+    assert pool.session_exit("s5") is None
