@@ -1203,14 +1203,19 @@ class ExitPool:
         i = self._ids.get(exit_id)
         if i is None:
             return False
+        now = self._failed_attempt(i)
+        self._mark_sick(i)
+        return self._exit_failed(i, now)
+
+    def _failed_attempt(self, i: int) -> float:
+        """Release a failed attempt and penalise its exit's score; returns the time."""
         now = self._clock()
         heap = self._heap
         if heap and heap[0][0] <= now:
             self._reap(now)
         self._release(i)
         self._penalize(i, now)
-        self._mark_sick(i)
-        return self._exit_failed(i, now)
+        return now
 
     def _exit_failed(self, i: int, now: float) -> bool:
         if self._until[i] > 0.0:
@@ -1251,12 +1256,7 @@ class ExitPool:
         i = self._ids.get(exit_id)
         if i is None:
             return "pair"
-        now = self._clock()
-        heap = self._heap
-        if heap and heap[0][0] <= now:
-            self._reap(now)
-        self._release(i)
-        self._penalize(i, now)
+        now = self._failed_attempt(i)
         health = self.health
         site = self._sites.get(domain)
         if site is None:
