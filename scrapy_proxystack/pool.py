@@ -1711,8 +1711,8 @@ class ExitPool:
 
     def export_state(self, wall_now: float) -> dict[str, object]:
         """What a paused crawl must not forget, by exit id, deadlines on the wall clock:
-        running ejections (with their streaks), running (exit, site) bans (streak, reason) and
-        not-before times. Plain data (JSON-able), O(state)."""
+        running ejections (with their streaks), running (exit, site) bans (streak, reason),
+        not-before times and sticky sessions. Plain data (JSON-able), O(state)."""
         now = self._clock()
 
         def wall(t: float) -> float:
@@ -1734,6 +1734,7 @@ class ExitPool:
             "ejected": ejected,
             "bans": {d: m for d, m in bans.items() if m},
             "ready": {d: m for d, m in ready.items() if m},
+            "sessions": {name: entries[i].id for name, i in self._sessions.items()},
         }
 
     def import_state(self, state: dict[str, object], wall_now: float) -> int:
@@ -1780,6 +1781,14 @@ class ExitPool:
                 if i is not None and mono(t) > now:
                     self._not_before(i, domain, mono(t))
                     restored += 1
+        sessions = state.get("sessions", {})
+        assert isinstance(sessions, dict)
+        for name, exit_id in sessions.items():
+            i = ids.get(exit_id)
+            if i is not None:
+                self._sessions[name] = i
+                self._session_used[name] = now
+                restored += 1
         return restored
 
     def __len__(self) -> int:

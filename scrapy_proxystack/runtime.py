@@ -540,11 +540,16 @@ class ProxyStack:
 
     def _pause(self, jobdir: Path, spider: Spider, waiting: list[Request]) -> None:
         """Keep what a paused crawl must not forget in ``JOBDIR``: the requests waiting for an
-        exit, and the exits' state (ejections, bans with their remaining cool-downs, pacing),
-        deadlines on the wall clock."""
+        exit, and the exits' state (ejections, bans with their remaining cool-downs, pacing and
+        learned delays, sticky sessions), deadlines on the wall clock."""
         jobdir.mkdir(parents=True, exist_ok=True)
         now = time.time()
-        state = {"saved_at": now, "pool": self.pool.export_state(now)}
+        state = {
+            "saved_at": now,
+            "pool": self.pool.export_state(now),
+            "pacing": self.pacer.export_state(),
+            "retired_sessions": self.retired_sessions,
+        }
         (jobdir / _STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
         kept = []
         for request in waiting:
@@ -566,6 +571,8 @@ class ProxyStack:
         if state_path.exists():
             state = json.loads(state_path.read_text(encoding="utf-8"))
             restored = self.pool.import_state(state.get("pool", {}), time.time())
+            restored += self.pacer.import_state(state.get("pacing", []))
+            self.retired_sessions.update(state.get("retired_sessions", {}))
             self.stats.set("exits", "state_restored", value=restored)
             state_path.unlink()
         if waiting_path.exists():

@@ -226,6 +226,19 @@ class ExitPacer:
         else:
             self._delays[key] = new
 
+    def export_state(self) -> list[list[object]]:
+        """Learned delays as ``[exit, site, delay, too_fast]`` rows (JSON-able)."""
+        too_fast = self._too_fast
+        return [[e, d, v, too_fast.get((e, d), 0.0)] for (e, d), v in self._delays.items()]
+
+    def import_state(self, rows: list[list[object]]) -> int:
+        for exit_id, domain, delay, fast in rows:
+            key = (str(exit_id), str(domain))
+            self._store(key, float(delay))  # type: ignore[arg-type]
+            if fast:
+                self._too_fast[key] = float(fast)  # type: ignore[arg-type]
+        return len(rows)
+
     def _store(self, key: tuple[str, str], value: float) -> None:
         self._delays[key] = value
         self._delays.move_to_end(key)

@@ -226,3 +226,29 @@ def test_idle_sticky_sessions_are_forgotten() -> None:
     assert set(pool._sessions) == {"s1"}
     assert pool.session_exit("s1") is not None
     assert pool.session_exit("s5") is None
+
+
+def test_exit_state_survives_a_pause_on_the_wall_clock() -> None:
+    cfg = config({"us": {"proxies": proxies(3)}})
+    pool, clock = make(cfg, max_ejection_share=1.0)
+    a, b, c = ids(cfg, "us")
+    pool.record_ban(a, "shop.com", "status_403")  # 20 s
+    pool.pace(b, "shop.com", 5.0)
+    pool.record_transport_failure(c, "x.com", "DownloadConnectionRefusedError")
+    pool.release(pool.choose("us", "blog.com", session="cart").entry.id)
+    state = pool.export_state(wall_now=50_000.0)
+    # The next run starts 8 s later (wall clock) with a monotonic clock of its own.
+    later, later_clock = make(cfg, max_ejection_share=1.0, clock=type(clock)(7.0))
+    assert later.import_state(state, wall_now=50_008.0) >= 4
+    assert later.ready_at(a, "shop.com") == pytest.approx(later_clock() + 12.0)
+    assert later.ready_at(b, "shop.com") is None  # its 5 s were over during the pause
+    assert later.ejected_until(c) is not None
+    assert later.session_exit("cart") == pool.session_exit("cart")
+    assert later.record_ban(a, "shop.com", "status_403") == 20.0  # running: streak kept
+    pacer = ExitPacer()
+    pacer.on_send("e", "s", 0.0)
+    pacer.on_send("e", "s", 0.5)
+    pacer.on_throttle("e", "s", 0.0)
+    restored = ExitPacer()
+    restored.import_state(pacer.export_state())
+    assert restored.delay("e", "s", 0.0) == pacer.delay("e", "s", 0.0) == 1.0
