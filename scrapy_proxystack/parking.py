@@ -66,8 +66,11 @@ class ParkingLot(Generic[T]):
         if group is None:
             group = self._groups[key] = _Group(key)
         if front:
+            # Back at the head of the line. Another request of the group that just found an
+            # exit may have woken it already: keep the earlier time.
+            had_others = bool(group.queue)
             group.queue.appendleft(item)
-            self._set_wake(group, ready_at)
+            self._set_wake(group, min(group.wake, ready_at) if had_others else ready_at)
         else:
             group.queue.append(item)
             if ready_at < group.wake:

@@ -437,6 +437,11 @@ class ProxyStack:
         ``PROXYSTACK_BAN_MAX_WAIT``.
         """
         meta = request.meta
+        if meta.pop(PARK_META_KEY, None) is not None:
+            # A copy handed back that came straight back without the scheduler (Scrapy's
+            # engine.download_async loops on it): it is not a scheduled request.
+            meta.pop(SCHEDULED_META_KEY, None)
+            return None
         if (
             exc.retry_at is None
             or exc.reason not in PARKABLE_REASONS
@@ -550,14 +555,23 @@ class ProxyStack:
             "pacing": self.pacer.export_state(),
             "retired_sessions": self.retired_sessions,
         }
-        (jobdir / _STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
-        kept = []
+        _write_atomically(jobdir / _STATE_FILE, json.dumps(state).encode())
+        kept: list[bytes] = []
         for request in waiting:
-            data = request.to_dict(spider=spider)
-            data["meta"].pop(WAITING_SINCE_META_KEY, None)  # the pause does not count
-            kept.append(data)
-        with (jobdir / _WAITING_FILE).open("wb") as f:
-            pickle.dump(kept, f, protocol=4)
+            try:
+                data = request.to_dict(spider=spider)
+                data["meta"].pop(WAITING_SINCE_META_KEY, None)  # the pause does not count
+                kept.append(pickle.dumps(data, protocol=4))
+            except Exception as exc:  # whatever the request holds: counted, logged below
+                # Scrapy's disk queue keeps such a request in memory; here it cannot be kept.
+                self.count_drop(request, "closing")
+                self.warn_once(
+                    ("unpicklable",),
+                    "A request waiting for an exit cannot be kept in JOBDIR (%(error)s): it is "
+                    "counted in proxystack/requests/dropped/closing",
+                    {"error": type(exc).__name__},
+                )
+        _write_atomically(jobdir / _WAITING_FILE, pickle.dumps(kept, protocol=4))
         if kept:
             self.stats.inc("requests", "persisted", count=len(kept))
             logger.info(
@@ -568,21 +582,33 @@ class ProxyStack:
 
     def _resume(self, jobdir: Path, spider: Spider) -> None:
         state_path, waiting_path = jobdir / _STATE_FILE, jobdir / _WAITING_FILE
-        if state_path.exists():
-            state = json.loads(state_path.read_text(encoding="utf-8"))
-            restored = self.pool.import_state(state.get("pool", {}), time.time())
-            restored += self.pacer.import_state(state.get("pacing", []))
-            self.retired_sessions.update(state.get("retired_sessions", {}))
-            self.stats.set("exits", "state_restored", value=restored)
-            state_path.unlink()
-        if waiting_path.exists():
-            with waiting_path.open("rb") as f:
-                kept = pickle.load(f)  # noqa: S301 - our own file in the user's JOBDIR
-            waiting_path.unlink()
-            requests = [request_from_dict(d, spider=spider) for d in kept]
-            if requests:
-                self.stats.inc("requests", "resumed", count=len(requests))
-                call_later(0.0, self._crawl_all, requests)
+        requests: list[Request] = []
+        try:
+            if state_path.exists():
+                state = json.loads(state_path.read_text(encoding="utf-8"))
+                restored = self.pool.import_state(state.get("pool", {}), time.time())
+                restored += self.pacer.import_state(state.get("pacing", []))
+                self.retired_sessions.update(state.get("retired_sessions", {}))
+                self.stats.set("exits", "state_restored", value=restored)
+            if waiting_path.exists():
+                with waiting_path.open("rb") as f:
+                    kept = pickle.load(f)  # noqa: S301 - our own file in the user's JOBDIR
+                requests = [
+                    request_from_dict(pickle.loads(d), spider=spider)  # noqa: S301 - ours too
+                    for d in kept
+                ]
+        except Exception as exc:  # a damaged file must not stop the crawl: logged
+            logger.error(
+                "Cannot restore the proxy state kept in JOBDIR (%(error)s); starting without it",
+                {"error": type(exc).__name__},
+                extra={"crawler": self.crawler},
+            )
+        finally:
+            state_path.unlink(missing_ok=True)
+            waiting_path.unlink(missing_ok=True)
+        if requests:
+            self.stats.inc("requests", "resumed", count=len(requests))
+            call_later(0.0, self._crawl_all, requests)
 
     def _crawl_all(self, requests: list[Request]) -> None:
         engine = self.crawler.engine
@@ -754,6 +780,13 @@ class ProxyStack:
 
     def __eq__(self, other: object) -> bool:
         return self is other
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a crash mid-write leaves the old file, not half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _engine_closing(engine: Any) -> bool:

@@ -64,3 +64,45 @@ def test_pause_and_resume_fetch_every_page_once(world: LoopbackWorld, tmp_path: 
     # The exit the picky site banned in the first run was not tried there again in the second.
     assert len(picky.requests) > picky_seen  # the second run had pages of it left ...
     assert a.ip not in {r.client_ip for r in picky.requests[picky_seen:]}  # ... not through a
+
+
+DOWNLOAD_SPIDER = """
+import scrapy
+from tests.spiders import WorldSpider
+
+
+class DirectDownload(WorldSpider):
+    name = "direct"
+
+    async def start(self):
+        yield scrapy.Request(self.urls[0], callback=self.child, errback=self.failed)
+
+    async def child(self, response):
+        # A request fetched straight through the engine, with meta copied from a response.
+        request = scrapy.Request(self.urls[1], meta=dict(response.meta), dont_filter=True)
+        try:
+            answer = await self.crawler.engine.download_async(request)
+            yield {"url": answer.url, "status": answer.status}
+        except Exception as exc:
+            yield {"url": request.url, "error": type(exc).__name__}
+"""
+
+
+def test_a_direct_download_never_loops_on_waiting(world: LoopbackWorld, tmp_path: Path) -> None:
+    exit_ = world.add_proxy(5)
+    ok = world.add_site("ok", pages=1)
+    wall = world.add_site("wall", pages=1, ban=BanRule("403"))
+    (tmp_path / "direct_spider.py").write_text(DOWNLOAD_SPIDER, encoding="utf-8")
+    result = run_crawl(
+        tmp_path,
+        urls=[ok.url("/page/1"), wall.url("/page/1")],
+        settings={"PROXYSTACK_PROXIES": {"locales": {"us": [exit_.url]}}},
+        spider="direct_spider.DirectDownload",
+    )
+    # Banned through the only exit, it cannot wait in the lot (it never passes the scheduler):
+    # it fails closed at once, counted, instead of cycling through the middlewares.
+    assert result.errors == [
+        {**result.errors[0], "url": wall.url("/page/1"), "error": "ExitUnavailable"}
+    ]
+    assert result.stat("proxystack/requests/parked/us") <= 1
+    assert result.stat("proxystack/requests/dropped/no_exit") == 1

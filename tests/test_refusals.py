@@ -252,3 +252,13 @@ def test_exit_state_survives_a_pause_on_the_wall_clock() -> None:
     restored = ExitPacer()
     restored.import_state(pacer.export_state())
     assert restored.delay("e", "s", 0.0) == pacer.delay("e", "s", 0.0) == 1.0
+
+
+def test_a_request_back_in_front_does_not_delay_one_already_released() -> None:
+    lot: ParkingLot[str] = ParkingLot(feedback_timeout=2.0)
+    for name in ("a", "b", "c"):
+        lot.park("fr", "x.com", name, ready_at=1.0)
+    assert lot.due(1.0) == [("fr", "x.com", "a")]
+    lot.bound("fr", "x.com", 1.5)  # "a" found an exit: "b" may go now ...
+    lot.park("fr", "x.com", "late", ready_at=300.0, front=True)  # ... whatever another says
+    assert lot.due(1.5) == [("fr", "x.com", "late")]

@@ -268,8 +268,9 @@ class BanDetectionMiddleware:
         """429 or a rate-limit page: pacing, not a ban (DESIGN: a refusal is a schedule).
 
         The pair waits for ``Retry-After`` and its rate is halved; the request goes again,
-        through another exit or, when none is ready, after waiting for one. ``None`` when it
-        must not go again (``dont_retry``, a sticky session, too many times).
+        through another exit (a sticky session: the same one, once it is ready) or, when none is
+        ready, after waiting for one. ``None`` when it must not go again (``dont_retry``, too
+        many times).
         """
         stack = self.stack
         stats = stack.stats
@@ -296,7 +297,7 @@ class BanDetectionMiddleware:
         )
         meta = request.meta
         times = int(meta.get(_THROTTLE_META_KEY, 0)) + 1
-        if meta.get("dont_retry") or meta.get("proxystack_session") is not None:
+        if meta.get("dont_retry"):
             return None
         if times > _MAX_THROTTLES:
             return None

@@ -18,6 +18,7 @@ from scrapy_proxystack.runtime import (
     HELD_META_KEY,
     PENDING_META_KEY,
     TRIED_META_KEY,
+    WAITING_SINCE_META_KEY,
     enabled_stack,
 )
 
@@ -180,6 +181,10 @@ class ProxyMiddleware:
                 request, exit_id, domain, reason, proxy_only=response.status in _PROXY_ONLY_STATUSES
             )
             return retry if retry is not None else response
+        # A usable answer ends this request's waiting: children built from response.meta must
+        # not inherit its wait clock or its count of slow-downs.
+        request.meta.pop(WAITING_SINCE_META_KEY, None)
+        request.meta.pop("_proxystack_throttled", None)
         latency = request.meta.get("download_latency")
         if self.pool.record_success(
             exit_id, domain, float(latency) if latency is not None else 0.0
