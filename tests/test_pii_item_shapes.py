@@ -18,28 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scrapy.exceptions import DropItem
 from scrapy.logformatter import LogFormatter
-from scrapy.utils.test import get_crawler
 
-from scrapy_proxystack.pipelines.pii import PiiMaskingPipeline
 from tests.crawl import run_crawl
+from tests.test_pii_pipeline import make, stats
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+
 EMAIL = "jane.roe@mailbox.org"
 PHONE = "+33 6 12 34 56 78"
-
-
-def make(settings: dict[str, Any] | None = None) -> PiiMaskingPipeline:
-    crawler = get_crawler(settings_dict={"PROXYSTACK_PII_ENABLED": True, **(settings or {})})
-    crawler.stats.open_spider()  # type: ignore[union-attr]
-    return PiiMaskingPipeline.from_crawler(crawler)
-
-
-def stats(pipe: PiiMaskingPipeline) -> dict[str, Any]:
-    assert pipe.crawler.stats is not None
-    return {k: v for k, v in pipe.crawler.stats.get_stats().items() if k.startswith("proxystack/")}
 
 
 @dataclasses.dataclass
