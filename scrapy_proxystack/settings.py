@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.settings import SETTINGS_PRIORITIES
 
 from scrapy_proxystack.config import STRATEGIES, ConfigError
+from scrapy_proxystack.pool import HealthParams
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -372,6 +373,18 @@ class ProxyStackSettings:
         if r.problems:
             raise ConfigError(r.problems)
         return result
+
+    def health(self) -> HealthParams:
+        """The pool's health parameters these settings choose."""
+        return HealthParams(
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            max_ejection_share=self.max_ejection_share,
+            ban_cooldown=self.ban_cooldown,
+            ban_cooldown_cap=self.ban_cooldown_cap,
+            site_backoff=self.site_backoff,
+            session_max_idle=self.session_max_idle,
+        )
 
     def accept_language_for(self, locale: str | None, yaml_value: str | None) -> str | None:
         """The ``Accept-Language`` for an exit of ``locale``: YAML, then setting, then table."""

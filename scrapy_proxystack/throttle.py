@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["DomainRateLimiter", "ExitPacer", "RateRule"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scrapy_proxystack.config import DomainRule
+
+__all__ = ["DomainRateLimiter", "ExitPacer", "RateRule", "SiteThrottle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,3 +253,70 @@ class ExitPacer:
 
     def __len__(self) -> int:
         return len(self._delays)
+
+
+class SiteThrottle:
+    """A crawl's politeness: the site budgets, the per-exit pacing, and each site's own rules.
+
+    A site's YAML ``rate``/``burst``/``exit_delay`` are applied the first time it is seen;
+    ``PROXYSTACK_DOMAIN_RATE`` and ``PROXYSTACK_EXIT_DELAY`` hold for every other site.
+    """
+
+    _MAX_SITES = 1_000_000
+
+    def __init__(
+        self,
+        *,
+        rule_for: Callable[[str], DomainRule | None],
+        domain_rate: float | None,
+        domain_burst: int,
+        exit_delay: float,
+        exit_delay_max: float,
+    ) -> None:
+        self._rule_for = rule_for
+        self.domain_burst = domain_burst
+        self.exit_delay = exit_delay
+        self.limiter = DomainRateLimiter(
+            RateRule(rate=domain_rate, burst=domain_burst) if domain_rate else None
+        )
+        self.pacer = ExitPacer(maximum=exit_delay_max)
+        #: site -> its base delay between two requests of one exit; presence = rules applied.
+        self._base: dict[str, float] = {}
+
+    def limiter_for(self, domain: str) -> DomainRateLimiter:
+        """The rate limiter, with ``domain``'s YAML ``rate``/``burst`` applied on first sight."""
+        if domain not in self._base:
+            rule = self._rule_for(domain)
+            if rule is not None and rule.rate is not None:
+                burst = rule.burst or self.domain_burst
+                self.limiter.set_rule(domain, RateRule(rate=rule.rate, burst=burst))
+            self._base[domain] = (
+                rule.exit_delay
+                if rule is not None and rule.exit_delay is not None
+                else self.exit_delay
+            )
+            if len(self._base) > self._MAX_SITES:  # bounded: forget the oldest sites
+                self._base.pop(next(iter(self._base)))
+        return self.limiter
+
+    def base_delay(self, domain: str) -> float:
+        return self._base.get(domain, self.exit_delay)
+
+    def exit_delay_for(self, exit_id: str, domain: str) -> float:
+        return self.pacer.delay(exit_id, domain, self.base_delay(domain))
+
+    def exit_sent(self, exit_id: str, domain: str, now: float) -> None:
+        self.pacer.on_send(exit_id, domain, now)
+
+    def exit_pushed_back(self, exit_id: str, domain: str, retry_after: float | None) -> None:
+        """A ban through ``exit_id``: slow the pair down (when the site is paced at all)."""
+        base = self.base_delay(domain)
+        if base > 0 or retry_after:
+            self.pacer.on_pushback(exit_id, domain, base, retry_after)
+
+    def exit_throttled(self, exit_id: str, domain: str) -> float:
+        """A 429 or rate-limit page through ``exit_id``: the pair's new, halved-rate delay."""
+        return self.pacer.on_throttle(exit_id, domain, self.base_delay(domain))
+
+    def exit_succeeded(self, exit_id: str, domain: str) -> None:
+        self.pacer.on_success(exit_id, domain, self.base_delay(domain))

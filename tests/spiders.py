@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import scrapy
 
+from scrapy_proxystack.routing import route_of
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
@@ -55,8 +57,8 @@ class WorldSpider(scrapy.Spider):
             "title": title,
             "lang": response.css("html::attr(lang)").get() if hasattr(response, "css") else None,
             "body": response.text[:2000] if hasattr(response, "text") else "",
-            "exit": response.meta.get("_proxystack_exit"),
-            "exit_locale": response.meta.get("_proxystack_exit_locale"),
+            "exit": route_of(response).exit_id,
+            "exit_locale": route_of(response).exit_locale,
             "retry_times": response.meta.get("retry_times", 0),
             "session": response.meta.get("proxystack_session"),
         }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import scrapy
 
+from scrapy_proxystack.routing import route_of
 from tests.crawl import run_crawl, write_yaml
 
 if TYPE_CHECKING:
@@ -424,7 +425,7 @@ class FollowWithMetaSpider(scrapy.Spider):
             yield scrapy.Request(spec["url"], meta=spec["meta"], dont_filter=True)
 
     def parse(self, response: Any) -> Iterator[Any]:
-        yield {"url": response.url, "exit_locale": response.meta.get("_proxystack_exit_locale")}
+        yield {"url": response.url, "exit_locale": route_of(response).exit_locale}
         if response.url != self.then:
             meta = dict(response.meta, proxystack_locale="de", proxystack_session="s1")
             yield scrapy.Request(self.then, meta=meta, dont_filter=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import zlib
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -21,16 +20,22 @@ from scrapy_proxystack.bans import (
     declared_language,
     language_set,
 )
-from scrapy_proxystack.downloadermiddlewares.locale import resolve_request_locale
-from scrapy_proxystack.downloadermiddlewares.proxy import EXIT_META_KEY, forget_exit
 from scrapy_proxystack.exceptions import BannedResponse
 from scrapy_proxystack.languages import SiteLanguages
-from scrapy_proxystack.runtime import HELD_META_KEY, WAITING_SINCE_META_KEY, enabled_stack
+from scrapy_proxystack.runtime import enabled_stack
 
 if TYPE_CHECKING:
-    from scrapy import Request
+    from collections.abc import Callable, Mapping
+
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+
+    from scrapy_proxystack.config import ProxyConfig
+    from scrapy_proxystack.pool import ExitPool
+    from scrapy_proxystack.routing import Router
+    from scrapy_proxystack.stats import StatsRecorder
+    from scrapy_proxystack.throttle import SiteThrottle
 
 __all__ = ["BanDetectionMiddleware", "BannedResponse"]
 
@@ -38,10 +43,6 @@ logger = logging.getLogger(__name__)
 
 #: The classifier only reads this much of a body; inflating more would be wasted work.
 _SCAN_BYTES = BanClassifierSettings().max_scan_bytes
-#: Times one request may be slowed down by a site (429) before it is dropped: a site that
-#: answers 429 to everything must not keep a request cycling for ever.
-_THROTTLE_META_KEY = "_proxystack_throttled"
-_MAX_THROTTLES = 50
 
 
 def _decoded_head(response: Response, limit: int = _SCAN_BYTES) -> bytes | None:
@@ -105,48 +106,83 @@ class BanDetectionMiddleware:
     ``retry_times`` with RetryMiddleware, so the two never retry the same request twice over.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        self.stack = enabled_stack(crawler)
-        if not self.stack.settings.ban_enabled:
-            raise NotConfigured("PROXYSTACK_BAN_ENABLED is False")
-        st = self.stack.settings
-        self.classifier = BanClassifier(
-            BanClassifierSettings(
-                ban_status=st.ban_http_codes,
-                min_body_size=st.ban_min_body_size,
-            )
-        )
-        self.lang_check = st.ban_lang_check
-        self.policy: Any = None
-        if st.ban_policy:
-            self.policy = build_from_crawler(load_object(st.ban_policy), crawler)
+    def __init__(
+        self,
+        *,
+        router: Router,
+        pool: ExitPool,
+        throttle: SiteThrottle,
+        stats: StatsRecorder,
+        warn_once: Callable[..., bool],
+        config: ProxyConfig,
+        classifier: BanClassifier,
+        expected_lang: Mapping[str, frozenset[str]],
+        lang_check: bool = True,
+        max_retries: int = 5,
+        policy: Any = None,
+        spider: Callable[[], Spider | None] = lambda: None,
+    ) -> None:
+        self.router = router
+        self.pool = pool
+        self.throttle = throttle
+        self.stats = stats
+        self.warn_once = warn_once
+        self.config = config
+        self.classifier = classifier
         #: Every language of a locale's Accept-Language: Canada expects English and French.
-        self.expected_lang: dict[str, frozenset[str]] = {}
-        for name, locale in self.stack.config.locales.items():
-            value = st.accept_language_for(name, locale.accept_language)
-            if value:
-                self.expected_lang[name] = language_set(value)
+        self.expected_lang = dict(expected_lang)
+        self.lang_check = lang_check
+        self.max_retries = max_retries
+        self.policy = policy
+        self._spider = spider
         self.languages = SiteLanguages()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BanDetectionMiddleware:
-        return cls(crawler)
+        stack = enabled_stack(crawler)
+        st = stack.settings
+        if not st.ban_enabled:
+            raise NotConfigured("PROXYSTACK_BAN_ENABLED is False")
+        expected: dict[str, frozenset[str]] = {}
+        for name, locale in stack.config.locales.items():
+            value = st.accept_language_for(name, locale.accept_language)
+            if value:
+                expected[name] = language_set(value)
+        return cls(
+            router=stack.router,
+            pool=stack.pool,
+            throttle=stack.throttle,
+            stats=stack.stats,
+            warn_once=stack.warn_once,
+            config=stack.config,
+            classifier=BanClassifier(
+                BanClassifierSettings(
+                    ban_status=st.ban_http_codes, min_body_size=st.ban_min_body_size
+                )
+            ),
+            expected_lang=expected,
+            lang_check=st.ban_lang_check,
+            max_retries=st.ban_max_retries,
+            policy=(
+                build_from_crawler(load_object(st.ban_policy), crawler) if st.ban_policy else None
+            ),
+            spider=lambda: crawler.spider,
+        )
 
     def _classify(self, request: Request, response: Response) -> Verdict:
-        spider = self.crawler.spider
+        spider = self._spider()
         legacy = getattr(spider, "response_is_ban", None)
         if legacy is None and self.policy is not None:
             legacy = getattr(self.policy, "response_is_ban", None)
         if legacy is not None:  # a scrapy-rotating-proxies policy: its answer is final
             is_ban = bool(legacy(request, response))
             return Verdict(BanKind.BAN, "policy") if is_ban else Verdict(BanKind.NONE, "ok")
-        decision = resolve_request_locale(self.crawler, request)
+        decision = self.router.decide(request)
         domain = urlparse_cached(request).hostname or ""
-        rule = self.stack.config.domain_rule(domain)
+        rule = self.config.domain_rule(domain)
         body = _decoded_head(response)
         if body is None:
-            self.stack.stats.inc("bans", "undecodable_body")
+            self.stats.inc("bans", "undecodable_body")
             body = b"?" * min(len(response.body), 1024)  # judged on status and size only
         headers = {
             k.decode("latin-1"): v.decode("latin-1")
@@ -192,73 +228,69 @@ class BanDetectionMiddleware:
                     self.languages.saw_expected(domain)
             return verdict
         lang = declared_language(body)
-        judgement = self.languages.judge(domain, lang, str(request.meta.get(EXIT_META_KEY)))
+        judgement = self.languages.judge(domain, lang, str(self.router.exit_of(request)))
         if judgement == "geo_block":
             return verdict
-        self.stack.stats.inc("bans", "lang_accepted")
+        self.stats.inc("bans", "lang_accepted")
         if judgement == "learned":
-            self.stack.stats.inc("bans", "lang_learned")
+            self.stats.inc("bans", "lang_learned")
             logger.info(
                 "Site %(domain)s answers in %(lang)r through every exit tried, none of its "
                 "locale's languages (%(expected)s): taking %(lang)r as its language, not as "
                 "a geo-block (declare it with 'lang:' under domains in the proxy YAML)",
                 {"domain": domain, "lang": lang, "expected": ", ".join(sorted(expected))},
-                extra={"crawler": self.crawler},
             )
         return OK
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
-        exit_id = request.meta.get(EXIT_META_KEY)
-        if exit_id is None or request.meta.get("proxystack_dont_ban_check"):
+        router = self.router
+        if router.exit_of(request) is None or request.meta.get("proxystack_dont_ban_check"):
             return response
-        if request.meta.get(HELD_META_KEY) != exit_id or "cached" in response.flags:
+        exit_id = router.answered_through(request)
+        if exit_id is None or "cached" in response.flags:
             return response  # not an answer through the exit (HTTP cache, ...): nothing to judge
         verdict = self._classify(request, response)
         if not verdict.is_ban:
             return response
-        stats = self.stack.stats
+        stats = self.stats
         domain = urlparse_cached(request).hostname or ""
         latency = request.meta.get("download_latency")
-        request.meta.pop(HELD_META_KEY, None)  # record_ban/record_throttle release it
+        router.take_held(request)  # record_ban/record_throttle release it
         if verdict.kind is BanKind.THROTTLE:
             throttled = self._throttled(request, response, exit_id, domain, verdict)
             if throttled is not None:
                 return throttled
             return self._give_up(request, domain, verdict)
-        cooldown = self.stack.pool.record_ban(
+        cooldown = self.pool.record_ban(
             exit_id,
             domain,
             verdict.reason,
             retry_after=verdict.retry_after,
             latency=float(latency) if latency is not None else None,
         )
-        self.stack.exit_pushed_back(exit_id, domain, verdict.retry_after)
+        self.throttle.exit_pushed_back(exit_id, domain, verdict.retry_after)
         stats.inc("bans", "reason", verdict.reason)
-        self.stack.emit(request, "ban", verdict.reason, status=response.status)
+        router.emit(request, "ban", verdict.reason, status=response.status)
         stats.inc("bans", "kind", verdict.kind.name.lower())
-        locale = request.meta.get("_proxystack_exit_locale")
-        stats.inc("bans", "locale", locale or "none")
+        stats.inc("bans", "locale", router.exit_locale(request) or "none")
         if verdict.retry_after is not None:
             stats.inc("bans", "retry_after_honoured")
         logger.debug(
             "Ban (%(reason)s) of exit %(exit)s by %(domain)s; cool-down %(cooldown).0fs",
             {"reason": verdict.reason, "exit": exit_id, "domain": domain, "cooldown": cooldown},
-            extra={"crawler": self.crawler},
         )
         retry = None
         if not request.meta.get("dont_retry") and request.meta.get("proxystack_session") is None:
             retry = get_retry_request(
                 request,
-                spider=self.crawler.spider,  # type: ignore[arg-type]
+                spider=self._spider(),  # type: ignore[arg-type]
                 reason=f"ban_{verdict.reason}",
-                max_retry_times=request.meta.get(
-                    "max_proxies_to_try", self.stack.settings.ban_max_retries
-                ),
+                max_retry_times=request.meta.get("max_proxies_to_try", self.max_retries),
                 stats_base_key="proxystack/retry/ban",
                 give_up_log_level=logging.DEBUG,
             )
         if retry is not None:
-            forget_exit(retry, exit_id)
+            router.forget(retry, exit_id)
             return retry
         return self._give_up(request, domain, verdict)
 
@@ -272,17 +304,17 @@ class BanDetectionMiddleware:
         ready, after waiting for one. ``None`` when it must not go again (``dont_retry``, too
         many times).
         """
-        stack = self.stack
-        stats = stack.stats
-        if stack.pool.record_throttle(exit_id, domain, verdict.retry_after):
-            stack.site_recovered(domain)
-        delay = stack.exit_throttled(exit_id, domain)
+        stats = self.stats
+        if self.pool.record_throttle(exit_id, domain, verdict.retry_after):
+            self.router.site_recovered(domain)
+        delay = self.throttle.exit_throttled(exit_id, domain)
+        self.pool.pace(exit_id, domain, delay)
         stats.inc("bans", "reason", verdict.reason)
         stats.inc("bans", "kind", "throttle")
         stats.inc("throttle", "pushbacks", verdict.reason)
         if verdict.retry_after is not None:
             stats.inc("bans", "retry_after_honoured")
-        stack.emit(request, "ban", verdict.reason, status=response.status)
+        self.router.emit(request, "ban", verdict.reason, status=response.status)
         logger.debug(
             "Slow down (%(reason)s) from %(domain)s for exit %(exit)s: one request per "
             "%(delay).2fs, next after %(retry_after)s",
@@ -293,26 +325,16 @@ class BanDetectionMiddleware:
                 "delay": delay,
                 "retry_after": verdict.retry_after,
             },
-            extra={"crawler": self.crawler},
         )
-        meta = request.meta
-        times = int(meta.get(_THROTTLE_META_KEY, 0)) + 1
-        if meta.get("dont_retry"):
-            return None
-        if times > _MAX_THROTTLES:
-            return None
-        retry = request.replace(dont_filter=True)
-        retry.meta[_THROTTLE_META_KEY] = times
-        retry.meta.setdefault(WAITING_SINCE_META_KEY, time.time())
-        forget_exit(retry, exit_id, tried=False)  # paced, not failed: it may come back to it
-        stats.inc("retry", "throttle", "count")
+        retry = self.router.throttled_copy(request, exit_id)
+        if retry is not None:
+            stats.inc("retry", "throttle", "count")
         return retry
 
     def _give_up(self, request: Request, domain: str, verdict: Verdict) -> NoReturn:
-        stats = self.stack.stats
-        stats.inc("bans", "gave_up", verdict.reason)
-        self.stack.count_drop(request, "ban")
-        self.stack.warn_once(
+        self.stats.inc("bans", "gave_up", verdict.reason)
+        self.router.count_drop(request, "ban")
+        self.warn_once(
             ("ban_gave_up", domain, verdict.reason),
             "Dropping ban pages (%(reason)s) from %(domain)s after retries ran out; "
             "they are counted in proxystack/bans/gave_up/%(reason)s (first: %(url)s)",

@@ -19,37 +19,40 @@ site (and seen by Scrapy's downloader-aware scheduler), not against other sites.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.downloadermiddlewares.httpproxy import HttpProxyMiddleware
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from scrapy_proxystack.downloadermiddlewares.locale import LOCALE_META_KEY
-from scrapy_proxystack.downloadermiddlewares.proxy import (
-    EXIT_META_KEY,
-    PENDING_META_KEY,
-    TRIED_META_KEY,
-    SessionRetired,
-    forget_exit,
-)
 from scrapy_proxystack.exceptions import ExitNotReady
-from scrapy_proxystack.pool import NoExit, SessionLost
-from scrapy_proxystack.runtime import get_stack
+from scrapy_proxystack.runtime import engine_closing, get_stack
 from scrapy_proxystack.signals import throttle_wait
 
 if TYPE_CHECKING:
-    from scrapy import Request
+    from collections.abc import Awaitable, Callable
+
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-__all__ = ["INNER_HANDLERS_SETTING", "HttpDispatchHandler", "HttpsDispatchHandler"]
+    from scrapy_proxystack.pool import ExitPool
+    from scrapy_proxystack.routing import Router
+    from scrapy_proxystack.stats import StatsRecorder
+    from scrapy_proxystack.throttle import SiteThrottle
+
+__all__ = [
+    "INNER_HANDLERS_SETTING",
+    "HttpDispatchHandler",
+    "HttpsDispatchHandler",
+    "SendGate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,42 +60,178 @@ logger = logging.getLogger(__name__)
 INNER_HANDLERS_SETTING = "_PROXYSTACK_INNER_DOWNLOAD_HANDLERS"
 _WAIT_STEP = 0.5
 
-try:  # Scrapy >= 2.18: works with and without the asyncio reactor
-    from scrapy.utils.asyncio import sleep as _sleep
-except ImportError:  # pragma: no cover - older Scrapy, asyncio reactor required
-    _sleep = asyncio.sleep  # type: ignore[assignment]
+
+class SendGate:
+    """The checks right before a request leaves: its exit, then its site's budget.
+
+    Plain values in, so it is tested without a crawler: ``closing`` says the crawl is stopping,
+    ``on_wait`` reports a wait (locale, site, seconds, cause), ``clock``/``sleep`` are the
+    monotonic clock and an awaitable sleep.
+    """
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        pool: ExitPool,
+        throttle: SiteThrottle,
+        stats: StatsRecorder,
+        max_wait: float,
+        auth_encoding: str = "latin-1",
+        closing: Callable[[], bool] = lambda: False,
+        on_wait: Callable[[str | None, str, float, str], None] = lambda *_: None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = sleep,
+    ) -> None:
+        self.router = router
+        self.pool = pool
+        self.throttle = throttle
+        self.stats = stats
+        self.max_wait = max_wait
+        self._closing = closing
+        self._on_wait = on_wait
+        self._clock = clock
+        self._sleep = sleep
+        self._sent = 0
+        self._proxy_header = HttpProxyMiddleware(auth_encoding)
+
+    async def before_send(self, request: Request) -> None:
+        router, pool, throttle = self.router, self.pool, self.throttle
+        domain = urlparse_cached(request).hostname or ""
+        self._sent += 1
+        if self._sent & 0xFFF == 0:
+            # Keep per-site ban/pacing maps bounded: drop what has expired.
+            pool.expire()
+        exit_id = router.exit_of(request)
+        if exit_id is None and not router.is_pending(request):
+            # Not routed by the suite (a user proxy, or the suite is off for it): budget only.
+            await self._take_budget(request, domain)
+            return
+        deadline = self._clock() + self.max_wait
+        while True:
+            if exit_id is None or not router.usable_now(
+                exit_id, domain, panic=router.in_panic(request)
+            ):
+                # Rebinding parks a scheduled request when nothing is ready; any other one
+                # waits here at most until the deadline.
+                bound = router.rebind(request, domain, deadline)
+                if not isinstance(bound, str):
+                    self.stats.inc("throttle", "exit_waits")
+                    self._on_wait(router.locale_of(request), domain, bound, "exit_pacing")
+                    await self._wait(request, bound)
+                    exit_id = None
+                    continue
+                exit_id = bound
+                # Derive the Proxy-Authorization header for the new exit, as Scrapy's
+                # HttpProxyMiddleware does.
+                self._proxy_header.process_request(request)
+            # The exit first, then the site's budget: a request that must wait for an exit
+            # (outside the downloader) does not use up a slot of the site's budget.
+            if not await self._take_budget(request, domain):
+                break
+            if router.usable_now(exit_id, domain, panic=router.in_panic(request)):
+                break  # still usable after waiting for the budget
+        router.count_sent(request)
+        delay = throttle.exit_delay_for(exit_id, domain)
+        if delay > 0:
+            pool.pace(exit_id, domain, delay)
+        throttle.exit_sent(exit_id, domain, self._clock())
+
+    async def _take_budget(self, request: Request, domain: str) -> bool:
+        """Book a slot of the site's rate budget and wait for it; True when it waited.
+
+        The booked slot orders the waiters; the departure is then checked against the real
+        departures before it (a timer that fired late must not bunch two requests).
+        """
+        limiter = self.throttle.limiter_for(domain)
+        wait = limiter.reserve(domain, self._clock())
+        waited = wait > 0
+        if waited:
+            self.stats.inc("throttle", "waits")
+            self.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
+            self._on_wait(self.router.locale_of(request), domain, wait, "site_rate")
+            await self._wait(request, wait)
+        while (extra := limiter.confirm(domain, self._clock())) > 0:
+            waited = True
+            await self._wait(request, extra)
+        return waited
+
+    async def _wait(self, request: Request, seconds: float) -> None:
+        """Sleep, in short steps, and give up if the crawl starts closing meanwhile.
+
+        A long wait (a robots ``Crawl-delay`` of a minute) must not hold the engine open: Scrapy
+        waits for every request in progress before it closes.
+        """
+        end = self._clock() + seconds
+        while True:
+            left = end - self._clock()
+            if left <= 0:
+                return
+            await self._sleep(min(left, _WAIT_STEP))
+            if self._closing():
+                held = self.router.hold(request)
+                if held is not None:
+                    raise ExitNotReady(held)  # back to the parking lot, so JOBDIR keeps it
+                self.router.release_held(request)
+                raise IgnoreRequest("crawl closing while the request waited for its turn")
 
 
 class _DispatchHandler:
+    """Scrapy's handler for the scheme (``inner``) behind a :class:`SendGate`; without a gate
+    (the suite disabled) it only forwards."""
+
     scheme: ClassVar[str]
     lazy = False
 
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        inner_path = crawler.settings.getdict(INNER_HANDLERS_SETTING).get(self.scheme)
-        if inner_path is None:
-            inner_path = crawler.settings.getdict("DOWNLOAD_HANDLERS_BASE")[self.scheme]
-        self.inner: Any = build_from_crawler(load_object(inner_path), crawler)
-        self._inner_is_async = inspect.iscoroutinefunction(self.inner.download_request)
-        self.enabled = crawler.settings.getbool("PROXYSTACK_ENABLED", True)
-        self.stack = get_stack(crawler) if self.enabled else None
-        self._sent = 0
-        self._proxy_header = HttpProxyMiddleware(
-            crawler.settings.get("HTTPPROXY_AUTH_ENCODING", "latin-1")
-        )
+    def __init__(
+        self,
+        inner: Any,
+        gate: SendGate | None = None,
+        spider: Callable[[], Spider | None] = lambda: None,
+    ) -> None:
+        self.inner = inner
+        self.gate = gate
+        self._inner_is_async = inspect.iscoroutinefunction(inner.download_request)
+        self._spider = spider
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> _DispatchHandler:
-        return cls(crawler)
+        inner_path = crawler.settings.getdict(INNER_HANDLERS_SETTING).get(cls.scheme)
+        if inner_path is None:
+            inner_path = crawler.settings.getdict("DOWNLOAD_HANDLERS_BASE")[cls.scheme]
+        inner = build_from_crawler(load_object(inner_path), crawler)
+        if not crawler.settings.getbool("PROXYSTACK_ENABLED", True):
+            return cls(inner, spider=lambda: crawler.spider)
+        stack = get_stack(crawler)
+
+        def closing() -> bool:
+            return crawler.engine is None or engine_closing(crawler.engine)
+
+        def on_wait(locale: str | None, domain: str, seconds: float, cause: str) -> None:
+            crawler.signals.send_catch_log(
+                throttle_wait, locale=locale, domain=domain, seconds=seconds, cause=cause
+            )
+
+        gate = SendGate(
+            router=stack.router,
+            pool=stack.pool,
+            throttle=stack.throttle,
+            stats=stack.stats,
+            max_wait=stack.settings.max_wait,
+            auth_encoding=crawler.settings.get("HTTPPROXY_AUTH_ENCODING", "latin-1"),
+            closing=closing,
+            on_wait=on_wait,
+        )
+        return cls(inner, gate, spider=lambda: crawler.spider)
 
     async def download_request(self, request: Request) -> Response:
-        if self.stack is not None:
-            await self._before_send(request)
+        if self.gate is not None:
+            await self.gate.before_send(request)
         if self._inner_is_async:
             response: Response = await self.inner.download_request(request)
             return response
         legacy: Response = await maybe_deferred_to_future(
-            self.inner.download_request(request, self.crawler.spider)
+            self.inner.download_request(request, self._spider())
         )
         return legacy
 
@@ -103,159 +242,6 @@ class _DispatchHandler:
         result = close()
         if inspect.isawaitable(result):
             await result
-
-    async def _before_send(self, request: Request) -> None:
-        stack = self.stack
-        assert stack is not None
-        meta = request.meta
-        domain = urlparse_cached(request).hostname or ""
-        self._sent += 1
-        if self._sent & 0xFFF == 0:
-            # Keep per-site ban/pacing maps bounded: drop what has expired.
-            stack.pool.expire()
-        exit_id: str | None = meta.get(EXIT_META_KEY)
-        if exit_id is None and not meta.get(PENDING_META_KEY):
-            # Not routed by the suite (a user proxy, or the suite is off for it): budget only.
-            await self._take_budget(request, domain)
-            return
-        deadline = time.monotonic() + stack.settings.max_wait
-        while True:
-            if exit_id is None or not stack.usable_now(
-                exit_id, domain, panic=meta.get("_proxystack_flags", (False, False))[1]
-            ):
-                # Rebinding parks a scheduled request when nothing is ready; any other one
-                # waits here at most until the deadline.
-                exit_id = await self._rebind(request, exit_id, domain, deadline)
-                if exit_id is None:
-                    continue
-            # The exit first, then the site's budget: a request that must wait for an exit
-            # (outside the downloader) does not use up a slot of the site's budget.
-            if not await self._take_budget(request, domain):
-                break
-            if stack.usable_now(
-                exit_id, domain, panic=meta.get("_proxystack_flags", (False, False))[1]
-            ):
-                break  # still usable after waiting for the budget
-        stack.count_sent(request)
-        delay = stack.exit_delay_for(exit_id, domain)
-        if delay > 0:
-            stack.pool.pace(exit_id, domain, delay)
-        stack.exit_sent(exit_id, domain)
-
-    async def _take_budget(self, request: Request, domain: str) -> bool:
-        """Book a slot of the site's rate budget and wait for it; True when it waited.
-
-        The booked slot orders the waiters; the departure is then checked against the real
-        departures before it (a timer that fired late must not bunch two requests).
-        """
-        stack = self.stack
-        assert stack is not None
-        limiter = stack.limiter_for(domain)
-        wait = limiter.reserve(domain, time.monotonic())
-        waited = wait > 0
-        if waited:
-            stack.stats.inc("throttle", "waits")
-            stack.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
-            self._signal_wait(request, domain, wait, "site_rate")
-            await self._wait(request, wait)
-        while (extra := limiter.confirm(domain, time.monotonic())) > 0:
-            waited = True
-            await self._wait(request, extra)
-        return waited
-
-    async def _rebind(
-        self, request: Request, exit_id: str | None, domain: str, deadline: float
-    ) -> str | None:
-        """Bind ``request`` to a usable exit now; ``None`` after waiting for one to be ready.
-
-        A request that came through the scheduler does not wait here: :class:`ExitNotReady`
-        hands a copy back to the engine, which parks it outside the downloader.
-        """
-        stack = self.stack
-        assert stack is not None
-        meta = request.meta
-        tried = meta.get(TRIED_META_KEY, ())
-        if exit_id is not None:
-            # The exit became unusable for this site while the request queued. It never carried
-            # this request, so it is not remembered as tried.
-            stack.release_held(request)
-            forget_exit(request, exit_id, tried=False)
-            stack.stats.inc("exits", "rebound")
-        decision = meta[LOCALE_META_KEY][1]
-        session = meta.get("proxystack_session")
-        try:
-            choice = stack.choose(decision.locale, domain, tried, session)
-        except SessionLost as exc:
-            stack.retire_session(request, exc.session, exc.reason)
-            raise SessionRetired(exc.session, exc.reason) from None
-        except NoExit as exc:
-            waiting = stack.park(request, decision.locale, domain, exc)
-            if waiting is not None:
-                meta.pop(PENDING_META_KEY, None)
-                raise ExitNotReady(waiting) from None
-            now = time.monotonic()
-            wait = exc.retry_at - now if exc.retry_at is not None else None
-            if wait is None or now + wait > deadline:
-                self._fail(request, None, exc.reason)
-            stack.stats.inc("throttle", "exit_waits")
-            self._signal_wait(request, domain, max(wait or 0.0, 0.001), "exit_pacing")
-            await self._wait(request, max(wait or 0.0, 0.001))
-            return None
-        meta.pop(PENDING_META_KEY, None)
-        stack.found_exit(request, decision.locale, domain)
-        stack.bind(request, choice)
-        # Derive the Proxy-Authorization header for the new exit, as Scrapy's middleware does.
-        self._proxy_header.process_request(request)
-        return choice.entry.id
-
-    async def _wait(self, request: Request, seconds: float) -> None:
-        """Sleep, in short steps, and give up if the crawl starts closing meanwhile.
-
-        A long wait (a robots ``Crawl-delay`` of a minute) must not hold the engine open: Scrapy
-        waits for every request in progress before it closes.
-        """
-        end = time.monotonic() + seconds
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            await _sleep(min(left, _WAIT_STEP))
-            if self._closing():
-                stack = self.stack
-                assert stack is not None
-                held = stack.hold(request)
-                if held is not None:
-                    # Back to the parking lot, so JOBDIR keeps it for the next run.
-                    forget_exit(held, tried=False)
-                    raise ExitNotReady(held)
-                stack.release_held(request)
-                raise IgnoreRequest("crawl closing while the request waited for its turn")
-
-    def _closing(self) -> bool:
-        engine = self.crawler.engine
-        if engine is None or not engine.running:
-            return True
-        slot = getattr(engine, "_slot", None)
-        return slot is not None and getattr(slot, "closing", None) is not None
-
-    def _signal_wait(self, request: Request, domain: str, seconds: float, cause: str) -> None:
-        cached = request.meta.get(LOCALE_META_KEY)
-        self.crawler.signals.send_catch_log(
-            throttle_wait,
-            locale=cached[1].locale if cached else None,
-            domain=domain,
-            seconds=seconds,
-            cause=cause,
-        )
-
-    def _fail(self, request: Request, exit_id: str | None, reason: str) -> NoReturn:
-        stack = self.stack
-        assert stack is not None
-        stack.release_held(request)
-        request.meta.pop(EXIT_META_KEY, None)
-        request.meta.pop(PENDING_META_KEY, None)
-        locale = request.meta[LOCALE_META_KEY][1].locale
-        raise stack.fail_closed(request, locale, reason)
 
 
 class HttpDispatchHandler(_DispatchHandler):

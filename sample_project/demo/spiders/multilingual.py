@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import scrapy
 
+from scrapy_proxystack.routing import route_of
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
@@ -33,7 +35,7 @@ class MultilingualSpider(scrapy.Spider):
             "lang": response.css("html::attr(lang)").get(),
             "title": response.css("title::text").get(),
             "text": "\n".join(p for p in paragraphs if p),
-            "exit_locale": response.meta.get("_proxystack_exit_locale"),
+            "exit_locale": route_of(response).exit_locale,
         }
         for href in response.css("a::attr(href)").getall():
             if href.startswith(("mailto:", "tel:", "javascript:")):
