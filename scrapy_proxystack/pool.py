@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from scrapy_proxystack import default_settings as _D
 from scrapy_proxystack.config import STRATEGIES
 
 if TYPE_CHECKING:
@@ -101,7 +102,8 @@ FAILURE_OUTCOMES: Final = ("pair", "ejected", "capped", "site_down")
 
 @dataclass(frozen=True)
 class HealthParams:
-    """How the pool judges exits. Times are seconds.
+    """How the pool judges exits. Times are seconds. Defaults that are settings come from
+    ``default_settings.py``.
 
     Ejection time after a transport failure is ``min(backoff_cap, backoff_base *
     2**(streak-1))`` times a jitter in 0.8..1.2, where ``streak`` counts consecutive ejections
@@ -110,17 +112,17 @@ class HealthParams:
     2**(domain_ban_streak-1))``, or the site's ``Retry-After`` when longer.
     """
 
-    backoff_base: float = 30.0
-    backoff_cap: float = 600.0
+    backoff_base: float = _D.PROXYSTACK_BACKOFF_BASE
+    backoff_cap: float = _D.PROXYSTACK_BACKOFF_CAP
     failures_to_eject: int = 1
     #: Never eject more than this share of one (locale, pool) at once; further failures are only
     #: counted (``PoolCounts.ejection_capped``). As in Envoy, one exit may always be ejected;
     #: ``0`` disables ejection.
-    max_ejection_share: float = 0.5
+    max_ejection_share: float = _D.PROXYSTACK_MAX_EJECTION_SHARE
     #: The first ban of an (exit, site) pair is short: most refusals are "not now". Repeats
     #: double it; a ban met again right after its cool-down (no success between) quadruples it.
-    ban_cooldown: float = 20.0
-    ban_cooldown_cap: float = 3600.0
+    ban_cooldown: float = _D.PROXYSTACK_BAN_COOLDOWN
+    ban_cooldown_cap: float = _D.PROXYSTACK_BAN_COOLDOWN_CAP
     #: Rest of an (exit, site) pair after a failure that may be the exit's or the site's
     #: (bad gateway, reset, timeout); doubles while the pair keeps failing, up to ``backoff_cap``.
     pair_backoff: float = 1.0
@@ -129,10 +131,10 @@ class HealthParams:
     site_down_exits: int = 2
     #: First wait before a site taken to be down is tried again (one probe request); doubles per
     #: failed probe, up to ``backoff_cap``.
-    site_backoff: float = 2.0
+    site_backoff: float = _D.PROXYSTACK_SITE_BACKOFF
     #: A sticky session not used for this long is forgotten (its name may start afresh), so
     #: memory stays bounded however many session names a crawl makes up.
-    session_max_idle: float = _INF
+    session_max_idle: float = _D.PROXYSTACK_SESSION_MAX_IDLE
     #: Time constant of the per-exit peak-EWMA latency and of the per-locale latency EWMA.
     ewma_decay: float = 10.0
     #: Seconds added to an exit's latency score per recent ban, 429 or transport failure, so that

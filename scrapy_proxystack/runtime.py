@@ -33,7 +33,7 @@ from scrapy_proxystack.locales import LocaleDecision, LocaleResolver
 from scrapy_proxystack.parking import ParkingLot
 from scrapy_proxystack.pool import ExitPool
 from scrapy_proxystack.routing import Router
-from scrapy_proxystack.settings import ProxyStackSettings, check_setting_names
+from scrapy_proxystack.settings import ProxyStackSettings, check_setting_names, suite_enabled
 from scrapy_proxystack.signals import ExitOutcome, exit_outcome
 from scrapy_proxystack.stats import StatsRecorder
 from scrapy_proxystack.throttle import SiteThrottle
@@ -460,7 +460,7 @@ def enabled_stack(crawler: Crawler) -> ProxyStack:
     Raises NotConfigured when ``PROXYSTACK_ENABLED`` is False. (A missing proxy list is not
     "disabled": :meth:`ProxyStack.build` refuses it with a ConfigError.)
     """
-    if not crawler.settings.getbool("PROXYSTACK_ENABLED", True):
+    if not suite_enabled(crawler.settings):
         raise NotConfigured("PROXYSTACK_ENABLED is False")
     return get_stack(crawler)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import random
 import subprocess
 import sys
@@ -840,7 +841,10 @@ class PoolMachine(RuleBasedStateMachine):
         seed=st.integers(0, 2**16),
     )
     def start(self, strategy: str, share: float, failures: int, panic: bool, seed: int) -> None:
-        self.health = HealthParams(max_ejection_share=share, failures_to_eject=failures)
+        # The model has no idle expiry of sticky sessions: the pool must not have one either.
+        self.health = HealthParams(
+            max_ejection_share=share, failures_to_eject=failures, session_max_idle=math.inf
+        )
         self.pool = ExitPool(
             self.cfg,
             strategy=strategy,

@@ -23,8 +23,7 @@ from scrapy.exceptions import UsageError
 
 from scrapy_proxystack.commands._probe import ProbeResult, expected_country, probe_all
 from scrapy_proxystack.config import ConfigError, load_proxy_config
-from scrapy_proxystack.extensions._settings import ObservabilitySettings
-from scrapy_proxystack.settings import ProxyStackSettings
+from scrapy_proxystack.settings import ObservabilitySettings, ProxyStackSettings
 
 if TYPE_CHECKING:
     import argparse

@@ -33,6 +33,7 @@ from scrapy.utils.misc import build_from_crawler, load_object
 
 from scrapy_proxystack.exceptions import ExitNotReady
 from scrapy_proxystack.runtime import engine_closing, get_stack
+from scrapy_proxystack.settings import suite_enabled
 from scrapy_proxystack.signals import throttle_wait
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ class _DispatchHandler:
         if inner_path is None:
             inner_path = crawler.settings.getdict("DOWNLOAD_HANDLERS_BASE")[cls.scheme]
         inner = build_from_crawler(load_object(inner_path), crawler)
-        if not crawler.settings.getbool("PROXYSTACK_ENABLED", True):
+        if not suite_enabled(crawler.settings):
             return cls(inner, spider=lambda: crawler.spider)
         stack = get_stack(crawler)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from scrapy.exceptions import NotConfigured
 
 from scrapy_proxystack.extensions._observer import get_observer
-from scrapy_proxystack.extensions._settings import ObservabilitySettings
+from scrapy_proxystack.settings import ObservabilitySettings
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

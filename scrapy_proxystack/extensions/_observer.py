@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from scrapy_proxystack.extensions._aggregate import ATTEMPT_KINDS, CrawlAggregate, label_of
 from scrapy_proxystack.runtime import get_stack
+from scrapy_proxystack.settings import ObservabilitySettings
 from scrapy_proxystack.signals import exit_outcome
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class CrawlObserver:
     def __init__(self, crawler: Crawler, stack: ProxyStack) -> None:
         self.crawler = crawler
         self.stack = stack
-        per_exit = crawler.settings.getbool("PROXYSTACK_STATS_PER_EXIT", False)
+        per_exit = ObservabilitySettings.from_settings(crawler.settings).stats_per_exit
         self.per_exit = per_exit
         self.aggregate = CrawlAggregate(time.time(), per_exit_histograms=per_exit)
         #: (exit id, site) -> exit locale, for bans that may still be running.

@@ -13,12 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import logging
-import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
@@ -26,17 +23,16 @@ from scrapy import signals
 from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available
 
-from scrapy_proxystack import default_settings
+from scrapy_proxystack.config import ConfigError
 from scrapy_proxystack.pii import PiiMasker
 from scrapy_proxystack.pii import types as t
-from scrapy_proxystack.pii.phones import DEFAULT_LANGUAGES, LANGUAGE_REGIONS
 from scrapy_proxystack.pii.workers import MaskingPool
+from scrapy_proxystack.settings import PiiSettings
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from scrapy.crawler import Crawler
-    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
@@ -44,167 +40,10 @@ logger = logging.getLogger(__name__)
 MaskText = Callable[[str, Counter[str]], str]
 
 STATS_PREFIX = "proxystack/pii"
-DEFAULT_SKIP_FIELDS = tuple(default_settings.PROXYSTACK_PII_SKIP_FIELDS)
-DEFAULT_HMAC_KEY_ENV = "PROXYSTACK_PII_HMAC_KEY"
 
 
-@dataclass(frozen=True)
-class PiiConfig:
-    """The validated ``PROXYSTACK_PII_*`` settings."""
-
-    fields: frozenset[str] | None
-    skip_fields: frozenset[str]
-    types: tuple[str, ...]
-    policy: Mapping[str, str]
-    default_operator: str
-    languages: tuple[str, ...]
-    private_ips: bool
-    partial_keep: int
-    hmac_key: bytes | None = field(repr=False)  # a secret: kept out of tracebacks and logs
-    workers: int = 0
-
-    @classmethod
-    def from_settings(cls, settings: BaseSettings) -> PiiConfig:
-        """Parse and validate; a wrong value raises ValueError naming the setting."""
-        fields_raw = settings.get("PROXYSTACK_PII_FIELDS", None)
-        fields = (
-            None
-            if fields_raw is None
-            else frozenset(_str_list("PROXYSTACK_PII_FIELDS", fields_raw))
-        )
-        skip = frozenset(
-            _str_list(
-                "PROXYSTACK_PII_SKIP_FIELDS",
-                settings.get("PROXYSTACK_PII_SKIP_FIELDS", DEFAULT_SKIP_FIELDS),
-            )
-        )
-        types_raw = settings.get("PROXYSTACK_PII_TYPES", None)
-        types = (
-            t.DEFAULT_TYPES if types_raw is None else _str_list("PROXYSTACK_PII_TYPES", types_raw)
-        )
-        for name in types:
-            if name not in t.ALL_TYPES:
-                raise ValueError(
-                    f"PROXYSTACK_PII_TYPES contains {name!r}; expected names among "
-                    f"{list(t.ALL_TYPES)}"
-                )
-        policy_raw = settings.get("PROXYSTACK_PII_POLICY", None) or {}
-        if isinstance(policy_raw, str):  # JSON, as given with `scrapy crawl -s`
-            try:
-                policy_raw = json.loads(policy_raw)
-            except ValueError:
-                raise ValueError(
-                    f"PROXYSTACK_PII_POLICY ({policy_raw!r}) is not a valid JSON object"
-                ) from None
-        if not isinstance(policy_raw, Mapping):
-            raise ValueError(
-                f"PROXYSTACK_PII_POLICY ({policy_raw!r}) must be a dict of {{type: operator}}"
-            )
-        policy: dict[str, str] = {}
-        for name, op in policy_raw.items():
-            if name not in t.ALL_TYPES:
-                raise ValueError(
-                    f"PROXYSTACK_PII_POLICY has unknown type {name!r}; expected one of "
-                    f"{list(t.ALL_TYPES)}"
-                )
-            if op not in t.OPERATORS:
-                raise ValueError(
-                    f"PROXYSTACK_PII_POLICY[{name!r}] is {op!r}; expected one of "
-                    f"{list(t.OPERATORS)}"
-                )
-            policy[name] = op
-        default_op = settings.get("PROXYSTACK_PII_DEFAULT_OPERATOR", t.MASK)
-        if default_op not in t.OPERATORS:
-            raise ValueError(
-                f"PROXYSTACK_PII_DEFAULT_OPERATOR is {default_op!r}; expected one of "
-                f"{list(t.OPERATORS)}"
-            )
-        langs_raw = settings.get("PROXYSTACK_PII_LANGUAGES", None)
-        langs = (
-            DEFAULT_LANGUAGES
-            if langs_raw is None
-            else _str_list("PROXYSTACK_PII_LANGUAGES", langs_raw)
-        )
-        for lang in langs:
-            if lang.lower().split("-")[0].split("_")[0] not in LANGUAGE_REGIONS:
-                raise ValueError(
-                    f"PROXYSTACK_PII_LANGUAGES contains {lang!r}; expected codes among "
-                    f"{sorted(LANGUAGE_REGIONS)}"
-                )
-        try:
-            private_ips = settings.getbool("PROXYSTACK_PII_PRIVATE_IPS", False)
-        except ValueError:
-            raise ValueError(
-                f"PROXYSTACK_PII_PRIVATE_IPS ({settings.get('PROXYSTACK_PII_PRIVATE_IPS')!r}) "
-                "must be True or False"
-            ) from None
-        keep_raw = settings.get("PROXYSTACK_PII_PARTIAL_KEEP", 4)
-        if isinstance(keep_raw, str) and keep_raw.strip().isdigit():  # from `scrapy crawl -s`
-            keep_raw = int(keep_raw)
-        if isinstance(keep_raw, bool) or not isinstance(keep_raw, int) or keep_raw < 0:
-            raise ValueError(f"PROXYSTACK_PII_PARTIAL_KEEP ({keep_raw!r}) must be an integer >= 0")
-        workers_raw = settings.get("PROXYSTACK_PII_WORKERS", 0)
-        if isinstance(workers_raw, str) and workers_raw.strip().isdigit():  # `scrapy crawl -s`
-            workers_raw = int(workers_raw)
-        if isinstance(workers_raw, bool) or not isinstance(workers_raw, int) or workers_raw < 0:
-            raise ValueError(
-                f"PROXYSTACK_PII_WORKERS ({workers_raw!r}) must be an integer >= 0 "
-                "(0 masks in the crawl's own thread)"
-            )
-        key = _hmac_key(settings)
-        ops = set(policy.values()) | {default_op}
-        if t.PSEUDONYMIZE in ops and not key:
-            env = settings.get("PROXYSTACK_PII_HMAC_KEY_ENV", DEFAULT_HMAC_KEY_ENV)
-            raise ValueError(
-                "the 'pseudonymize' operator needs a key: set PROXYSTACK_PII_HMAC_KEY or the "
-                f"environment variable named by PROXYSTACK_PII_HMAC_KEY_ENV ({env!r})"
-            )
-        return cls(
-            fields=fields,
-            skip_fields=skip,
-            types=tuple(types),
-            policy=policy,
-            default_operator=default_op,
-            languages=tuple(langs),
-            private_ips=private_ips,
-            partial_keep=keep_raw,
-            hmac_key=key,
-            workers=workers_raw,
-        )
-
-
-def _str_list(name: str, value: Any) -> list[str]:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):  # a JSON list, as given with `scrapy crawl -s NAME=[...]`
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise ValueError(f"{name} ({value!r}) is not a valid JSON list") from None
-        else:
-            value = [v.strip() for v in text.split(",") if v.strip()]
-    if not isinstance(value, Iterable) or not all(isinstance(v, str) for v in value):
-        raise ValueError(
-            f"{name} ({value!r}) must be a list of strings or a comma-separated string"
-        )
-    return list(value)
-
-
-def _hmac_key(settings: BaseSettings) -> bytes | None:
-    key = settings.get("PROXYSTACK_PII_HMAC_KEY", None)
-    if not key:
-        env = settings.get("PROXYSTACK_PII_HMAC_KEY_ENV", DEFAULT_HMAC_KEY_ENV)
-        if not isinstance(env, str):
-            raise ValueError(f"PROXYSTACK_PII_HMAC_KEY_ENV ({env!r}) must be a variable name")
-        key = os.environ.get(env) if env else None
-    if not key:
-        return None
-    if isinstance(key, str):
-        return key.encode()
-    if isinstance(key, bytes):
-        return key
-    # The value itself is never echoed: it is a secret.
-    raise ValueError("PROXYSTACK_PII_HMAC_KEY must be a str or bytes (value not shown)")
+#: The validated ``PROXYSTACK_PII_*`` settings (read by the suite's one settings reader).
+PiiConfig = PiiSettings
 
 
 class _Unmaskable(Exception):
@@ -266,22 +105,18 @@ class PiiMaskingPipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PiiMaskingPipeline:
         settings = crawler.settings
-        try:
-            enabled = settings.getbool("PROXYSTACK_PII_ENABLED", False)
-        except ValueError:
-            raise ValueError(
-                f"PROXYSTACK_PII_ENABLED ({settings.get('PROXYSTACK_PII_ENABLED')!r}) "
-                "must be True or False"
-            ) from None
-        if not enabled:
+        if not PiiSettings.enabled(settings):
             raise NotConfigured  # off by default: nothing to say
-        config = PiiConfig.from_settings(settings)
+        config = PiiSettings.from_settings(settings)
         if config.workers and cls is PiiMaskingPipeline:
             if not is_asyncio_available():
-                raise ValueError(
-                    f"PROXYSTACK_PII_WORKERS ({config.workers}) needs Scrapy's asyncio reactor "
-                    "(TWISTED_REACTOR = 'twisted.internet.asyncioreactor.AsyncioSelectorReactor')"
-                    "; set it to 0 to mask in the crawl's own thread"
+                raise ConfigError(
+                    [
+                        f"setting PROXYSTACK_PII_WORKERS: {config.workers} needs Scrapy's asyncio "
+                        "reactor; expected TWISTED_REACTOR = "
+                        "'twisted.internet.asyncioreactor.AsyncioSelectorReactor', or 0 to mask "
+                        "in the crawl's own thread"
+                    ]
                 )
             return OffloadingPiiMaskingPipeline(crawler, config)
         return cls(crawler, config)
