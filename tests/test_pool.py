@@ -6,8 +6,6 @@ import functools
 import itertools
 import math
 import random
-import subprocess
-import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +22,6 @@ from scrapy_proxystack.pool import (
     NoExit,
     PoolCounts,
     SessionLost,
-    _Fenwick,
 )
 
 if TYPE_CHECKING:
@@ -762,29 +759,6 @@ def test_health_params_are_validated(kwargs: dict[str, Any], message: str) -> No
 def test_unknown_strategy() -> None:
     with pytest.raises(ValueError, match="least_connections"):
         ExitPool(config({"us": {"proxies": proxies(1)}}), strategy="fastest")
-
-
-def test_fenwick_matches_brute_force() -> None:
-    rng = random.Random(4)
-    weights = [rng.randrange(0, 5) for _ in range(37)]
-    fen = _Fenwick(list(weights))
-    for _ in range(300):
-        k = rng.randrange(37)
-        weights[k] = rng.randrange(0, 5)
-        fen.set(k, weights[k])
-        assert fen.total == sum(weights)
-        if fen.total:
-            u = rng.randrange(fen.total)
-            p = fen.find(u)
-            assert sum(weights[:p]) <= u < sum(weights[: p + 1])
-
-
-def test_the_pool_imports_nothing_from_scrapy() -> None:
-    code = (
-        "import sys, scrapy_proxystack.pool; "
-        "sys.exit(any(m == 'scrapy' or m.startswith('scrapy.') for m in sys.modules))"
-    )
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 # -- random operation sequences -------------------------------------------------------------------

@@ -1,5 +1,12 @@
 """The exit pool: which exit a request leaves from, now, and what the pool learns from how it went.
 
+Why this module is whole (about 1,400 lines): the per-exit state is a dozen parallel lists read
+directly by the choice loops, and every ``record_*`` method updates the same lists and the same
+per-site maps that the loops read. Split by method, each part would need the others' private
+lists (an import cycle, or attribute access through another object on the hot path, where one
+choice costs about a microsecond). The data that stands alone is split out: the vocabulary
+(``types``), the Fenwick tree (``fenwick``), the groups (``groups``).
+
 This module imports nothing from Scrapy: the middlewares are thin adapters over it, and it can be
 unit-tested and benchmarked on its own. It is not thread-safe; Scrapy calls it from one thread.
 
@@ -37,41 +44,29 @@ import heapq
 import math
 import random
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from scrapy_proxystack import default_settings as _D
 from scrapy_proxystack.config import STRATEGIES
+from scrapy_proxystack.pool.groups import ExitGroup, LocaleGroup, SiteState
+from scrapy_proxystack.pool.types import (
+    LEAST_CONNECTIONS,
+    RANDOM,
+    ROUND_ROBIN,
+    STRATEGY_CODES,
+    WEIGHTED,
+    Choice,
+    HealthParams,
+    NoExit,
+    PoolCounts,
+    SessionLost,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-    from scrapy_proxystack.config import ProxyConfig, ProxyEntry
+    from scrapy_proxystack.config import ProxyConfig
 
-__all__ = [
-    "FAILURE_OUTCOMES",
-    "NO_EXIT_REASONS",
-    "Choice",
-    "ExitPool",
-    "HealthParams",
-    "NoExit",
-    "PoolCounts",
-    "SessionLost",
-]
-
-_ROUND_ROBIN: Final = 0
-_RANDOM: Final = 1
-_LEAST_CONNECTIONS: Final = 2
-_WEIGHTED: Final = 3
-_LATENCY: Final = 4
-_STRATEGY_CODES: Final[dict[str, int]] = {
-    "round_robin": _ROUND_ROBIN,
-    "random": _RANDOM,
-    "least_connections": _LEAST_CONNECTIONS,
-    "weighted": _WEIGHTED,
-    "latency": _LATENCY,
-}
-assert set(_STRATEGY_CODES) == set(STRATEGIES)
+__all__ = ["ExitPool"]
 
 #: Rejection-sampling draws before a pool is scanned. A draw that lands on an exit not ready for
 #: the domain costs a fraction of a µs, a scan about as much per usable exit of the pool: with b
@@ -86,375 +81,7 @@ _WEIGHT_SCALE: Final = 1_000_000
 _PRIOR_LATENCY: Final = 1.0
 _MAX_DOUBLINGS: Final = 62
 _INF: Final = math.inf
-
-#: Every ``NoExit.reason``.
-NO_EXIT_REASONS: Final = (
-    "no_proxies",
-    "unknown_locale",
-    "all_banned",
-    "all_tried",
-    "all_ejected",
-    "site_down",
-)
-#: Outcomes of :meth:`ExitPool.record_failure`.
-FAILURE_OUTCOMES: Final = ("pair", "ejected", "capped", "site_down")
-
-
-@dataclass(frozen=True)
-class HealthParams:
-    """How the pool judges exits. Times are seconds. Defaults that are settings come from
-    ``default_settings.py``.
-
-    Ejection time after a transport failure is ``min(backoff_cap, backoff_base *
-    2**(streak-1))`` times a jitter in 0.8..1.2, where ``streak`` counts consecutive ejections
-    without a success in between; the jitter keeps exits ejected together from all returning in
-    the same instant. A ban on (exit, domain) lasts ``min(ban_cooldown_cap, ban_cooldown *
-    2**(domain_ban_streak-1))``, or the site's ``Retry-After`` when longer.
-    """
-
-    backoff_base: float = _D.PROXYSTACK_BACKOFF_BASE
-    backoff_cap: float = _D.PROXYSTACK_BACKOFF_CAP
-    failures_to_eject: int = 1
-    #: Never eject more than this share of one (locale, pool) at once; further failures are only
-    #: counted (``PoolCounts.ejection_capped``). As in Envoy, one exit may always be ejected;
-    #: ``0`` disables ejection.
-    max_ejection_share: float = _D.PROXYSTACK_MAX_EJECTION_SHARE
-    #: The first ban of an (exit, site) pair is short: most refusals are "not now". Repeats
-    #: double it; a ban met again right after its cool-down (no success between) quadruples it.
-    ban_cooldown: float = _D.PROXYSTACK_BAN_COOLDOWN
-    ban_cooldown_cap: float = _D.PROXYSTACK_BAN_COOLDOWN_CAP
-    #: Rest of an (exit, site) pair after a failure that may be the exit's or the site's
-    #: (bad gateway, reset, timeout); doubles while the pair keeps failing, up to ``backoff_cap``.
-    pair_backoff: float = 1.0
-    #: Distinct exits that must fail one site in a row (no answer from the site between) before
-    #: the site, not the exits, is taken to be down.
-    site_down_exits: int = 2
-    #: First wait before a site taken to be down is tried again (one probe request); doubles per
-    #: failed probe, up to ``backoff_cap``.
-    site_backoff: float = _D.PROXYSTACK_SITE_BACKOFF
-    #: A sticky session not used for this long is forgotten (its name may start afresh), so
-    #: memory stays bounded however many session names a crawl makes up.
-    session_max_idle: float = _D.PROXYSTACK_SESSION_MAX_IDLE
-    #: Time constant of the per-exit peak-EWMA latency and of the per-locale latency EWMA.
-    ewma_decay: float = 10.0
-    #: Seconds added to an exit's latency score per recent ban, 429 or transport failure, so that
-    #: fast refusals never make an exit look good.
-    ban_latency_penalty: float = 5.0
-    #: Time constant with which that penalty fades.
-    ban_penalty_decay: float = 60.0
-    #: Time constant with which an exit's latency estimate, without new samples, drifts back to
-    #: its pool's mean: a once-slow exit is tried again instead of being avoided for ever.
-    latency_forget: float = 300.0
-
-    def __post_init__(self) -> None:
-        problems: list[str] = []
-        positive = (
-            "backoff_base",
-            "ban_cooldown",
-            "ewma_decay",
-            "ban_penalty_decay",
-            "pair_backoff",
-            "site_backoff",
-        )
-        for name in (*positive, "latency_forget"):
-            value = getattr(self, name)
-            if not value > 0 or value == _INF:
-                problems.append(f"{name}={value!r}: expected a finite number > 0")
-        if not self.session_max_idle > 0:
-            problems.append(f"session_max_idle={self.session_max_idle!r}: expected > 0")
-        if not self.backoff_cap >= self.backoff_base:
-            problems.append(f"backoff_cap={self.backoff_cap!r}: expected >= backoff_base")
-        if not self.ban_cooldown_cap >= self.ban_cooldown:
-            problems.append(f"ban_cooldown_cap={self.ban_cooldown_cap!r}: expected >= ban_cooldown")
-        if isinstance(self.failures_to_eject, bool) or not (
-            isinstance(self.failures_to_eject, int) and self.failures_to_eject >= 1
-        ):
-            problems.append(f"failures_to_eject={self.failures_to_eject!r}: expected an int >= 1")
-        if isinstance(self.site_down_exits, bool) or not (
-            isinstance(self.site_down_exits, int) and self.site_down_exits >= 1
-        ):
-            problems.append(f"site_down_exits={self.site_down_exits!r}: expected an int >= 1")
-        if not 0.0 <= self.max_ejection_share <= 1.0:
-            problems.append(
-                f"max_ejection_share={self.max_ejection_share!r}: expected a share in 0..1"
-            )
-        if not 0.0 <= self.ban_latency_penalty < _INF:
-            problems.append(
-                f"ban_latency_penalty={self.ban_latency_penalty!r}: expected a number >= 0"
-            )
-        if problems:
-            raise ValueError("invalid HealthParams: " + "; ".join(problems))
-
-
 _DEFAULT_HEALTH: Final = HealthParams()
-
-
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """The exit a request leaves from.
-
-    ``locale`` is the locale whose pool served: the asked one, or one of its fallbacks
-    (``fallback`` is then true); ``None`` means the pool of all proxies. ``panic`` is true when
-    every exit of the chain was ejected and the least-bad one was used anyway.
-    """
-
-    entry: ProxyEntry
-    locale: str | None
-    fallback: bool
-    panic: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PoolCounts:
-    """Exit counts of a locale (``pool`` is ``None``) or of one of its pools, kept incrementally.
-
-    ``usable`` is not ejected (it says nothing about per-site bans); ``ejection_capped`` and
-    ``panics`` are totals since start. ``pools`` breaks a locale down by pool; for the pool of
-    all proxies (``locale`` ``None``) it lists every (locale, pool).
-    """
-
-    locale: str | None
-    pool: str | None
-    total: int
-    usable: int
-    ejected: int
-    in_flight: int
-    ejection_capped: int = 0
-    panics: int = 0
-    pools: tuple[PoolCounts, ...] = ()
-    #: Exits whose last outcome of their own was a failure (ejected or not): when it equals
-    #: ``total``, every exit of the locale fails and it has run dry.
-    failing: int = 0
-
-
-class NoExit(Exception):
-    """No exit of the locale chain may serve the request now: it must not be sent.
-
-    ``reason`` is one of :data:`NO_EXIT_REASONS`:
-
-    * ``no_proxies``: the chain (or the whole config, for locale ``None``) has no exit;
-    * ``unknown_locale``: the locale is not configured;
-    * ``all_banned``: every non-ejected exit is banned or paced for this domain (or was already
-      tried); ``retry_at`` is when the first of them is ready again (clock time);
-    * ``all_tried``: every non-ejected exit is in ``exclude``;
-    * ``all_ejected``: every exit is ejected and panic mode is off; ``retry_at`` is when the
-      first one returns;
-    * ``site_down``: the site failed through several exits in a row and is resting; ``retry_at``
-      is when it is tried again.
-    """
-
-    def __init__(
-        self, reason: str, locale: str | None = None, retry_at: float | None = None
-    ) -> None:
-        self.reason = reason
-        self.locale = locale
-        self.retry_at = retry_at
-        super().__init__(f"no usable exit for locale {locale!r}: {reason}")
-
-
-class SessionLost(NoExit):
-    """The exit a sticky session is pinned to cannot serve it any more.
-
-    ``reason``: ``banned`` (for this domain), ``ejected``, ``tried`` (the caller excluded it) or
-    ``other_locale`` (the session is asked for a locale whose chain does not hold its exit). The
-    caller ends the session (:meth:`ExitPool.end_session`) and may start a new one.
-    """
-
-    def __init__(self, session: str, reason: str, locale: str | None = None) -> None:
-        super().__init__(reason, locale)
-        self.session = session
-        self.args = (f"sticky session {session!r} lost its exit: {reason}",)
-
-
-class _Fenwick:
-    """Prefix sums over integer weights: O(log n) update, O(log n) weighted sampling."""
-
-    __slots__ = ("n", "top", "total", "tree", "weights")
-
-    def __init__(self, weights: list[int]) -> None:
-        n = len(weights)
-        tree = [0, *weights]
-        for k in range(1, n + 1):
-            parent = k + (k & -k)
-            if parent <= n:
-                tree[parent] += tree[k]
-        self.n = n
-        self.tree = tree
-        self.weights = weights
-        self.total = sum(weights)
-        self.top = 1 << (n.bit_length() - 1) if n else 0
-
-    def set(self, position: int, weight: int) -> None:
-        delta = weight - self.weights[position]
-        if not delta:
-            return
-        self.weights[position] = weight
-        self.total += delta
-        tree = self.tree
-        n = self.n
-        k = position + 1
-        while k <= n:
-            tree[k] += delta
-            k += k & -k
-
-    def find(self, u: int) -> int:
-        """The position p with ``sum(weights[:p]) <= u < sum(weights[:p + 1])``."""
-        tree = self.tree
-        n = self.n
-        position = 0
-        step = self.top
-        while step:
-            nxt = position + step
-            if nxt <= n and tree[nxt] <= u:
-                position = nxt
-                u -= tree[nxt]
-            step >>= 1
-        return position
-
-
-class _Pool:
-    """Exits chosen from together: one (locale, pool) of the config, or all exits.
-
-    ``usable`` holds the non-ejected members in any order; ``pos[i]`` is exit ``i``'s place in
-    it (-1 when absent). ``pos`` and ``off`` are shared by all pools of one kind: every exit is
-    in exactly one (locale, pool) and in the pool of all proxies.
-    """
-
-    __slots__ = (
-        "capped",
-        "cursor",
-        "ejected",
-        "fen",
-        "heap",
-        "in_flight",
-        "lat_n",
-        "lat_sum",
-        "locale",
-        "members",
-        "name",
-        "off",
-        "panics",
-        "pos",
-        "sick",
-        "size",
-        "strategy",
-        "uid",
-        "usable",
-        "version",
-        "weight",
-    )
-
-    def __init__(
-        self,
-        uid: int,
-        locale: str | None,
-        name: str | None,
-        weight: float,
-        strategy: int,
-        members: list[int],
-        pos: list[int],
-        off: list[int],
-        wint: list[int],
-        heap: list[tuple[float, int]],
-    ) -> None:
-        self.uid = uid
-        self.locale = locale
-        self.name = name
-        self.weight = weight
-        self.strategy = strategy
-        self.members = members
-        self.pos = pos
-        self.off = off
-        self.usable = list(members)
-        for k, i in enumerate(members):
-            pos[i] = k
-            off[i] = k
-        self.fen = _Fenwick([wint[i] for i in members]) if strategy == _WEIGHTED else None
-        self.cursor = -1
-        #: Bumped whenever ``usable`` changes: cached "nothing ready" answers then expire.
-        self.version = 0
-        self.size = len(members)
-        self.ejected = 0
-        #: Members whose last transport outcome was a failure of their own (ejected or not).
-        self.sick = 0
-        self.in_flight = 0
-        self.capped = 0
-        self.panics = 0
-        self.lat_sum = 0.0
-        self.lat_n = 0
-        #: Ejected members by return time, for panic mode; may hold stale entries.
-        self.heap = heap
-
-    def add(self, i: int, wint: list[int]) -> None:
-        pos = self.pos
-        if pos[i] >= 0:
-            return
-        pos[i] = len(self.usable)
-        self.usable.append(i)
-        self.version += 1
-        if self.fen is not None:
-            self.fen.set(self.off[i], wint[i])
-
-    def remove(self, i: int) -> None:
-        pos = self.pos
-        k = pos[i]
-        if k < 0:
-            return
-        usable = self.usable
-        last = usable.pop()
-        if last != i:
-            usable[k] = last
-            pos[last] = k
-        pos[i] = -1
-        self.version += 1
-        if self.fen is not None:
-            self.fen.set(self.off[i], 0)
-
-    def counts(self) -> PoolCounts:
-        return PoolCounts(
-            locale=self.locale,
-            pool=self.name,
-            total=self.size,
-            usable=len(self.usable),
-            ejected=self.ejected,
-            in_flight=self.in_flight,
-            ejection_capped=self.capped,
-            panics=self.panics,
-            failing=self.sick,
-        )
-
-
-class _Site:
-    """A site that failed through several exits in a row (``failing``), and whether it is
-    taken to be down: then nothing is sent to it before ``until`` but one probe."""
-
-    __slots__ = ("down", "failing", "probing", "streak", "until")
-
-    def __init__(self) -> None:
-        self.failing: set[int] = set()
-        self.down = False
-        self.streak = 0
-        self.until = 0.0
-        self.probing = False
-
-
-class _Locale:
-    """A locale's pools and its latency EWMA (plain, time-based) for adaptive timeouts."""
-
-    __slots__ = ("lat", "lat_t", "name", "pools")
-
-    def __init__(self, name: str | None, pools: tuple[_Pool, ...]) -> None:
-        self.name = name
-        self.pools = pools
-        self.lat = -1.0
-        self.lat_t = 0.0
-
-    def observe(self, latency: float, now: float, decay: float) -> None:
-        if self.lat < 0:
-            self.lat = latency
-        else:
-            self.lat = latency + (self.lat - latency) * math.exp((self.lat_t - now) / decay)
-        self.lat_t = now
 
 
 class ExitPool:
@@ -475,7 +102,7 @@ class ExitPool:
         rng: random.Random | None = None,
         panic: bool = True,
     ) -> None:
-        if strategy not in _STRATEGY_CODES:
+        if strategy not in STRATEGY_CODES:
             raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
         self.config = config
         self.health = health
@@ -513,19 +140,48 @@ class ExitPool:
         self._choice_all: list[Choice | None] = [None] * n
         self._heap: list[tuple[float, int]] = []
 
-        default_code = _STRATEGY_CODES[strategy]
+        self._build_groups(config, strategy)
+        self._ready: dict[str, dict[int, float]] = {}
+        #: domain -> exit -> (ban streak, cool-down end, reason, success since).
+        self._bans: dict[str, dict[int, tuple[int, float, str, bool]]] = {}
+        #: domain -> exit -> (failures in a row, rest end): failures of the pair, not yet
+        #: blamed on the exit (it may be the site).
+        self._pfail: dict[str, dict[int, tuple[int, float]]] = {}
+        #: The site an exit last failed on, since its last success: failing on a second site
+        #: blames the exit.
+        self._fail_dom: list[str | None] = [None] * n
+        self._sick = [False] * n
+        #: The exit has carried a request to a site and back at least once.
+        self._proven = [False] * n
+        self._sites: dict[str, SiteState] = {}
+        #: domain -> pool uid -> (pool version, first not-before time, its exit): "nothing of
+        #: this pool is ready for this domain before that time".
+        self._blocked: dict[str, dict[int, tuple[int, float, int]]] = {}
+        self._sessions: dict[str, int] = {}
+        #: Sessions by last use, oldest first (dicts keep insertion order; a use re-inserts).
+        self._session_used: dict[str, float] = {}
+        #: When the walk of a chain in progress finds nothing, the first time an exit it
+        #: skipped will be ready: written by the scans, read when :class:`NoExit` is raised. An
+        #: instance field rather than a returned pair, so a choice allocates nothing.
+        self._why_retry = _INF
+
+    def _build_groups(self, config: ProxyConfig, strategy: str) -> None:
+        """One group per (locale, pool) of the config, one for the unlocalized proxies, and
+        the group of all exits; then each locale's fallback chain of groups."""
+        n = len(self._entries)
+        default_code = STRATEGY_CODES[strategy]
         group_pos = [-1] * n
         group_off = [0] * n
-        groups: list[_Pool] = []
-        group_of: list[_Pool | None] = [None] * n
-        locale_of: list[_Locale | None] = [None] * n
-        self._locales: dict[str, _Locale] = {}
+        groups: list[ExitGroup] = []
+        group_of: list[ExitGroup | None] = [None] * n
+        locale_of: list[LocaleGroup | None] = [None] * n
+        self._locales: dict[str, LocaleGroup] = {}
         for name, locale_config in config.locales.items():
-            code = _STRATEGY_CODES[locale_config.strategy or strategy]
-            pools: list[_Pool] = []
+            code = STRATEGY_CODES[locale_config.strategy or strategy]
+            pools: list[ExitGroup] = []
             for pool_config in locale_config.pools:
                 members = [self._ids[p.id] for p in pool_config.proxies]
-                pool = _Pool(
+                pool = ExitGroup(
                     len(groups),
                     name,
                     pool_config.name,
@@ -539,7 +195,7 @@ class ExitPool:
                 )
                 groups.append(pool)
                 pools.append(pool)
-            locale = _Locale(name, tuple(pools))
+            locale = LocaleGroup(name, tuple(pools))
             self._locales[name] = locale
             for pool in pools:
                 for i in pool.members:
@@ -547,7 +203,7 @@ class ExitPool:
                     locale_of[i] = locale
         if config.unlocalized:
             members = [self._ids[p.id] for p in config.unlocalized]
-            pool = _Pool(
+            pool = ExitGroup(
                 len(groups),
                 None,
                 config.unlocalized[0].pool,
@@ -563,12 +219,12 @@ class ExitPool:
             for i in members:
                 group_of[i] = pool
         self._groups = tuple(groups)
-        self._grp: list[_Pool] = [g for g in group_of if g is not None]
+        self._grp: list[ExitGroup] = [g for g in group_of if g is not None]
         if len(self._grp) != n:
             raise ValueError(f"{config.source}: every exit must belong to exactly one pool")
         self._loc_of = locale_of
         everyone = list(range(n))
-        self._all = _Pool(
+        self._all = ExitGroup(
             len(groups),
             None,
             None,
@@ -580,33 +236,11 @@ class ExitPool:
             self._wint,
             self._heap,
         )
-        self._all_locale = _Locale(None, (self._all,))
-        self._chains: dict[str | None, tuple[_Locale, ...]] = {None: (self._all_locale,)}
+        self._all_locale = LocaleGroup(None, (self._all,))
+        self._chains: dict[str | None, tuple[LocaleGroup, ...]] = {None: (self._all_locale,)}
         for name in config.locales:
             self._chains[name] = tuple(self._locales[x] for x in config.fallback_chain(name))
 
-        self._ready: dict[str, dict[int, float]] = {}
-        #: domain -> exit -> (ban streak, cool-down end, reason, success since).
-        self._bans: dict[str, dict[int, tuple[int, float, str, bool]]] = {}
-        #: domain -> exit -> (failures in a row, rest end): failures of the pair, not yet
-        #: blamed on the exit (it may be the site).
-        self._pfail: dict[str, dict[int, tuple[int, float]]] = {}
-        #: The site an exit last failed on, since its last success: failing on a second site
-        #: blames the exit.
-        self._fail_dom: list[str | None] = [None] * n
-        self._sick = [False] * n
-        #: The exit has carried a request to a site and back at least once.
-        self._proven = [False] * n
-        self._sites: dict[str, _Site] = {}
-        #: domain -> pool uid -> (pool version, first not-before time, its exit): "nothing of
-        #: this pool is ready for this domain before that time".
-        self._blocked: dict[str, dict[int, tuple[int, float, int]]] = {}
-        self._sessions: dict[str, int] = {}
-        #: Sessions by last use, oldest first (dicts keep insertion order; a use re-inserts).
-        self._session_used: dict[str, float] = {}
-        # Why the last walk of a chain found nothing (written by scans only).
-        self._why_retry = _INF
-        self._why_tried = False
 
     # -- choosing -------------------------------------------------------------------------------
 
@@ -642,7 +276,7 @@ class ExitPool:
             return self._choose_session(session, locale, domain, excl, now)
         return self._choose(locale, domain, excl, now)
 
-    def _site_gate(self, site: _Site, locale: str | None, now: float) -> None:
+    def _site_gate(self, site: SiteState, locale: str | None, now: float) -> None:
         """A site taken to be down lets one probe through per rest period (a circuit breaker's
         half-open state); everything else waits for it."""
         if now < site.until:
@@ -656,7 +290,6 @@ class ExitPool:
             raise NoExit("unknown_locale", locale)
         ready = self._ready.get(domain)
         self._why_retry = _INF
-        self._why_tried = False
         first = chain[0]
         for loc in chain:
             pools = loc.pools
@@ -711,7 +344,7 @@ class ExitPool:
         self._all.in_flight += 1
         return self._choice(i, loc, loc is not chain[0])
 
-    def _choice(self, i: int, loc: _Locale, fallback: bool) -> Choice:
+    def _choice(self, i: int, loc: LocaleGroup, fallback: bool) -> Choice:
         # Choices are immutable, so one object per (exit, kind) is shared by all requests.
         if loc is self._all_locale:
             cache = self._choice_all
@@ -731,7 +364,7 @@ class ExitPool:
 
     def _pick_canary(
         self,
-        pools: tuple[_Pool, ...],
+        pools: tuple[ExitGroup, ...],
         domain: str,
         ready: dict[int, float] | None,
         excl: set[int] | None,
@@ -766,7 +399,7 @@ class ExitPool:
 
     def _pick(
         self,
-        pool: _Pool,
+        pool: ExitGroup,
         domain: str,
         ready: dict[int, float] | None,
         excl: set[int] | None,
@@ -778,9 +411,9 @@ class ExitPool:
         if not n:
             return -1
         strategy = pool.strategy
-        if strategy == _ROUND_ROBIN:
+        if strategy == ROUND_ROBIN:
             return self._pick_round_robin(pool, domain, ready, excl, now)
-        if strategy == _WEIGHTED:
+        if strategy == WEIGHTED:
             i = self._sample_weighted(pool, ready, excl, now)
             return i if i >= 0 else self._scan(pool, domain, ready, excl, now)
         rand = self._random
@@ -793,7 +426,7 @@ class ExitPool:
             if ja < 0:
                 return self._scan(pool, domain, ready, excl, now)
         a = items[ja]
-        if strategy == _RANDOM or n == 1:
+        if strategy == RANDOM or n == 1:
             return a
         # Power of two choices: a second, distinct exit (Envoy LEAST_REQUEST, choice_count 2).
         if fast:
@@ -805,7 +438,7 @@ class ExitPool:
             if jb < 0:
                 return a
         b = items[jb]
-        if strategy == _LEAST_CONNECTIONS:
+        if strategy == LEAST_CONNECTIONS:
             inflight = self._inflight
             return a if inflight[a] <= inflight[b] else b
         return a if self._score(a, pool, now) <= self._score(b, pool, now) else b
@@ -842,7 +475,7 @@ class ExitPool:
         return -1
 
     def _sample_weighted(
-        self, pool: _Pool, ready: dict[int, float] | None, excl: set[int] | None, now: float
+        self, pool: ExitGroup, ready: dict[int, float] | None, excl: set[int] | None, now: float
     ) -> int:
         fen = pool.fen
         if fen is None or fen.total <= 0:
@@ -865,7 +498,7 @@ class ExitPool:
 
     def _pick_round_robin(
         self,
-        pool: _Pool,
+        pool: ExitGroup,
         domain: str,
         ready: dict[int, float] | None,
         excl: set[int] | None,
@@ -911,7 +544,7 @@ class ExitPool:
 
     def _scan(
         self,
-        pool: _Pool,
+        pool: ExitGroup,
         domain: str,
         ready: dict[int, float] | None,
         excl: set[int] | None,
@@ -949,12 +582,12 @@ class ExitPool:
                         continue
                     del ready[i]
             seen += 1
-            if strategy == _WEIGHTED:
+            if strategy == WEIGHTED:
                 w = wint[i]
                 weight_sum += w
                 if rand() * weight_sum < w:
                     best = i
-            elif strategy == _RANDOM:
+            elif strategy == RANDOM:
                 if rand() * seen < 1.0:
                     best = i
             elif seen == 1:
@@ -969,7 +602,7 @@ class ExitPool:
                     second = i
         if best >= 0:
             if second >= 0:
-                if strategy == _LEAST_CONNECTIONS:
+                if strategy == LEAST_CONNECTIONS:
                     if self._inflight[second] < self._inflight[best]:
                         return second
                 elif self._score(second, pool, now) < self._score(best, pool, now):
@@ -978,7 +611,7 @@ class ExitPool:
         self._nothing_ready(pool, domain, min_t, min_i, tried)
         return -1
 
-    def _blocked_hit(self, pool: _Pool, domain: str, excl: set[int] | None, now: float) -> bool:
+    def _blocked_hit(self, pool: ExitGroup, domain: str, excl: set[int] | None, now: float) -> bool:
         blocked = self._blocked.get(domain)
         if blocked is None:
             return False
@@ -992,13 +625,11 @@ class ExitPool:
         return True
 
     def _nothing_ready(
-        self, pool: _Pool, domain: str, min_t: float, min_i: int, tried: bool
+        self, pool: ExitGroup, domain: str, min_t: float, min_i: int, tried: bool
     ) -> None:
         if min_t < self._why_retry:
             self._why_retry = min_t
-        if tried:
-            self._why_tried = True
-        elif min_t < _INF:
+        if not tried and min_t < _INF:
             # Every usable exit is banned or paced for the domain, the first until min_t. Bans
             # and pacing only push times later, so this holds until the pool changes (version)
             # or min_i's time moves (_not_before drops the entry).
@@ -1007,7 +638,7 @@ class ExitPool:
                 blocked = self._blocked[domain] = {}
             blocked[pool.uid] = (pool.version, min_t, min_i)
 
-    def _score(self, i: int, pool: _Pool, now: float) -> float:
+    def _score(self, i: int, pool: ExitGroup, now: float) -> float:
         """Peak-EWMA cost: (latency estimate + recent-ban penalty) x (in-flight + 1)."""
         mean = pool.lat_sum / pool.lat_n if pool.lat_n else _PRIOR_LATENCY
         lat = self._lat[i]
@@ -1022,7 +653,7 @@ class ExitPool:
 
     def _no_usable(
         self,
-        chain: tuple[_Locale, ...],
+        chain: tuple[LocaleGroup, ...],
         locale: str | None,
         ready: dict[int, float] | None,
         excl: set[int] | None,
@@ -1046,7 +677,7 @@ class ExitPool:
 
     def _panic(
         self,
-        chain: tuple[_Locale, ...],
+        chain: tuple[LocaleGroup, ...],
         locale: str | None,
         ready: dict[int, float] | None,
         excl: set[int] | None,
@@ -1078,7 +709,7 @@ class ExitPool:
         self._all.panics += 1
         return Choice(self._entries[best], best_loc.name, best_loc is not chain[0], True)
 
-    def _earliest_return(self, pool: _Pool) -> float:
+    def _earliest_return(self, pool: ExitGroup) -> float:
         heap = pool.heap
         until = self._until
         while heap and until[heap[0][1]] != heap[0][0]:
@@ -1086,7 +717,7 @@ class ExitPool:
         return heap[0][0] if heap else _INF
 
     def _least_bad(
-        self, pool: _Pool, ready: dict[int, float] | None, excl: set[int] | None, now: float
+        self, pool: ExitGroup, ready: dict[int, float] | None, excl: set[int] | None, now: float
     ) -> tuple[float, int]:
         """The ejected member due back first that may serve the domain. O(1) when the first is
         ready for it, else one pass over the pool's ejected exits (panic mode only)."""
@@ -1104,7 +735,6 @@ class ExitPool:
             if until[i] != t:
                 continue
             if excl is not None and i in excl:
-                self._why_tried = True
                 continue
             if ready is not None:
                 r = ready.get(i)
@@ -1262,7 +892,7 @@ class ExitPool:
         health = self.health
         site = self._sites.get(domain)
         if site is None:
-            site = self._sites[domain] = _Site()
+            site = self._sites[domain] = SiteState()
         if site.down:
             if site.probing:
                 site.probing = False
@@ -1291,7 +921,7 @@ class ExitPool:
         self._not_before(i, domain, now + rest)
         return "pair"
 
-    def _site_down(self, domain: str, site: _Site, now: float) -> None:
+    def _site_down(self, domain: str, site: SiteState, now: float) -> None:
         site.down = True
         site.probing = False
         site.streak = 1
@@ -1459,7 +1089,7 @@ class ExitPool:
         self._pen_t[i] = now
 
     @staticmethod
-    def _mean(pool: _Pool) -> float:
+    def _mean(pool: ExitGroup) -> float:
         return pool.lat_sum / pool.lat_n if pool.lat_n else _PRIOR_LATENCY
 
     # -- ejection -------------------------------------------------------------------------------
