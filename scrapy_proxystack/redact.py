@@ -1,7 +1,7 @@
 """Turning proxy URLs into something safe to print.
 
 Every log line, stats key, report and exception of the suite that mentions a proxy goes through
-:func:`redact_url` (or, for a parsed proxy, its ``redacted`` form built from host and port), so a
+:func:`redact_url` (or names a parsed proxy by its id, built from host and port), so a
 password (or a user name that encodes an account) never leaves the process. Keeping it in one
 tiny module makes it easy to test and hard to bypass.
 

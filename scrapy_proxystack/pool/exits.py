@@ -241,7 +241,6 @@ class ExitPool:
         for name in config.locales:
             self._chains[name] = tuple(self._locales[x] for x in config.fallback_chain(name))
 
-
     # -- choosing -------------------------------------------------------------------------------
 
     def choose(

@@ -2,7 +2,7 @@
 
 One pass over the loaded document (the YAML file, the ``PROXYSTACK_PROXIES`` dict, the legacy
 list): every problem is collected with its key path and reported at once. The types it builds
-and the public entry points live in :mod:`scrapy_proxystack.config`.
+live in :mod:`scrapy_proxystack.config.model`.
 
 The work is linear in the document as written, whatever its shape: fallback cycles are found by
 one depth-first search, a container met twice (a YAML alias) is refused where it makes no sense
@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from scrapy_proxystack.config import (
+from scrapy_proxystack.config.model import (
     ANONYMITY_GRADES,
     DEFAULT_POOL,
     STRATEGIES,
@@ -377,12 +377,11 @@ def parse(
     capped excerpt of any value.
     """
     p = _Parser(source, auth_encoding)
-    problems = p.problems
     if not isinstance(data, Mapping):
         raise ConfigError(
             [f"{source}: the top level is {_describe(data)}; expected a mapping with 'locales'"]
         )
-    _unknown_keys(problems, source, "", data, _TOP_KEYS)
+    _unknown_keys(p.problems, source, "", data, _TOP_KEYS)
     if not p.ascii_safe:
         try:
             codecs.lookup(auth_encoding)
@@ -400,108 +399,13 @@ def parse(
     if not isinstance(raw_locales, Mapping):
         p.error("locales", f"{_describe(raw_locales)}; expected a mapping of locale name to pool")
         raw_locales = {}
-
-    # First pass: proxies, pool shapes and scalar options.
     locale_meta: dict[str, dict[str, Any]] = {}
     pool_weights: dict[str, dict[str, float]] = {}
     for name, raw in raw_locales.items():
-        path = f"locales.{_shown_key(name)}"
-        if not isinstance(name, str) or not name:
-            p.error(path, "locale names must be non-empty strings")
-            continue
-        if isinstance(raw, Mapping) and not p.once(path, raw):
-            continue
-        if isinstance(raw, list):  # shorthand: `fr: [url, url]`
-            raw = {"proxies": raw}
-        if not isinstance(raw, Mapping):
-            p.error(path, f"{_describe(raw)}; expected a mapping with 'proxies'")
-            continue
-        _unknown_keys(problems, source, path, raw, _LOCALE_KEYS)
-        meta: dict[str, Any] = {"fallback": (), "strategy": None, "accept_language": None}
-        meta["min_anonymity"] = None
-        weights = pool_weights.setdefault(name, {})
-        if "proxies" not in raw and "pools" not in raw:
-            p.error(path, "has no proxies; expected 'proxies: [...]' or 'pools: {...}'")
-        if "proxies" in raw:
-            p.proxy_list(f"{path}.proxies", raw["proxies"], name, DEFAULT_POOL)
-            weights[DEFAULT_POOL] = 1.0
-        if "pools" in raw:
-            pools = raw["pools"]
-            if not isinstance(pools, Mapping) or not pools:
-                p.error(
-                    f"{path}.pools",
-                    f"{_describe(pools)}; expected a mapping of pool name to "
-                    "{weight: 95, proxies: [...]}",
-                )
-            elif p.once(f"{path}.pools", pools):
-                for pool_key, pool_raw in pools.items():
-                    pool_name = pool_key if isinstance(pool_key, str) else _shown_key(pool_key)
-                    ppath = f"{path}.pools.{_shown_key(pool_key)}"
-                    if not isinstance(pool_raw, Mapping):
-                        p.error(ppath, f"{_describe(pool_raw)}; expected {{weight, proxies}}")
-                        continue
-                    if not p.once(ppath, pool_raw):
-                        continue
-                    if pool_name == DEFAULT_POOL and "proxies" in raw:
-                        p.error(ppath, "clashes with the locale's own 'proxies' list")
-                        continue
-                    _unknown_keys(problems, source, ppath, pool_raw, _POOL_KEYS)
-                    weight = 1.0
-                    if "weight" in pool_raw:
-                        parsed = p.number(
-                            f"{ppath}.weight", pool_raw["weight"], maximum=_MAX_WEIGHT
-                        )
-                        weight = parsed if parsed is not None else 1.0
-                    if "proxies" not in pool_raw:
-                        p.error(ppath, "missing key 'proxies'; expected a list of proxy URLs")
-                        continue
-                    p.proxy_list(f"{ppath}.proxies", pool_raw["proxies"], name, pool_name)
-                    weights[pool_name] = weight
-        if "fallback" in raw:
-            fb = raw["fallback"]
-            if isinstance(fb, str):
-                fb = [fb]
-            if not isinstance(fb, list) or not all(isinstance(x, str) for x in fb):
-                p.error(f"{path}.fallback", f"{_describe(fb)}; expected a list of locale names")
-            elif len(fb) <= _MAX_SHARED_LIST or p.once(f"{path}.fallback", fb):
-                meta["fallback"] = tuple(fb)
-        if "strategy" in raw:
-            strategy = raw["strategy"]
-            if not isinstance(strategy, str) or strategy not in STRATEGIES:
-                p.error(
-                    f"{path}.strategy",
-                    f"{_describe(strategy)} is not a strategy{p.hint(strategy, STRATEGIES)}; "
-                    f"expected one of {', '.join(STRATEGIES)}",
-                )
-            else:
-                meta["strategy"] = strategy
-        if "accept_language" in raw:
-            al = raw["accept_language"]
-            if not isinstance(al, str) or not al.strip() or not al.isprintable():
-                p.error(f"{path}.accept_language", f"{_describe(al)}; expected a header value")
-            else:
-                meta["accept_language"] = al.strip()
-        if "min_anonymity" in raw:
-            grade = raw["min_anonymity"]
-            if not isinstance(grade, str) or grade not in ANONYMITY_GRADES:
-                p.error(
-                    f"{path}.min_anonymity",
-                    f"{_describe(grade)}; expected one of {', '.join(ANONYMITY_GRADES)}",
-                )
-            else:
-                meta["min_anonymity"] = grade
-        locale_meta[name] = meta
-
-    for name, meta in locale_meta.items():
-        for i, target in enumerate(meta["fallback"]):
-            if target not in locale_meta and target not in raw_locales:
-                p.error(
-                    f"locales.{_shown_key(name)}.fallback[{i}]",
-                    f"{_shown_str(target)} is not a configured locale"
-                    f"{p.hint(target, raw_locales)}; "
-                    f"expected one of {p.locale_names(raw_locales)}",
-                )
-    _check_cycles(p, {name: meta["fallback"] for name, meta in locale_meta.items()})
+        meta = _parse_locale(p, name, raw, pool_weights)
+        if meta is not None:
+            locale_meta[name] = meta
+    _check_fallbacks(p, locale_meta, raw_locales)
 
     # Unlocalized proxies (migration from scrapy-rotating-proxies).
     saved_source = p.source
@@ -532,11 +436,143 @@ def parse(
             f"expected one of {p.locale_names(raw_locales)}",
         )
         default_locale = None
+    if p.problems:
+        raise ConfigError(p.problems)
+    return _build(p, locale_meta, pool_weights, domains, default_locale)
 
-    if problems:
-        raise ConfigError(problems)
 
-    # Build the frozen objects, with ids that are stable for a given config and safe to print.
+def _parse_locale(
+    p: _Parser, name: Any, raw: Any, pool_weights: dict[str, dict[str, float]]
+) -> dict[str, Any] | None:
+    """One entry of ``locales``: its proxies and pools (recorded in ``p`` and
+    ``pool_weights``) and its options, or None when it cannot be read at all."""
+    path = f"locales.{_shown_key(name)}"
+    if not isinstance(name, str) or not name:
+        p.error(path, "locale names must be non-empty strings")
+        return None
+    if isinstance(raw, Mapping) and not p.once(path, raw):
+        return None
+    if isinstance(raw, list):  # shorthand: `fr: [url, url]`
+        raw = {"proxies": raw}
+    if not isinstance(raw, Mapping):
+        p.error(path, f"{_describe(raw)}; expected a mapping with 'proxies'")
+        return None
+    _unknown_keys(p.problems, p.source, path, raw, _LOCALE_KEYS)
+    weights = pool_weights.setdefault(name, {})
+    if "proxies" not in raw and "pools" not in raw:
+        p.error(path, "has no proxies; expected 'proxies: [...]' or 'pools: {...}'")
+    if "proxies" in raw:
+        p.proxy_list(f"{path}.proxies", raw["proxies"], name, DEFAULT_POOL)
+        weights[DEFAULT_POOL] = 1.0
+    if "pools" in raw:
+        _parse_pools(p, path, raw, name, weights)
+    return _parse_locale_options(p, path, raw)
+
+
+def _parse_pools(
+    p: _Parser, path: str, raw: Mapping[Any, Any], name: str, weights: dict[str, float]
+) -> None:
+    """``locales.<name>.pools``: weighted groups of proxies (vendors, a canary)."""
+    pools = raw["pools"]
+    if not isinstance(pools, Mapping) or not pools:
+        p.error(
+            f"{path}.pools",
+            f"{_describe(pools)}; expected a mapping of pool name to "
+            "{weight: 95, proxies: [...]}",
+        )
+        return
+    if not p.once(f"{path}.pools", pools):
+        return
+    for pool_key, pool_raw in pools.items():
+        pool_name = pool_key if isinstance(pool_key, str) else _shown_key(pool_key)
+        ppath = f"{path}.pools.{_shown_key(pool_key)}"
+        if not isinstance(pool_raw, Mapping):
+            p.error(ppath, f"{_describe(pool_raw)}; expected {{weight, proxies}}")
+            continue
+        if not p.once(ppath, pool_raw):
+            continue
+        if pool_name == DEFAULT_POOL and "proxies" in raw:
+            p.error(ppath, "clashes with the locale's own 'proxies' list")
+            continue
+        _unknown_keys(p.problems, p.source, ppath, pool_raw, _POOL_KEYS)
+        weight = 1.0
+        if "weight" in pool_raw:
+            parsed = p.number(f"{ppath}.weight", pool_raw["weight"], maximum=_MAX_WEIGHT)
+            weight = parsed if parsed is not None else 1.0
+        if "proxies" not in pool_raw:
+            p.error(ppath, "missing key 'proxies'; expected a list of proxy URLs")
+            continue
+        p.proxy_list(f"{ppath}.proxies", pool_raw["proxies"], name, pool_name)
+        weights[pool_name] = weight
+
+
+def _parse_locale_options(p: _Parser, path: str, raw: Mapping[Any, Any]) -> dict[str, Any]:
+    """A locale's ``fallback``, ``strategy``, ``accept_language`` and ``min_anonymity``."""
+    meta: dict[str, Any] = {
+        "fallback": (),
+        "strategy": None,
+        "accept_language": None,
+        "min_anonymity": None,
+    }
+    if "fallback" in raw:
+        fb = raw["fallback"]
+        if isinstance(fb, str):
+            fb = [fb]
+        if not isinstance(fb, list) or not all(isinstance(x, str) for x in fb):
+            p.error(f"{path}.fallback", f"{_describe(fb)}; expected a list of locale names")
+        elif len(fb) <= _MAX_SHARED_LIST or p.once(f"{path}.fallback", fb):
+            meta["fallback"] = tuple(fb)
+    if "strategy" in raw:
+        strategy = raw["strategy"]
+        if not isinstance(strategy, str) or strategy not in STRATEGIES:
+            p.error(
+                f"{path}.strategy",
+                f"{_describe(strategy)} is not a strategy{p.hint(strategy, STRATEGIES)}; "
+                f"expected one of {', '.join(STRATEGIES)}",
+            )
+        else:
+            meta["strategy"] = strategy
+    if "accept_language" in raw:
+        al = raw["accept_language"]
+        if not isinstance(al, str) or not al.strip() or not al.isprintable():
+            p.error(f"{path}.accept_language", f"{_describe(al)}; expected a header value")
+        else:
+            meta["accept_language"] = al.strip()
+    if "min_anonymity" in raw:
+        grade = raw["min_anonymity"]
+        if not isinstance(grade, str) or grade not in ANONYMITY_GRADES:
+            p.error(
+                f"{path}.min_anonymity",
+                f"{_describe(grade)}; expected one of {', '.join(ANONYMITY_GRADES)}",
+            )
+        else:
+            meta["min_anonymity"] = grade
+    return meta
+
+
+def _check_fallbacks(
+    p: _Parser, locale_meta: Mapping[str, dict[str, Any]], raw_locales: Mapping[Any, Any]
+) -> None:
+    for name, meta in locale_meta.items():
+        for i, target in enumerate(meta["fallback"]):
+            if target not in locale_meta and target not in raw_locales:
+                p.error(
+                    f"locales.{_shown_key(name)}.fallback[{i}]",
+                    f"{_shown_str(target)} is not a configured locale"
+                    f"{p.hint(target, raw_locales)}; "
+                    f"expected one of {p.locale_names(raw_locales)}",
+                )
+    _check_cycles(p, {name: meta["fallback"] for name, meta in locale_meta.items()})
+
+
+def _build(
+    p: _Parser,
+    locale_meta: Mapping[str, dict[str, Any]],
+    pool_weights: Mapping[str, dict[str, float]],
+    domains: dict[str, DomainRule],
+    default_locale: str | None,
+) -> ProxyConfig:
+    """The frozen objects, with ids that are stable for a given config and safe to print."""
     hostports: dict[tuple[str, int], int] = {}
     for raw_entry in p.entries:
         hp = (raw_entry.host, raw_entry.port)
@@ -577,7 +613,7 @@ def parse(
             min_anonymity=meta["min_anonymity"],
         )
     return ProxyConfig(
-        source=source,
+        source=p.source,
         locales=locales,
         domains=domains,
         default_locale=default_locale,

@@ -1,27 +1,15 @@
-"""The proxy configuration: the YAML schema, its validation, and the frozen objects it yields.
+"""The proxy configuration's frozen types: what the YAML (or ``PROXYSTACK_PROXIES``) yields.
 
-The YAML file (``PROXYSTACK_PROXIES_FILE``) or the equivalent dict (``PROXYSTACK_PROXIES``) is
-read once, at start-up, before any request. Every problem found is reported at once, each line
-naming the file, the key path (``locales.fr.proxies[2]``), the offending value with credentials
-redacted, and what was expected, because a crawl that starts on a broken proxy list burns hours
-of proxy budget before anyone notices.
-
-This module holds the frozen types and the two entry points; reading YAML strictly lives in
-:mod:`scrapy_proxystack._yaml`, the schema's checks in :mod:`scrapy_proxystack._schema`. None of
-them imports anything from Scrapy, so that they can be reused by tools and tested quickly.
+Plain module (no Scrapy import); built by :mod:`scrapy_proxystack.config.schema`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from scrapy_proxystack._yaml import YamlRefused, read_yaml
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Mapping, Sequence
 
 __all__ = [
@@ -33,8 +21,6 @@ __all__ = [
     "PoolConfig",
     "ProxyConfig",
     "ProxyEntry",
-    "load_proxy_config",
-    "parse_proxy_config",
 ]
 
 #: Exit-choice strategies accepted by ``PROXYSTACK_STRATEGY`` and ``locales.<name>.strategy``.
@@ -76,12 +62,6 @@ class ProxyEntry:
     locale: str | None
     pool: str
     weight: float
-
-    @property
-    def redacted(self) -> str:
-        """``scheme://host:port``: safe to print (built from the parsed fields, not the URL)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def has_credentials(self) -> bool:
@@ -183,81 +163,3 @@ class ProxyConfig:
             if rule is not None:
                 return rule
         return None
-
-
-def load_proxy_config(
-    path: str | os.PathLike[str] | None = None,
-    data: Mapping[str, Any] | None = None,
-    *,
-    extra_unlocalized: Sequence[str] = (),
-    extra_source: str = "ROTATING_PROXY_LIST",
-    auth_encoding: str = "latin-1",
-) -> ProxyConfig:
-    """Read the YAML file at ``path`` and/or the ``data`` dict, validate, and return the config.
-
-    ``extra_unlocalized`` are proxy URLs that belong to no locale (the scrapy-rotating-proxies
-    list of a project that is migrating). ``auth_encoding`` is the crawl's
-    ``HTTPPROXY_AUTH_ENCODING`` (Scrapy's default is latin-1): credentials it cannot encode are
-    refused here rather than failing on every request sent through that exit.
-    """
-    if path is not None and data is not None:
-        raise ConfigError(
-            [
-                "PROXYSTACK_PROXIES_FILE and PROXYSTACK_PROXIES are both set; "
-                "expected one source of proxies (remove one of the two settings)"
-            ]
-        )
-    if path is not None:
-        source = str(path)
-        resolved = Path(path).expanduser()
-        try:
-            text = resolved.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                [
-                    f"{source}: file not found (looked at {resolved.resolve()}); "
-                    "expected a YAML proxy file (check PROXYSTACK_PROXIES_FILE)"
-                ]
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([f"{source}: cannot be read: {exc}"]) from None
-        try:
-            loaded = read_yaml(text, source)
-        except YamlRefused as exc:
-            raise ConfigError(exc.problems) from None
-        if loaded is None:
-            loaded = {}
-    elif data is not None:
-        source = "PROXYSTACK_PROXIES"
-        loaded = data
-    else:
-        source = extra_source
-        loaded = {}
-    return parse_proxy_config(
-        loaded,
-        source=source,
-        extra_unlocalized=extra_unlocalized,
-        extra_source=extra_source,
-        auth_encoding=auth_encoding,
-    )
-
-
-def parse_proxy_config(
-    data: Any,
-    *,
-    source: str = "PROXYSTACK_PROXIES",
-    extra_unlocalized: Sequence[str] = (),
-    extra_source: str = "ROTATING_PROXY_LIST",
-    auth_encoding: str = "latin-1",
-) -> ProxyConfig:
-    """Validate an already-loaded mapping (see :func:`load_proxy_config`)."""
-    # Imported here: the checks build this module's types, so they import it in turn.
-    from scrapy_proxystack._schema import parse
-
-    return parse(
-        data,
-        source=source,
-        extra_unlocalized=extra_unlocalized,
-        extra_source=extra_source,
-        auth_encoding=auth_encoding,
-    )
