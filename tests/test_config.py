@@ -135,9 +135,19 @@ BAD_CASES: list[tuple[str, Any, list[str]]] = [
         ["locales.fr.proxies[2]", "expected http://host:port"],
     ),
     (
-        "socks5 refused clearly, password redacted",
-        {"locales": {"fr": [f"socks5://bob:{SECRET}@1.2.3.4:1080"]}},
-        ["locales.fr.proxies[0]", "socks5://", "Scrapy cannot use", "***@"],
+        "socks4 refused clearly, password redacted",
+        {"locales": {"fr": [f"socks4://bob:{SECRET}@1.2.3.4:1080"]}},
+        ["locales.fr.proxies[0]", "socks4://", "expected socks5h://", "***@"],
+    ),
+    (
+        "a SOCKS5 password longer than RFC 1929 allows, redacted",
+        {"locales": {"fr": [f"socks5h://bob:{SECRET}{'x' * 255}@1.2.3.4:1080"]}},
+        ["locales.fr.proxies[0]", "password SOCKS5 cannot send", "RFC 1929", "***@"],
+    ),
+    (
+        "a SOCKS5 entry with an empty user name",
+        {"locales": {"fr": [f"socks5://:{SECRET}@1.2.3.4:1080"]}},
+        ["locales.fr.proxies[0]", "user name SOCKS5 cannot send", "***@"],
     ),
     (
         "scheme-less proxy, the usual proxy-list format, password redacted",
@@ -512,6 +522,28 @@ def test_credentials_in_the_crawl_encoding_are_accepted() -> None:
     with pytest.raises(ConfigError, match="cannot encode"):
         parse_proxy_config(utf8)
     assert parse_proxy_config(utf8, auth_encoding="utf-8").all_proxies[0].username == "u"
+
+
+def test_socks5_exits_sit_beside_http_ones_with_any_credentials() -> None:
+    # RFC 1929 credentials go out as UTF-8 whatever HTTPPROXY_AUTH_ENCODING says (latin-1 here
+    # cannot encode the Cyrillic password); '@ : / % #', spaces and non-ASCII, percent-encoded.
+    odd = "p%40%3A%2F%25%23%20%D0%BF%D0%B0%D1%80%D0%BE%D0%BB%D1%8C"
+    data = {
+        "locales": {
+            "fr": [
+                f"socks5h://us%3Aer:{odd}@1.2.3.4:1080",
+                "socks5://1.2.3.5",
+                "http://u:p@1.2.3.6:8000",
+            ]
+        }
+    }
+    entries = parse_proxy_config(data).all_proxies
+    assert [(p.scheme, p.port, p.username) for p in entries] == [
+        ("socks5h", 1080, "us:er"),
+        ("socks5", 1080, None),
+        ("http", 8000, "u"),
+    ]
+    assert all("D0" not in repr(p) and "%40" not in repr(p) for p in entries)
 
 
 # -- bounded work ---------------------------------------------------------------------------------

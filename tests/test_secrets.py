@@ -305,7 +305,8 @@ def _config_errors() -> Iterator[ConfigError]:
             f"http://{u}:{p}@127.0.1.1:8000/path",  # a path
             f"http://{u}:{p}@a<b>c:1",  # a bad host
             f"http://{u}:{p}@[::1:1",  # a broken IPv6 literal
-            f"socks5://{u}:{p}@127.0.1.1:1080",  # unsupported scheme
+            f"socks4://{u}:{p}@127.0.1.1:1080",  # unsupported scheme
+            f"socks5h://{u}:{p}{'x' * 255}@127.0.1.1:1080",  # too long for RFC 1929
             f"{u}:{p}@127.0.1.1:8000",  # no scheme
             f"http://{raw_user}:{raw_pw}/x@127.0.1.1:8000",  # unencoded /
             f"http://{u}:{p}\t@127.0.1.1:8000",  # a tab

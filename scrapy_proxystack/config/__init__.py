@@ -19,6 +19,7 @@ from scrapy_proxystack.config.loader import YamlRefused, read_yaml
 from scrapy_proxystack.config.model import (
     ANONYMITY_GRADES,
     DEFAULT_POOL,
+    SOCKS_SCHEMES,
     STRATEGIES,
     BanRules,
     ConfigError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ANONYMITY_GRADES",
     "DEFAULT_POOL",
+    "SOCKS_SCHEMES",
     "STRATEGIES",
     "BanRules",
     "ConfigError",

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANONYMITY_GRADES",
+    "SOCKS_SCHEMES",
     "STRATEGIES",
     "ConfigError",
     "DomainRule",
@@ -29,6 +30,8 @@ STRATEGIES = ("latency", "round_robin", "least_connections", "weighted", "random
 ANONYMITY_GRADES = ("transparent", "anonymous", "elite")
 
 DEFAULT_POOL = "default"
+#: Proxy schemes downloaded through the SOCKS handler. Both let the exit resolve names.
+SOCKS_SCHEMES = frozenset({"socks5", "socks5h"})
 
 
 class ConfigError(ValueError):

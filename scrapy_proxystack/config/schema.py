@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 from scrapy_proxystack.config.model import (
     ANONYMITY_GRADES,
     DEFAULT_POOL,
+    SOCKS_SCHEMES,
     STRATEGIES,
     BanRules,
     ConfigError,
@@ -40,8 +41,10 @@ from scrapy_proxystack.redact import mask_credentials, shorten
 
 __all__ = ["parse"]
 
-_SCHEMES = {"http": 80, "https": 443}
-_UNSUPPORTED_SCHEMES = {"socks4", "socks4a", "socks5", "socks5h", "socks"}
+_SCHEMES = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+_UNSUPPORTED_SCHEMES = {"socks4", "socks4a", "socks"}
+#: RFC 1929: a SOCKS5 user name or password is at most 255 bytes.
+_SOCKS_MAX_CREDENTIAL = 255
 _TOP_KEYS = ("locales", "domains", "default_locale")
 _LOCALE_KEYS = ("proxies", "pools", "fallback", "strategy", "accept_language", "min_anonymity")
 _POOL_KEYS = ("proxies", "weight")
@@ -290,15 +293,16 @@ class _Parser:
         if scheme in _UNSUPPORTED_SCHEMES:
             self.error(
                 path,
-                f"{_shown_str(url)} uses {scheme}://, which Scrapy cannot use as a proxy; "
-                "expected an http:// or https:// proxy (most vendors offer an HTTP endpoint)",
+                f"{_shown_str(url)} uses {scheme}://, which the suite cannot use (SOCKS4 has no "
+                "password and resolves names locally); expected socks5h://host:port, "
+                "socks5://host:port, http://host:port or https://host:port",
             )
             return
         if scheme not in _SCHEMES:
             self.error(
                 path,
-                f"{_shown_str(url)} has no supported scheme; expected http://host:port or "
-                "https://host:port",
+                f"{_shown_str(url)} has no supported scheme; expected http://host:port, "
+                "https://host:port or socks5h://host:port",
             )
             return
         if not host:
@@ -321,7 +325,12 @@ class _Parser:
             return
         port = port if port is not None else _SCHEMES[scheme]
         username = unquote(parts.username) if parts.username is not None else None
-        if username is not None and not (self.ascii_safe and url.isascii() and "%" not in url):
+        if scheme in SOCKS_SCHEMES:
+            if username is not None and not self.socks_credentials(
+                path, url, username, unquote(parts.password or "")
+            ):
+                return
+        elif username is not None and not (self.ascii_safe and url.isascii() and "%" not in url):
             credentials = f"{username}:{unquote(parts.password or '')}"
             try:
                 credentials.encode(self.auth_encoding)
@@ -346,6 +355,24 @@ class _Parser:
         self.entries.append(
             _RawEntry(url, scheme, host.lower(), port, username, locale, pool, weight)
         )
+
+    def socks_credentials(self, path: str, url: str, username: str, password: str) -> bool:
+        """RFC 1929 user name (1 to 255 bytes) and password (up to 255), sent as UTF-8: the
+        SOCKS handler never goes through ``HTTPPROXY_AUTH_ENCODING``. An empty password is
+        let through (some vendors put a token in the user name only)."""
+        for part, value, least in (("user name", username, 1), ("password", password, 0)):
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeError:
+                size = -1  # a lone surrogate
+            if not least <= size <= _SOCKS_MAX_CREDENTIAL:
+                self.error(
+                    path,
+                    f"{_shown_str(url)} has a {part} SOCKS5 cannot send; expected {least} to "
+                    f"{_SOCKS_MAX_CREDENTIAL} bytes of UTF-8 (RFC 1929)",
+                )
+                return False
+        return True
 
     def proxy_list(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
         if isinstance(raw, str):
