@@ -31,6 +31,7 @@ from scrapy_proxystack.testing.sites import (
     RecordedRequest,
     Site,
 )
+from scrapy_proxystack.testing.socks import SocksProxy, SocksRequest
 from scrapy_proxystack.testing.world import DEFAULT_REGIONS, SITE_NETWORK, LoopbackWorld
 
 __all__ = [
@@ -50,4 +51,6 @@ __all__ = [
     "ProxyRequest",
     "RecordedRequest",
     "Site",
+    "SocksProxy",
+    "SocksRequest",
 ]

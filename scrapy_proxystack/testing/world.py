@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from scrapy_proxystack.testing.proxies import Proxy
 from scrapy_proxystack.testing.sites import Site
+from scrapy_proxystack.testing.socks import SocksProxy
 from scrapy_proxystack.testing.tls import make_certificate
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class LoopbackWorld:
         self._sites: list[Site] = []
         self._proxies: list[Proxy] = []
         self._proxy_numbers: dict[int, int] = {}
+        self._names: dict[str, dict[str | None, Site]] = {}
         self._certificate: SelfSignedCertificate | None = None
         self._tls_context: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -306,6 +308,71 @@ class LoopbackWorld:
         if started:
             self._call(proxy._apply_state)
         return proxy
+
+    def add_socks_proxy(
+        self,
+        region: int,
+        *,
+        mode: ProxyMode = "ok",
+        auth: tuple[str, str] | None = None,
+        delay: float = 0.0,
+        fail_rate: float = 0.0,
+        die_after: int | None = None,
+        seed: int = 0,
+        reply: int = 0,
+    ) -> SocksProxy:
+        """Add a SOCKS5 proxy on the next address 127.0.R.N of ``region`` (numbered with the
+        HTTP proxies). ``auth`` is checked as RFC 1929 user/password (UTF-8); ``reply`` makes
+        every ``CONNECT`` fail with that SOCKS reply code. Names are resolved with
+        :meth:`add_name`'s table, as seen from the region's country.
+        """
+        if region not in self.regions:
+            raise ValueError(f"region {region!r} is not one of {sorted(self.regions)}")
+        with self._lock:
+            self._check_not_stopped()
+            number = self._proxy_numbers.get(region, 0) + 1
+            if number > 254:
+                raise ValueError(f"region {region} holds at most 254 proxies")
+            proxy = SocksProxy(
+                f"127.0.{region}.{number}",
+                region=region,
+                country=self.regions[region],
+                submit=self._submit,
+                resolve=self.resolve_name,
+                mode=mode,
+                auth=auth,
+                delay=delay,
+                fail_rate=fail_rate,
+                die_after=die_after,
+                seed=seed,
+                reply=reply,
+            )
+            self._proxy_numbers[region] = number
+            self._proxies.append(proxy)
+            started = self._state == "running"
+        if started:
+            self._call(proxy._apply_state)
+        return proxy
+
+    def add_name(self, name: str, site: Site | Mapping[str | None, Site]) -> None:
+        """Let SOCKS exits resolve host ``name`` to a site: one for every country, or one per
+        country (``{"fr": fr_site, "de": de_site, None: any_other}``), the way a site's DNS
+        answers depend on where it is asked from. Only SOCKS exits know these names: the
+        system resolver never does, so a name used in a URL proves who resolved it. The port
+        of the URL is replaced by the site's own.
+        """
+        table: dict[str | None, Site] = {None: site} if isinstance(site, Site) else dict(site)
+        with self._lock:
+            self._names[name.lower().rstrip(".")] = table
+
+    def resolve_name(self, name: str, country: str) -> tuple[str, int] | None:
+        """``(ip, port)`` of the site ``name`` stands for when asked from ``country``."""
+        with self._lock:
+            table = self._names.get(name.lower().rstrip("."))
+        if table is None:
+            return None
+        site = table.get(country, table.get(None))
+        return (site.ip, site.port) if site is not None else None
 
     @property
     def sites(self) -> tuple[Site, ...]:
