@@ -1,14 +1,16 @@
 """Exceptions the suite raises for requests it refuses to send or to hand to the spider.
 
-All are :class:`~scrapy.exceptions.IgnoreRequest` subclasses, so a request's errback receives
-them (with the reason) and Scrapy does not log them as errors.
+All but :class:`SocksError` are :class:`~scrapy.exceptions.IgnoreRequest` subclasses, so a
+request's errback receives them (with the reason) and Scrapy does not log them as errors.
+:class:`SocksError` is a download error: a transport failure of a SOCKS exit, retried through
+another exit like any other.
 """
 
 from __future__ import annotations
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DownloadFailedError, IgnoreRequest
 
-__all__ = ["BannedResponse", "ExitNotReady", "ExitUnavailable", "SessionRetired"]
+__all__ = ["BannedResponse", "ExitNotReady", "ExitUnavailable", "SessionRetired", "SocksError"]
 
 
 class ExitUnavailable(IgnoreRequest):
@@ -47,3 +49,22 @@ class ExitNotReady(IgnoreRequest):
     def __init__(self, retry_request: object) -> None:
         self.retry_request = retry_request
         super().__init__("no exit ready when the request was sent; it waits for one")
+
+
+class SocksError(DownloadFailedError):
+    """A SOCKS5 exit refused or failed the request before any byte reached the site.
+
+    ``reason`` is what stats and logs show (``socks_reply_05``, ``socks_auth_refused``,
+    ``socks_handshake_timeout``...); ``reply`` is the SOCKS reply code when the exit sent one.
+    ``proxy_only`` says the failure can only be the exit's (it ejects the exit); the others
+    (network or host unreachable, connection refused, TTL expired) may just as well be a site
+    that is down, and are charged to the (exit, site) pair first. Never holds a credential.
+    """
+
+    def __init__(
+        self, reason: str, message: str, *, reply: int | None = None, proxy_only: bool = True
+    ) -> None:
+        self.reason = reason
+        self.reply = reply
+        self.proxy_only = proxy_only
+        super().__init__(f"SOCKS exit failed ({reason}): {message}")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from scrapy.utils.httpobj import urlparse_cached
 
+from scrapy_proxystack.config import SOCKS_SCHEMES
 from scrapy_proxystack.exceptions import ExitNotReady, ExitUnavailable, SessionRetired
 from scrapy_proxystack.locales import LocaleDecision
 from scrapy_proxystack.pool import NoExit, SessionLost
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.http import Response
 
+    from scrapy_proxystack.config import ProxyEntry
     from scrapy_proxystack.locales import LocaleResolver
     from scrapy_proxystack.parking import ParkingLot
     from scrapy_proxystack.pool import Choice, ExitPool
@@ -169,6 +171,7 @@ class Router:
         #: locale -> drop reason -> requests, for the summary at close.
         self.dropped: dict[str | None, dict[str, int]] = {}
         self._told: set[tuple[str, ...]] = set()
+        self._socks_entries: dict[str, ProxyEntry] | None = None
 
     # -- the record ---------------------------------------------------------------------------
 
@@ -205,6 +208,20 @@ class Router:
     def exit_of(request: Request) -> str | None:
         """The exit this attempt is bound to."""
         return route_of(request).exit_id
+
+    def exit_entry(self, request: Request) -> ProxyEntry | None:
+        """The configured SOCKS exit this attempt is bound to (None for any other), for the
+        download handler that needs its credentials."""
+        exit_id = route_of(request).exit_id
+        if exit_id is None:
+            return None
+        if self._socks_entries is None:
+            self._socks_entries = {
+                entry.id: entry
+                for entry in self.pool.config.all_proxies
+                if entry.scheme in SOCKS_SCHEMES
+            }
+        return self._socks_entries.get(exit_id)
 
     @staticmethod
     def exit_locale(request: Request) -> str | None:
@@ -386,7 +403,14 @@ class Router:
         """Send ``request`` through ``choice``: meta, Accept-Language, timeout, stats."""
         meta = request.meta
         entry = choice.entry
-        meta["proxy"] = entry.url
+        if entry.scheme in SOCKS_SCHEMES:
+            # No credentials in meta["proxy"]: Scrapy's HttpProxyMiddleware would turn them into
+            # a Proxy-Authorization header (latin-1, lossy). The SOCKS handler takes them from
+            # the exit itself (exit_entry).
+            host = f"[{entry.host}]" if ":" in entry.host else entry.host
+            meta["proxy"] = f"{entry.scheme}://{host}:{entry.port}"
+        else:
+            meta["proxy"] = entry.url
         route = _update(
             request,
             exit_id=entry.id,

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ class CrawlResult:
     log: str
     returncode: int
     close_reason: str | None
+    #: Names resolved on the crawler's machine (with ``record_lookups``).
+    lookups: list[str] = field(default_factory=list)
 
     def stat(self, key: str, default: Any = 0) -> Any:
         return self.stats.get(key, default)
@@ -53,6 +55,7 @@ def run_crawl(
     spider_kwargs: dict[str, Any] | None = None,
     addon: bool = True,
     timeout: float = 90.0,
+    record_lookups: bool = False,
 ) -> CrawlResult:
     """Run a real Scrapy crawl in a subprocess and return its items, stats and log."""
     merged: dict[str, Any] = {
@@ -69,6 +72,7 @@ def run_crawl(
         "spider": spider,
         "settings": merged,
         "spider_kwargs": {"urls": urls, **(spider_kwargs or {})},
+        "record_lookups": record_lookups,
     }
     spec_path = tmp_path / "spec.json"
     out_path = tmp_path / "result.json"
@@ -98,4 +102,5 @@ def run_crawl(
         log=log,
         returncode=proc.returncode,
         close_reason=result["close_reason"],
+        lookups=result.get("lookups", []),
     )

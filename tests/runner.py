@@ -7,6 +7,7 @@ test process. Usage: ``python -m tests.runner spec.json out.json``.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from typing import Any
 
@@ -24,11 +25,26 @@ def main(spec_path: str, out_path: str) -> int:
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
         **spec.get("settings", {}),
     }
+    lookups: list[str] = []
+    if spec.get("record_lookups"):
+        # Every name resolved on this machine (asyncio, Twisted and httpx all end up here).
+        real_getaddrinfo = socket.getaddrinfo
+
+        def recording_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            lookups.append(host.decode() if isinstance(host, bytes) else str(host))
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        socket.getaddrinfo = recording_getaddrinfo
     process = CrawlerProcess(settings)
     spidercls = load_object(spec.get("spider", "tests.spiders.WorldSpider"))
     crawler = process.create_crawler(spidercls)
     items: list[Any] = []
-    result: dict[str, Any] = {"items": items, "stats": {}, "close_reason": None}
+    result: dict[str, Any] = {
+        "items": items,
+        "stats": {},
+        "close_reason": None,
+        "lookups": lookups,
+    }
 
     def on_item(item: Any) -> None:
         items.append(dict(item) if not isinstance(item, dict) else item)

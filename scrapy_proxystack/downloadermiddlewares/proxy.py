@@ -10,7 +10,12 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
 
-from scrapy_proxystack.exceptions import ExitNotReady, ExitUnavailable, SessionRetired
+from scrapy_proxystack.exceptions import (
+    ExitNotReady,
+    ExitUnavailable,
+    SessionRetired,
+    SocksError,
+)
 from scrapy_proxystack.runtime import enabled_stack
 
 if TYPE_CHECKING:
@@ -157,7 +162,18 @@ class ProxyMiddleware:
             return None
         router.take_held(request)
         domain = urlparse_cached(request).hostname or ""
-        reason = type(exception).__name__
+        if isinstance(exception, SocksError):
+            # The SOCKS reply code, not the class name: socks_reply_05, socks_auth_refused...
+            reason = exception.reason
+            if reason in ("socks_auth_refused", "socks_auth_method"):
+                self.warn_once(
+                    ("socks_auth", exit_id),
+                    "SOCKS exit %(exit)s refuses the credentials (%(reason)s): check its user "
+                    "name and password in the proxy configuration",
+                    {"exit": exit_id, "reason": reason},
+                )
+        else:
+            reason = type(exception).__name__
         retry = self._transport_failure(
             request, exit_id, domain, reason, proxy_only=_proxy_only(reason, exception)
         )
@@ -241,6 +257,8 @@ def _proxy_only(reason: str, exception: Exception) -> bool:
     A refused CONNECT tunnel is the proxy's when it asked for credentials (407); a tunnel
     refused with 502/504 is just as often a site that is down.
     """
+    if isinstance(exception, SocksError):
+        return exception.proxy_only
     if reason in _PROXY_ONLY_ERRORS:
         return True
     return reason == "TunnelError" and "407" in str(exception)

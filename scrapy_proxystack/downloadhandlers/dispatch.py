@@ -15,6 +15,11 @@ add-on) and, right before sending:
 
 The request stays in its site's download slot the whole time, so a wait is counted against that
 site (and seen by Scrapy's downloader-aware scheduler), not against other sites.
+
+Then the request goes to the handler its exit needs, chosen *after* the checks (re-binding may
+have moved it between an HTTP and a SOCKS exit): Scrapy's own for HTTP(S) exits and direct
+requests, :class:`~scrapy_proxystack.downloadhandlers.socks.SocksDownloadHandler` for SOCKS5
+exits (one per crawl, shared by both schemes, built on first use).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.downloadermiddlewares.httpproxy import HttpProxyMiddleware
@@ -31,6 +37,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from scrapy_proxystack.downloadhandlers.socks import SocksDownloadHandler, is_socks_proxy
 from scrapy_proxystack.exceptions import ExitNotReady
 from scrapy_proxystack.runtime import engine_closing, get_stack
 from scrapy_proxystack.settings import suite_enabled
@@ -60,6 +67,10 @@ logger = logging.getLogger(__name__)
 #: Set by the add-on: the handler each scheme had before it was wrapped.
 INNER_HANDLERS_SETTING = "_PROXYSTACK_INNER_DOWNLOAD_HANDLERS"
 _WAIT_STEP = 0.5
+#: One SOCKS handler per crawler, shared by the http and https dispatch handlers.
+_SOCKS_HANDLERS: weakref.WeakKeyDictionary[Crawler, SocksDownloadHandler] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class SendGate:
@@ -189,11 +200,14 @@ class _DispatchHandler:
         inner: Any,
         gate: SendGate | None = None,
         spider: Callable[[], Spider | None] = lambda: None,
+        socks: Callable[[], SocksDownloadHandler] | None = None,
     ) -> None:
         self.inner = inner
         self.gate = gate
         self._inner_is_async = inspect.iscoroutinefunction(inner.download_request)
         self._spider = spider
+        self._socks_factory = socks
+        self._socks: SocksDownloadHandler | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> _DispatchHandler:
@@ -202,8 +216,9 @@ class _DispatchHandler:
             inner_path = crawler.settings.getdict("DOWNLOAD_HANDLERS_BASE")[cls.scheme]
         inner = build_from_crawler(load_object(inner_path), crawler)
         if not suite_enabled(crawler.settings):
-            return cls(inner, spider=lambda: crawler.spider)
+            return cls(inner, spider=lambda: crawler.spider, socks=lambda: _socks_handler(crawler))
         stack = get_stack(crawler)
+        router = stack.router
 
         def closing() -> bool:
             return crawler.engine is None or engine_closing(crawler.engine)
@@ -223,11 +238,21 @@ class _DispatchHandler:
             closing=closing,
             on_wait=on_wait,
         )
-        return cls(inner, gate, spider=lambda: crawler.spider)
+        return cls(
+            inner,
+            gate,
+            spider=lambda: crawler.spider,
+            socks=lambda: _socks_handler(crawler, router),
+        )
 
     async def download_request(self, request: Request) -> Response:
         if self.gate is not None:
             await self.gate.before_send(request)
+        # After the gate: re-binding may have changed the exit, and with it the handler.
+        if self._socks_factory is not None and is_socks_proxy(request.meta.get("proxy")):
+            if self._socks is None:
+                self._socks = self._socks_factory()
+            return await self._socks.download_request(request)
         if self._inner_is_async:
             response: Response = await self.inner.download_request(request)
             return response
@@ -237,12 +262,26 @@ class _DispatchHandler:
         return legacy
 
     async def close(self) -> None:
+        if self._socks is not None:
+            await self._socks.close()  # shared: closing twice is a no-op
         close = getattr(self.inner, "close", None)
         if close is None:
             return
         result = close()
         if inspect.isawaitable(result):
             await result
+
+
+def _socks_handler(crawler: Crawler, router: Router | None = None) -> SocksDownloadHandler:
+    """The crawl's SOCKS handler, built on first use (only crawls with SOCKS exits pay for it)."""
+    handler = _SOCKS_HANDLERS.get(crawler)
+    if handler is None:
+        if router is None:
+            handler = SocksDownloadHandler(crawler)
+        else:
+            handler = SocksDownloadHandler(crawler, exit_of=router.exit_entry)
+        _SOCKS_HANDLERS[crawler] = handler
+    return handler
 
 
 class HttpDispatchHandler(_DispatchHandler):
