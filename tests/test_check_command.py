@@ -321,3 +321,31 @@ def test_check_sends_credentials_in_the_crawl_encoding(tmp_path: Path) -> None:
         assert bad.returncode == 2
         assert "locales.fr.proxies[0]: 'http://***@127.0.1.2:" in bad.stderr
         assert "cannot encode" in bad.stderr
+
+
+def test_check_probes_socks5_exits(world: LoopbackWorld, tmp_path: Path) -> None:
+    echo = world.add_site("echo").url("/echo")
+    good = world.add_socks_proxy(1, auth=("chkUSERsecret1", "chk/PASS secret1 é"))
+    wrong = world.add_socks_proxy(1, auth=("chkUSERsecret2", "chkPASSsecret2"))
+    refusing = world.add_socks_proxy(1, reply=0x05)
+    wrong_url = f"socks5h://chkUSERsecret2:wrongPWsecret@{wrong.ip}:{wrong.port}"
+    config = {"locales": {"fr": [good.url, wrong_url, refusing.url]}}
+    ids = {name: f"{p.ip}:{p.port}" for name, p in (("good", good), ("wrong", wrong))}
+    ids["refusing"] = f"{refusing.ip}:{refusing.port}"
+
+    result = run_check(tmp_path, config, "--echo-url", echo, "--timeout", "10")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # A SOCKS exit adds no header: graded from the address the echo saw (its own, 127.0.1.1).
+    assert result.row(ids["good"])[2] == "ok"
+    assert result.row(ids["good"])[5:7] == ["fr", "elite"]
+    assert "SOCKS exit rejected the credentials" in " ".join(result.row(ids["wrong"]))
+    assert "socks_reply_05" in " ".join(result.row(ids["refusing"]))
+    assert "fr: 1/3 exits working: ok" in result.stdout
+    assert [r.address_type for r in good.socks_requests] == ["ipv4"]
+
+    reach = run_check(tmp_path, config, "--timeout", "10")
+    assert reach.row(ids["good"])[-1] == "reachable"
+    assert reach.row(ids["wrong"])[2] == "fail"
+    assert reach.row(ids["refusing"])[-1] == "reachable"  # greets; refuses only destinations
+    for secret in (*SECRETS, "chk/PASS", "chk%2FPASS"):
+        assert secret not in result.stdout + result.stderr + reach.stdout + reach.stderr

@@ -20,6 +20,12 @@ Anonymity grades, from the headers the echo endpoint received through the proxy:
 Only plain-HTTP echo URLs let a proxy add headers; through a CONNECT tunnel (``https://``)
 a proxy cannot, so the grade there is ``elite`` unless the echo (behind the tunnel) says
 otherwise.
+
+SOCKS5 exits relay bytes and cannot add a header either: they are probed through httpx (the
+client the crawl uses for them), names resolved by the exit, and graded from the echo's view of
+the client address (the prober's own address there means the exit hides nothing:
+*transparent*). Without an echo URL, a SOCKS exit is reachable when it completes the SOCKS5
+greeting and, with credentials, accepts them (RFC 1929).
 """
 
 from __future__ import annotations
@@ -35,9 +41,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
+import httpx
 import phonenumbers
+import socksio
+import socksio.exceptions
 
-from scrapy_proxystack.config import ANONYMITY_GRADES
+from scrapy_proxystack.config import ANONYMITY_GRADES, SOCKS_SCHEMES
+from scrapy_proxystack.redact import redact_url
+from scrapy_proxystack.socks_replies import classify
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -258,6 +269,101 @@ async def _exchange(
             await writer.wait_closed()
 
 
+def _credentials(entry: ProxyEntry) -> tuple[str, str] | None:
+    if not entry.has_credentials:
+        return None
+    parts = urlsplit(entry.url)
+    return unquote(parts.username or ""), unquote(parts.password or "")
+
+
+async def _socks_greeting(entry: ProxyEntry) -> tuple[int, dict[str, str], bytes, str | None]:
+    """SOCKS5 method negotiation, then the RFC 1929 login: 200 when the exit lets us in, 407
+    when it refuses the credentials (or wants some and the entry has none)."""
+    auth = _credentials(entry)
+    reader, writer = await asyncio.open_connection(entry.host, entry.port)
+    try:
+        local = writer.get_extra_info("sockname")
+        local_ip = str(local[0]) if local else None
+        conn = socksio.socks5.SOCKS5Connection()
+        method = (
+            socksio.socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED
+            if auth is None
+            else socksio.socks5.SOCKS5AuthMethod.USERNAME_PASSWORD
+        )
+        conn.send(socksio.socks5.SOCKS5AuthMethodsRequest([method]))
+        writer.write(conn.data_to_send())
+        await writer.drain()
+        reply = conn.receive_data(await reader.readexactly(2))
+        if not isinstance(reply, socksio.socks5.SOCKS5AuthReply) or reply.method != method:
+            return 407, {}, b"", local_ip
+        if auth is not None:
+            user, password = (part.encode("utf-8") for part in auth)
+            conn.send(socksio.socks5.SOCKS5UsernamePasswordRequest(user, password))
+            writer.write(conn.data_to_send())
+            await writer.drain()
+            login = conn.receive_data(await reader.readexactly(2))
+            if not isinstance(login, socksio.socks5.SOCKS5UsernamePasswordReply) or not (
+                login.success
+            ):
+                return 407, {}, b"", local_ip
+        return 200, {}, b"", local_ip
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _socks_exchange(
+    entry: ProxyEntry, echo_url: str | None, timeout: float
+) -> tuple[int, dict[str, str], bytes, str | None]:
+    """One request through a SOCKS5 exit; returns status, headers, body and our address."""
+    if echo_url is None:
+        return await _socks_greeting(entry)
+    bare = redact_url(entry.url)
+    if urlsplit(entry.url).port is None:
+        bare += f":{entry.port}"
+    proxy = httpx.Proxy(bare, auth=_credentials(entry))
+    try:
+        async with httpx.AsyncClient(proxy=proxy, trust_env=False, timeout=timeout) as client:
+            local: list[str] = []
+
+            async def trace(name: str, info: dict[str, Any]) -> None:
+                # Our end of the connection to the exit: the prober's own address.
+                if name == "socks.connect_tcp.complete":
+                    address = info["return_value"].get_extra_info("client_addr")
+                    if address:
+                        local.append(str(address[0]))
+
+            response = await client.get(
+                echo_url, headers={"Accept": "application/json"}, extensions={"trace": trace}
+            )
+            seen = {k.lower(): v for k, v in response.headers.items()}
+            return response.status_code, seen, response.content, local[0] if local else None
+    except httpx.ProxyError as exc:
+        failure = classify(str(exc))
+        if failure.reason in ("socks_auth_refused", "socks_auth_method"):
+            return 407, {}, b"", None
+        raise _SocksRefusal(f"SOCKS {failure.reason}: {failure.detail}") from None
+
+
+class _SocksRefusal(Exception):
+    """A SOCKS exit refused the echo's address (the note is safe to print)."""
+
+
+def _socks_fail_note(exc: BaseException) -> str:
+    if isinstance(exc, _SocksRefusal):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused"
+    if isinstance(exc, socksio.exceptions.ProtocolError):
+        return "not a SOCKS5 server"
+    if isinstance(exc, httpx.HTTPError):
+        return f"error ({type(exc).__name__})"
+    return _fail_note(exc)
+
+
 async def probe_one(
     entry: ProxyEntry,
     *,
@@ -269,18 +375,26 @@ async def probe_one(
 ) -> ProbeResult:
     """Probe one exit (see the module docstring for what is judged)."""
     started = time.perf_counter()
-    result = ProbeResult(entry.locale, entry.id, ok=False)
+    socks = entry.scheme in SOCKS_SCHEMES
     try:
-        status, _headers, body, local_ip = await asyncio.wait_for(
-            _exchange(entry, echo_url, timeout, auth_encoding), timeout
+        exchange = (
+            _socks_exchange(entry, echo_url, timeout)
+            if socks
+            else _exchange(entry, echo_url, timeout, auth_encoding)
         )
+        status, _headers, body, local_ip = await asyncio.wait_for(exchange, timeout)
     except (OSError, asyncio.TimeoutError, ValueError, IndexError, EOFError) as exc:
         return ProbeResult(entry.locale, entry.id, ok=False, note=_fail_note(exc))
+    except (httpx.HTTPError, socksio.exceptions.ProtocolError, _SocksRefusal) as exc:
+        return ProbeResult(entry.locale, entry.id, ok=False, note=_socks_fail_note(exc))
     latency = round((time.perf_counter() - started) * 1000)
     if status == 407:
-        return ProbeResult(
-            entry.locale, entry.id, False, latency, note="407: proxy rejected the credentials"
+        note = (
+            "SOCKS exit rejected the credentials"
+            if socks
+            else "407: proxy rejected the credentials"
         )
+        return ProbeResult(entry.locale, entry.id, False, latency, note=note)
     if status >= 500:
         return ProbeResult(entry.locale, entry.id, False, latency, note=f"proxy answered {status}")
     if echo_url is None:
@@ -304,6 +418,8 @@ async def probe_one(
             str(exit_ip) if exit_ip else None,
             (local_ip,) if local_ip else (),
         )
+        if socks and exit_ip is not None and str(exit_ip) == local_ip:
+            grade = "transparent"  # the site sees the prober's own address
     result = ProbeResult(entry.locale, entry.id, True, latency, country, grade)
     if expected is not None and country is not None and country not in expected.split(","):
         return ProbeResult(
