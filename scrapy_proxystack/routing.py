@@ -215,13 +215,19 @@ class Router:
         exit_id = route_of(request).exit_id
         if exit_id is None:
             return None
+        return self._socks().get(exit_id)
+
+    def has_socks_exits(self) -> bool:
+        return bool(self._socks())
+
+    def _socks(self) -> dict[str, ProxyEntry]:
         if self._socks_entries is None:
             self._socks_entries = {
                 entry.id: entry
                 for entry in self.pool.config.all_proxies
                 if entry.scheme in SOCKS_SCHEMES
             }
-        return self._socks_entries.get(exit_id)
+        return self._socks_entries
 
     @staticmethod
     def exit_locale(request: Request) -> str | None:

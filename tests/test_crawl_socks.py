@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from scrapy_proxystack.testing import BanRule
 from tests.crawl import run_crawl, write_yaml
+from tests.test_crawl_bans import assert_clean
+from tests.test_crawl_throttle import GAP_SLACK
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -153,3 +157,47 @@ def test_socks_failures_are_transport_failures_of_the_exit(
     assert result.stat("proxystack/exits/ejected") == 4
     assert "wr/ong" not in result.log
     assert "refuses the credentials" in result.log
+
+
+def test_bans_ejections_and_the_site_rate_apply_to_socks_exits(
+    world: LoopbackWorld, tmp_path: Path
+) -> None:
+    banned = world.add_socks_proxy(5, auth=("ban", "ned"))
+    good = world.add_socks_proxy(5)
+    dead = world.add_socks_proxy(5, mode="dead")
+    http = world.add_proxy(5)
+    strict = world.add_site("strict", pages=10, ban=BanRule("captcha", clients={banned.ip}))
+    lenient = world.add_site("lenient", pages=6)
+    config = {
+        "locales": {"us": [banned.url, good.url, dead.url, http.url]},
+        "domains": {strict.host: {"locale": "us", "rate": 10, "burst": 1}, lenient.host: "us"},
+    }
+    urls = [strict.url(f"/page/{i}") for i in range(1, 11)]
+    urls += [lenient.url(f"/page/{i}") for i in range(1, 7)]
+    result = run_crawl(
+        tmp_path,
+        urls=urls,
+        settings={
+            "PROXYSTACK_PROXIES": config,
+            "PROXYSTACK_STRATEGY": "round_robin",
+            "CONCURRENT_REQUESTS": 4,
+        },
+    )
+    assert result.errors == []
+    assert sorted(p["url"] for p in result.pages) == sorted(urls)
+    assert_clean(result.pages)
+    stats = result.proxystack_stats()
+    # The ban is scoped to (SOCKS exit, site): refused once by the strict site, never sent
+    # there again, still serving the lenient one.
+    strict_clients = Counter(r.client_ip for r in strict.requests)
+    assert strict_clients[banned.ip] == 1
+    assert stats["proxystack/bans/reason/captcha"] == 1
+    assert stats["proxystack/retry/ban/count"] == 1
+    assert Counter(r.client_ip for r in lenient.requests)[banned.ip] >= 1
+    # The dead SOCKS exit is ejected after its first refused connection.
+    assert stats["proxystack/exits/transport_failures/DownloadConnectionRefusedError"] == 1
+    assert stats["proxystack/exits/ejected"] == 1
+    # The strict site's rate (10/s, burst 1) holds over SOCKS and HTTP exits together.
+    assert {good.ip, http.ip} <= set(strict_clients)
+    times = sorted(r.time for r in strict.requests)
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.1 - GAP_SLACK

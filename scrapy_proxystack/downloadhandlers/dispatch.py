@@ -19,7 +19,8 @@ site (and seen by Scrapy's downloader-aware scheduler), not against other sites.
 Then the request goes to the handler its exit needs, chosen *after* the checks (re-binding may
 have moved it between an HTTP and a SOCKS exit): Scrapy's own for HTTP(S) exits and direct
 requests, :class:`~scrapy_proxystack.downloadhandlers.socks.SocksDownloadHandler` for SOCKS5
-exits (one per crawl, shared by both schemes, built on first use).
+exits (one per crawl, shared by both schemes, built at start when the configuration has SOCKS
+exits, on first use otherwise).
 """
 
 from __future__ import annotations
@@ -238,12 +239,17 @@ class _DispatchHandler:
             closing=closing,
             on_wait=on_wait,
         )
-        return cls(
+        handler = cls(
             inner,
             gate,
             spider=lambda: crawler.spider,
             socks=lambda: _socks_handler(crawler, router),
         )
+        if router.has_socks_exits():
+            # Built now, not on the first request: building it then would delay that request
+            # after it took its slot of the site's rate, bunching arrivals at the site.
+            handler._socks = _socks_handler(crawler, router)
+        return handler
 
     async def download_request(self, request: Request) -> Response:
         if self.gate is not None:

@@ -32,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import contextvars
+import importlib
 import logging
 from collections import OrderedDict
 from contextlib import asynccontextmanager
@@ -158,6 +160,10 @@ class SocksDownloadHandler(HttpxDownloadHandler):
             max_keepalive_connections=self._pool_size_per_host or None,
         )
         self._closed = False
+        # anyio imports its asyncio backend on first use (tens of ms): done now, not while the
+        # first request, its slot of the site's rate already taken, waits.
+        with contextlib.suppress(ImportError):
+            importlib.import_module("anyio._backends._asyncio")
         #: Clients opened and closed by the LRU so far (for benchmarks and tests).
         self.clients_opened = 0
         self.clients_evicted = 0
