@@ -62,6 +62,8 @@ class SocksProxy(Proxy):
 
     ``reply`` makes every ``CONNECT`` fail with that SOCKS reply code (0 = serve normally);
     ``"blackhole"`` accepts connections and never answers the greeting (a silent exit).
+    ``gateway`` accepts any user name and password, as vendors' gateways that read a session
+    or a country from the user name do.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class SocksProxy(Proxy):
         die_after: int | None = None,
         seed: int = 0,
         reply: int = SUCCEEDED,
+        gateway: bool = False,
     ) -> None:
         if not 0 <= reply <= 0xFF:
             raise ValueError(f"reply={reply!r} must be a SOCKS reply code from 0 to 255")
@@ -96,6 +99,7 @@ class SocksProxy(Proxy):
             seed=seed,
         )
         self.reply = reply
+        self.gateway = gateway
         self._resolve = resolve
         self._socks_requests: list[SocksRequest] = []
         self._auth_bytes = (
@@ -203,18 +207,24 @@ class SocksProxy(Proxy):
         if version != _VERSION:
             return False, None
         wanted = _NO_AUTH if self._auth_bytes is None else _USER_PASS
+        if self.gateway:
+            wanted = _USER_PASS if _USER_PASS in methods else _NO_AUTH
         if wanted not in methods:
             writer.write(bytes((_VERSION, _NO_METHOD)))
             await writer.drain()
             return False, None
         writer.write(bytes((_VERSION, wanted)))
         await writer.drain()
-        if self._auth_bytes is None:
+        if wanted == _NO_AUTH:
             return True, None
         _sub_version, user_len = await reader.readexactly(2)
         user = await reader.readexactly(user_len)
         (password_len,) = await reader.readexactly(1)
         password = await reader.readexactly(password_len)
+        if self._auth_bytes is None:  # a gateway: any credentials
+            writer.write(bytes((1, 0)))
+            await writer.drain()
+            return True, user.decode("utf-8", "replace")
         expected_user, expected_password = self._auth_bytes
         # Both compared, always: the time taken says nothing about which one was wrong.
         good = hmac.compare_digest(user, expected_user) & hmac.compare_digest(

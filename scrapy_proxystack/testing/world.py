@@ -320,10 +320,12 @@ class LoopbackWorld:
         die_after: int | None = None,
         seed: int = 0,
         reply: int = 0,
+        gateway: bool = False,
     ) -> SocksProxy:
         """Add a SOCKS5 proxy on the next address 127.0.R.N of ``region`` (numbered with the
         HTTP proxies). ``auth`` is checked as RFC 1929 user/password (UTF-8); ``reply`` makes
-        every ``CONNECT`` fail with that SOCKS reply code. Names are resolved with
+        every ``CONNECT`` fail with that SOCKS reply code; ``gateway`` accepts any credentials.
+        Names are resolved with
         :meth:`add_name`'s table, as seen from the region's country.
         """
         if region not in self.regions:
@@ -346,6 +348,7 @@ class LoopbackWorld:
                 die_after=die_after,
                 seed=seed,
                 reply=reply,
+                gateway=gateway,
             )
             self._proxy_numbers[region] = number
             self._proxies.append(proxy)

@@ -1,0 +1,202 @@
+"""Crawl throughput and memory through SOCKS5 exits, beside HTTP exits and plain Scrapy.
+
+A loopback site serves pages of about 3 KB; one loopback HTTP gateway and one loopback SOCKS5
+gateway accept any user name, and the proxy lists hold N gateway-style entries
+(``http://user-<i>:pw@gateway``, ``socks5h://user-<i>:pw@gateway``). Each crawl runs in its own
+process; the loopback world runs in another one.
+
+Configurations, all at CONCURRENT_REQUESTS = 16:
+
+* ``plain_http``: plain Scrapy (its default handler) through the HTTP gateway;
+* ``plain_httpx_socks``: plain Scrapy with its httpx handler through the SOCKS gateway;
+* ``ours_http_<n>`` / ``ours_socks_<n>``: the suite with n HTTP / SOCKS entries (each request
+  rotates to another entry, so a SOCKS crawl keeps opening httpx clients for new exits and the
+  LRU keeps closing old ones).
+
+Memory is Scrapy's own ``memusage/max`` (peak RSS of the crawl process).
+
+    python bench/socks.py               # 3,000 pages, n = 1,000 and 100,000, median of 3
+    python bench/socks.py --quick       # 800 pages, median of 1
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SPIDER = """
+import scrapy
+
+class Bench(scrapy.Spider):
+    name = "bench"
+
+    def __init__(self, base="", pages=0, proxy=None, **kw):
+        super().__init__(**kw)
+        self.base, self.pages, self.proxy = base, int(pages), proxy
+
+    async def start(self):
+        for i in range(1, self.pages + 1):
+            meta = {"proxy": self.proxy} if self.proxy else {}
+            yield scrapy.Request(f"{self.base}/page/{i}", meta=meta, dont_filter=True)
+
+    def parse(self, response):
+        yield {"n": len(response.body)}
+"""
+HTTPX = "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"
+
+
+def _serve(queue: Any, stop: Any, pages: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from scrapy_proxystack.testing import LoopbackWorld
+
+    with LoopbackWorld(max_lifetime=3600) as world:
+        site = world.add_site("bench", pages=pages, page_size=3000)
+        http = world.add_proxy(5)
+        socks = world.add_socks_proxy(5, gateway=True)
+        queue.put((site.base_url, http.url_without_auth, socks.url_without_auth))
+        stop.wait(3600)
+
+
+def _crawl(
+    workdir: Path, name: str, settings: dict[str, Any], args: dict[str, Any]
+) -> dict[str, Any]:
+    out = workdir / f"{name}.json"
+    script = workdir / "bench_spider.py"
+    script.write_text(SPIDER, encoding="utf-8")
+    cmd = [sys.executable, "-m", "scrapy", "runspider", str(script), "-O", str(out)]
+    for key, value in settings.items():
+        cmd += ["-s", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    for key, value in args.items():
+        cmd += ["-a", f"{key}={value}"]
+    stats_file = workdir / f"{name}.stats"
+    cmd += ["-s", "STATS_DUMP=True", "-s", "LOG_LEVEL=INFO", "-s", f"LOG_FILE={stats_file}"]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    log = stats_file.read_text(encoding="utf-8") if stats_file.exists() else proc.stderr
+    items = sum(1 for _ in out.open(encoding="utf-8")) - 2 if out.exists() else 0
+    found: dict[str, float] = {}
+    for line in log.splitlines():
+        for key in ("elapsed_time_seconds", "memusage/max", "proxystack/exits/configured"):
+            if f"'{key}'" in line:
+                found[key] = float(line.split(":")[-1].strip().rstrip(",}"))
+    elapsed = found.get("elapsed_time_seconds")
+    if elapsed is None or items <= 0:
+        raise SystemExit(f"crawl {name} failed:\n{log[-3000:]}")
+    return {
+        "pages": items,
+        "elapsed_s": round(elapsed, 3),
+        "wall_s": round(wall, 3),
+        "pages_per_s": round(items / elapsed, 1),
+        "peak_rss_mb": round(found.get("memusage/max", 0) / 2**20, 1),
+    }
+
+
+def _median_crawl(
+    repeat: int, workdir: Path, name: str, settings: dict[str, Any], args: dict[str, Any]
+) -> dict[str, Any]:
+    runs = sorted(
+        (_crawl(workdir, name, settings, args) for _ in range(repeat)),
+        key=lambda r: r["pages_per_s"],
+    )
+    median = dict(runs[len(runs) // 2])
+    median["all_pages_per_s"] = [r["pages_per_s"] for r in runs]
+    return median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--pages", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=None, help="runs per configuration")
+    options = parser.parse_args()
+    pages = options.pages or (800 if options.quick else 3000)
+    repeat = options.repeat or (1 if options.quick else 3)
+    sizes = [1000, 100_000]
+
+    queue: Any = mp.Queue()
+    stop = mp.Event()
+    server = mp.Process(target=_serve, args=(queue, stop, pages), daemon=True)
+    server.start()
+    base, http_gateway, socks_gateway = queue.get(timeout=30)
+    common = {
+        "CONCURRENT_REQUESTS": 16,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
+        "TELNETCONSOLE_ENABLED": "False",
+        "ROBOTSTXT_OBEY": "False",
+        "RETRY_TIMES": 2,
+        "MEMUSAGE_ENABLED": "True",
+    }
+    env_pages = {"base": base, "pages": pages}
+    runs: dict[str, Any] = {}
+    results: dict[str, Any] = {"pages": pages, "sizes": sizes, "repeat": repeat, "runs": runs}
+
+    def report(key: str, label: str) -> None:
+        run = runs[key]
+        print(
+            f"{label:<44} {run['pages_per_s']:>7} pages/s   peak RSS {run['peak_rss_mb']:>6} MB",
+            flush=True,
+        )
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            runs["plain_http"] = _median_crawl(
+                repeat, work, "plain_http", common, {**env_pages, "proxy": http_gateway}
+            )
+            report("plain_http", "plain Scrapy, one HTTP proxy")
+            runs["plain_httpx_socks"] = _median_crawl(
+                repeat,
+                work,
+                "plain_httpx_socks",
+                {**common, "DOWNLOAD_HANDLERS": {"http": HTTPX, "https": HTTPX}},
+                {**env_pages, "proxy": socks_gateway},
+            )
+            report("plain_httpx_socks", "plain Scrapy (httpx handler), one SOCKS proxy")
+            for n in sizes:
+                for kind, gateway in (("http", http_gateway), ("socks", socks_gateway)):
+                    scheme, _, host = gateway.partition("://")
+                    entries = [f"{scheme}://user-{i}:pw@{host}" for i in range(n)]
+                    cfg = work / f"proxies-{kind}-{n}.yaml"  # JSON is YAML too
+                    cfg.write_text(json.dumps({"locales": {"us": entries}}), encoding="utf-8")
+                    key = f"ours_{kind}_{n}"
+                    runs[key] = _median_crawl(
+                        repeat,
+                        work,
+                        key,
+                        {
+                            **common,
+                            "ADDONS": {"scrapy_proxystack.Addon": 300},
+                            "PROXYSTACK_PROXIES_FILE": str(cfg),
+                            "PROXYSTACK_STRATEGY": "round_robin",
+                        },
+                        env_pages,
+                    )
+                    report(key, f"proxystack, {n:,} {kind.upper()} entries")
+    finally:
+        stop.set()
+        server.join(10)
+    plain_rate = runs["plain_http"]["pages_per_s"]
+    results["ratios_vs_plain_http"] = {
+        key: round(run["pages_per_s"] / plain_rate, 3)
+        for key, run in runs.items()
+        if key != "plain_http"
+    }
+    print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONPATH", str(ROOT))
+    main()
