@@ -53,7 +53,8 @@ class ProxyEntry:
     """One exit: a proxy URL as configured. Its identity is the whole entry, user name included.
 
     ``url`` carries the credentials and must only ever be handed to Scrapy's
-    ``HttpProxyMiddleware`` (through ``meta["proxy"]``); everything that is printed uses ``id``.
+    ``HttpProxyMiddleware`` (through ``meta["proxy"]``), or for a SOCKS exit to the SOCKS
+    download handler; everything that is printed uses ``id``.
     """
 
     id: str
