@@ -45,7 +45,12 @@ CREDENTIALS_LATIN1 = {
     "dead": ("de@d USRe5", "dead pw /#? SECRETe5"),
 }
 # Needs HTTPPROXY_AUTH_ENCODING = "utf-8" (latin-1 cannot encode it).
-CREDENTIALS_UTF8 = {"settings": ("пользователь USRf6", "пароль🔑 \"' /#?@:% SECRETf6")}
+CREDENTIALS_UTF8 = {
+    "settings": ("пользователь USRf6", "пароль🔑 \"' /#?@:% SECRETf6"),
+    # SOCKS5 exits send credentials as UTF-8 whatever HTTPPROXY_AUTH_ENCODING says.
+    "socks": ("s0cks:us er@ USRh8", "пароль/ü \"' #?@:% SECRETh8"),
+    "socks_wrong": ("wr:ong socks USRi9", "not the exit's / SECRETi9"),
+}
 HMAC_KEY = "hm@c k€y \"'/#?%:SECRETg7"
 
 
@@ -287,6 +292,39 @@ def test_no_secret_with_utf8_credentials_in_settings(world: LoopbackWorld, tmp_p
     assert refused.returncode == 2
     assert "locales.de.proxies[0]: 'http://***@127.0.2.1:" in refused.stderr
     outputs["refused check stderr"] = refused.stderr
+    assert leaks(outputs) == []
+
+
+def test_no_secret_through_socks_exits(world: LoopbackWorld, tmp_path: Path) -> None:
+    user, password = CREDENTIALS_UTF8["socks"]
+    wrong_user, wrong_password = CREDENTIALS_UTF8["socks_wrong"]
+    good = world.add_socks_proxy(3, auth=(user, password))
+    refusing = world.add_socks_proxy(3, auth=(wrong_user, "the exit's own"))
+    wrong_url = refusing.url_without_auth.replace(
+        "//", f"//{quote(wrong_user, safe='')}:{quote(wrong_password, safe='')}@"
+    )
+    news = world.add_site("noticias", lang="es", pages=4)
+    shop = world.add_site("tienda", lang="es", pages=2, tls=True)
+    config = {
+        "locales": {"es": [good.url, wrong_url]},
+        "domains": {news.host: "es", shop.host: "es"},
+    }
+    urls: list[Any] = [news.url(f"/page/{n}") for n in range(1, 5)]
+    urls += [shop.url("/page/1"), shop.url("/page/2")]
+    result, outputs = crawl(
+        tmp_path / "a",
+        world,
+        urls,
+        {"PROXYSTACK_PROXIES": config, "PROXYSTACK_STRATEGY": "round_robin"},
+    )
+    assert len(result.pages) == 6, result.log[-3000:]
+    assert {r.user for r in good.socks_requests} == {user}
+    assert result.stat("proxystack/exits/transport_failures/socks_auth_refused") >= 1
+    check = run_check(tmp_path / "check", config, "--echo-url", news.url("/echo"))
+    assert check.row(f"{good.ip}:{good.port}")[2] == "ok", check.stdout + check.stderr
+    assert check.row(f"{refusing.ip}:{refusing.port}")[2] == "fail"
+    outputs["check stdout"] = check.stdout
+    outputs["check stderr"] = check.stderr
     assert leaks(outputs) == []
 
 

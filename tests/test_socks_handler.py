@@ -7,6 +7,7 @@ and downloads real pages through :class:`~scrapy_proxystack.testing.SocksProxy` 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -76,6 +77,25 @@ def test_odd_credentials_from_the_config_reach_the_exit_as_utf8(world: LoopbackW
     assert site.requests[0].country == "fr"
     assert tls_site.requests[0].country == "fr"
     assert all("proxy-authorization" not in r.headers for r in site.requests)
+
+
+def test_httpcores_debug_lines_never_show_the_credentials(
+    world: LoopbackWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Scrapy keeps httpcore at ERROR; a user who lowers it must not see passwords.
+    site = world.add_site("shop")
+    proxy = world.add_socks_proxy(1, auth=("uSERsecret", "pASSsecret"))
+    request = Request(site.url("/"), meta={"proxy": proxy.url, "download_timeout": 10})
+
+    async def body(handler: SocksDownloadHandler) -> int:
+        return (await handler.download_request(request)).status
+
+    with caplog.at_level(logging.DEBUG, logger="httpcore"):
+        assert run(body) == 200
+    assert "setup_socks5_connection.started" in caplog.text
+    assert "auth=***" in caplog.text
+    assert "pASSsecret" not in caplog.text
+    assert "uSERsecret" not in caplog.text
 
 
 def test_a_users_own_socks_proxy_with_a_slash_in_its_password(world: LoopbackWorld) -> None:

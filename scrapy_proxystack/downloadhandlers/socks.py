@@ -38,6 +38,7 @@ import importlib
 import logging
 from collections import OrderedDict
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import unquote, urlsplit
 
@@ -122,6 +123,34 @@ _PHASE: contextvars.ContextVar[_Phase | None] = contextvars.ContextVar(
 )
 
 
+class _HideSocksAuth(logging.Filter):
+    """httpcore logs each SOCKS handshake at DEBUG with its arguments, the user name and
+    password included (``setup_socks5_connection.started ... auth=(b'user', b'password')``):
+    cut them out of the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cut = message.find(" auth=")
+        if cut != -1:
+            record.msg, record.args = message[:cut] + " auth=***", None
+        return True
+
+
+def _hide_socks_auth() -> None:
+    target = logging.getLogger("httpcore.socks")
+    if not any(isinstance(f, _HideSocksAuth) for f in target.filters):
+        target.addFilter(_HideSocksAuth())
+
+
+@dataclass(frozen=True, slots=True)
+class _ExitKey:
+    """One client per exit: its address and credentials (never shown in a repr)."""
+
+    url: str
+    user: str | None = field(repr=False)
+    password: str | None = field(repr=False)
+
+
 class _Client:
     __slots__ = ("client", "in_flight")
 
@@ -147,13 +176,14 @@ class SocksDownloadHandler(HttpxDownloadHandler):
         max_idle_clients: int | None = None,
     ) -> None:
         super().__init__(crawler)
+        _hide_socks_auth()
         self._exit_of = exit_of
         self._max_idle = (
             max_idle_clients
             if max_idle_clients is not None
             else max(_MIN_IDLE_CLIENTS, 2 * self._pool_size_total)
         )
-        self._clients: OrderedDict[tuple[str, str | None, str | None], _Client] = OrderedDict()
+        self._clients: OrderedDict[_ExitKey, _Client] = OrderedDict()
         self._exit_limits = httpx.Limits(
             max_connections=self._pool_size_total or None,
             # Connections to one exit are per site: a few idle ones per exit are enough.
@@ -271,7 +301,7 @@ class SocksDownloadHandler(HttpxDownloadHandler):
         return user, password
 
     async def _client_for(self, url: str, user: str | None, password: str | None) -> _Client:
-        key = (url, user, password)
+        key = _ExitKey(url, user, password)
         slot = self._clients.get(key)
         if slot is not None:
             self._clients.move_to_end(key)
