@@ -13,7 +13,10 @@ Configurations, all at CONCURRENT_REQUESTS = 16:
   rotates to another entry, so a SOCKS crawl keeps opening httpx clients for new exits and the
   LRU keeps closing old ones).
 
-Memory is Scrapy's own ``memusage/max`` (peak RSS of the crawl process).
+Memory is Scrapy's own ``memusage/max`` (peak RSS of the crawl process). Besides pages/s, each
+run reports the crawl process's CPU time per page (user + system), which a busy machine
+disturbs much less than wall time; the configurations run interleaved, one round after another,
+so that a load that comes and goes spreads over all of them.
 
     python bench/socks.py               # 3,000 pages, n = 1,000 and 100,000, median of 3
     python bench/socks.py --quick       # 800 pages, median of 1
@@ -27,6 +30,8 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,9 +87,12 @@ def _crawl(
         cmd += ["-a", f"{key}={value}"]
     stats_file = workdir / f"{name}.stats"
     cmd += ["-s", "STATS_DUMP=True", "-s", "LOG_LEVEL=INFO", "-s", f"LOG_FILE={stats_file}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     log = stats_file.read_text(encoding="utf-8") if stats_file.exists() else proc.stderr
     items = sum(1 for _ in out.open(encoding="utf-8")) - 2 if out.exists() else 0
     found: dict[str, float] = {}
@@ -101,19 +109,18 @@ def _crawl(
         "wall_s": round(wall, 3),
         "pages_per_s": round(items / elapsed, 1),
         "peak_rss_mb": round(found.get("memusage/max", 0) / 2**20, 1),
+        "cpu_ms_per_page": round(cpu * 1000 / items, 2),
     }
 
 
-def _median_crawl(
-    repeat: int, workdir: Path, name: str, settings: dict[str, Any], args: dict[str, Any]
-) -> dict[str, Any]:
-    runs = sorted(
-        (_crawl(workdir, name, settings, args) for _ in range(repeat)),
-        key=lambda r: r["pages_per_s"],
-    )
-    median = dict(runs[len(runs) // 2])
-    median["all_pages_per_s"] = [r["pages_per_s"] for r in runs]
-    return median
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the runs of one configuration."""
+    return {
+        "pages_per_s": statistics.median(r["pages_per_s"] for r in runs),
+        "cpu_ms_per_page": statistics.median(r["cpu_ms_per_page"] for r in runs),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "all_pages_per_s": [r["pages_per_s"] for r in runs],
+    }
 
 
 def main() -> None:
@@ -140,51 +147,47 @@ def main() -> None:
         "MEMUSAGE_ENABLED": "True",
     }
     env_pages = {"base": base, "pages": pages}
+    ours = {**common, "ADDONS": {"scrapy_proxystack.Addon": 300}}
     runs: dict[str, Any] = {}
     results: dict[str, Any] = {"pages": pages, "sizes": sizes, "repeat": repeat, "runs": runs}
-
-    def report(key: str, label: str) -> None:
-        run = runs[key]
-        print(
-            f"{label:<44} {run['pages_per_s']:>7} pages/s   peak RSS {run['peak_rss_mb']:>6} MB",
-            flush=True,
-        )
-
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            runs["plain_http"] = _median_crawl(
-                repeat, work, "plain_http", common, {**env_pages, "proxy": http_gateway}
-            )
-            report("plain_http", "plain Scrapy, one HTTP proxy")
-            runs["plain_httpx_socks"] = _median_crawl(
-                repeat,
-                work,
-                "plain_httpx_socks",
-                {**common, "DOWNLOAD_HANDLERS": {"http": HTTPX, "https": HTTPX}},
-                {**env_pages, "proxy": socks_gateway},
-            )
-            report("plain_httpx_socks", "plain Scrapy (httpx handler), one SOCKS proxy")
+            configs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+                ("plain_http", "plain Scrapy, one HTTP proxy", common, {"proxy": http_gateway}),
+                (
+                    "plain_httpx_socks",
+                    "plain Scrapy (httpx handler), one SOCKS proxy",
+                    {**common, "DOWNLOAD_HANDLERS": {"http": HTTPX, "https": HTTPX}},
+                    {"proxy": socks_gateway},
+                ),
+            ]
             for n in sizes:
                 for kind, gateway in (("http", http_gateway), ("socks", socks_gateway)):
                     scheme, _, host = gateway.partition("://")
                     entries = [f"{scheme}://user-{i}:pw@{host}" for i in range(n)]
                     cfg = work / f"proxies-{kind}-{n}.yaml"  # JSON is YAML too
                     cfg.write_text(json.dumps({"locales": {"us": entries}}), encoding="utf-8")
-                    key = f"ours_{kind}_{n}"
-                    runs[key] = _median_crawl(
-                        repeat,
-                        work,
-                        key,
-                        {
-                            **common,
-                            "ADDONS": {"scrapy_proxystack.Addon": 300},
-                            "PROXYSTACK_PROXIES_FILE": str(cfg),
-                            "PROXYSTACK_STRATEGY": "round_robin",
-                        },
-                        env_pages,
-                    )
-                    report(key, f"proxystack, {n:,} {kind.upper()} entries")
+                    settings = {
+                        **ours,
+                        "PROXYSTACK_PROXIES_FILE": str(cfg),
+                        "PROXYSTACK_STRATEGY": "round_robin",
+                    }
+                    label = f"proxystack, {n:,} {kind.upper()} entries"
+                    configs.append((f"ours_{kind}_{n}", label, settings, {}))
+            done: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in configs}
+            for round_number in range(1, repeat + 1):
+                for key, _label, settings, args in configs:
+                    done[key].append(_crawl(work, key, settings, {**env_pages, **args}))
+                print(f"round {round_number}/{repeat} done", flush=True)
+            for key, label, *_ in configs:
+                runs[key] = _summary(done[key])
+                run = runs[key]
+                print(
+                    f"{label:<46} {run['pages_per_s']:>7} pages/s  "
+                    f"{run['cpu_ms_per_page']:>6} ms CPU/page  peak RSS {run['peak_rss_mb']:>6} MB",
+                    flush=True,
+                )
     finally:
         stop.set()
         server.join(10)

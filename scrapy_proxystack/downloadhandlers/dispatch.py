@@ -32,7 +32,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.downloadermiddlewares.httpproxy import HttpProxyMiddleware
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
@@ -248,7 +248,11 @@ class _DispatchHandler:
         if router.has_socks_exits():
             # Built now, not on the first request: building it then would delay that request
             # after it took its slot of the site's rate, bunching arrivals at the site.
-            handler._socks = _socks_handler(crawler, router)
+            try:
+                handler._socks = _socks_handler(crawler, router)
+            except NotConfigured as exc:
+                # HTTP(S) exits keep working; requests bound to SOCKS exits fail with this.
+                logger.error("SOCKS exits cannot be used in this crawl: %(why)s", {"why": str(exc)})
         return handler
 
     async def download_request(self, request: Request) -> Response:
