@@ -171,8 +171,8 @@ def test_an_exit_slow_to_connect_fails_within_the_timeout_and_serves_with_more(
     world: LoopbackWorld,
 ) -> None:
     site = world.add_site("shop")
-    proxy = world.add_socks_proxy(1, delay=3.0)  # waits before connecting to the site
-    request = Request(site.url("/"), meta={"proxy": proxy.url, "download_timeout": 1.0})
+    proxy = world.add_socks_proxy(1, delay=1.5)  # waits before connecting to the site
+    request = Request(site.url("/"), meta={"proxy": proxy.url, "download_timeout": 0.5})
 
     async def body(handler: SocksDownloadHandler) -> None:
         await handler.download_request(request)
