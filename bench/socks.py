@@ -13,7 +13,10 @@ Configurations, all at CONCURRENT_REQUESTS = 16:
   rotates to another entry, so a SOCKS crawl keeps opening httpx clients for new exits and the
   LRU keeps closing old ones).
 
-Memory is Scrapy's own ``memusage/max`` (peak RSS of the crawl process). Besides pages/s, each
+Memory is Scrapy's own ``memusage/max`` (peak RSS of the crawl process). Then, in this
+process, the download handlers alone: ``--clients`` requests, each through another SOCKS
+entry, with Scrapy's httpx handler (one client per proxy URL, never closed) and with the suite's
+(an LRU of clients): clients kept and Python memory grown (tracemalloc). Besides pages/s, each
 run reports the crawl process's CPU time per page (user + system), which a busy machine
 disturbs much less than wall time; the configurations run interleaved, one round after another,
 so that a load that comes and goes spreads over all of them.
@@ -27,6 +30,7 @@ The last line printed is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing as mp
 import os
@@ -113,6 +117,46 @@ def _crawl(
     }
 
 
+async def _handler_memory(name: str, base: str, gateway: str, n: int) -> dict[str, Any]:
+    """Download one page through each of ``n`` SOCKS entries with one handler, in turn."""
+    import tracemalloc
+
+    from scrapy import Request
+    from scrapy.core.downloader.handlers._httpx import HttpxDownloadHandler
+    from scrapy.downloadermiddlewares.httpproxy import HttpProxyMiddleware
+    from scrapy.utils.test import get_crawler
+
+    from scrapy_proxystack.downloadhandlers.socks import SocksDownloadHandler
+
+    crawler = get_crawler(settings_dict={"CONCURRENT_REQUESTS": 16})
+    handler: Any = (
+        HttpxDownloadHandler(crawler) if name == "scrapy_httpx" else SocksDownloadHandler(crawler)
+    )
+    auth = HttpProxyMiddleware()
+    scheme, _, host = gateway.partition("://")
+    tracemalloc.start()
+    start = tracemalloc.get_traced_memory()[0]
+    started = time.perf_counter()
+    for i in range(n):
+        request = Request(
+            f"{base}/page/1",
+            meta={"proxy": f"{scheme}://user-{i}:pw@{host}", "download_timeout": 30},
+            dont_filter=True,
+        )
+        auth.process_request(request)  # as in a crawl: credentials become a header
+        await handler.download_request(request)
+    elapsed = time.perf_counter() - started
+    grown = tracemalloc.get_traced_memory()[0] - start
+    tracemalloc.stop()
+    kept = len(handler._proxy_clients) if name == "scrapy_httpx" else handler.clients
+    await handler.close()
+    return {
+        "clients_kept": kept,
+        "memory_kb": round(grown / 1024),
+        "ms_per_request": round(elapsed * 1000 / n, 2),
+    }
+
+
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over the runs of one configuration."""
     return {
@@ -128,10 +172,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--pages", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=None, help="runs per configuration")
+    parser.add_argument(
+        "--clients", type=int, default=None, help="distinct SOCKS entries for the handler test"
+    )
     options = parser.parse_args()
     pages = options.pages or (800 if options.quick else 3000)
     repeat = options.repeat or (1 if options.quick else 3)
     sizes = [1000, 100_000]
+    distinct = options.clients or (500 if options.quick else 2000)
 
     queue: Any = mp.Queue()
     stop = mp.Event()
@@ -188,6 +236,16 @@ def main() -> None:
                     f"{run['cpu_ms_per_page']:>6} ms CPU/page  peak RSS {run['peak_rss_mb']:>6} MB",
                     flush=True,
                 )
+            handlers: dict[str, Any] = {}
+            for name in ("scrapy_httpx", "proxystack"):
+                handlers[name] = asyncio.run(_handler_memory(name, base, socks_gateway, distinct))
+                print(
+                    f"{name} handler, {distinct:,} SOCKS entries: "
+                    f"{handlers[name]['clients_kept']:,} clients kept, "
+                    f"{handlers[name]['memory_kb']:,.0f} KB grown",
+                    flush=True,
+                )
+            results["handlers"] = handlers
     finally:
         stop.set()
         server.join(10)
