@@ -6,6 +6,7 @@ the ``COMMANDS_MODULE`` setting of a throw-away project, in a subprocess.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -349,3 +350,19 @@ def test_check_probes_socks5_exits(world: LoopbackWorld, tmp_path: Path) -> None
     assert reach.row(ids["refusing"])[-1] == "reachable"  # greets; refuses only destinations
     for secret in (*SECRETS, "chk/PASS", "chk%2FPASS"):
         assert secret not in result.stdout + result.stderr + reach.stdout + reach.stderr
+
+
+def test_a_chunked_echo_answer_is_read_whole() -> None:
+    from scrapy_proxystack.commands._probe import _read_response
+
+    async def read() -> tuple[int, dict[str, str], bytes]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'7\r\n{"count\r\n6;ext=1\r\nry": "\r\n4\r\nfr"}\r\n0\r\nX-Trailer: 1\r\n\r\n'
+        )
+        reader.feed_eof()
+        return await _read_response(reader)
+
+    status, headers, body = asyncio.run(read())
+    assert (status, headers["transfer-encoding"], body) == (200, "chunked", b'{"country": "fr"}')

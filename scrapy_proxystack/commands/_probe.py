@@ -193,11 +193,27 @@ async def _read_response(
         if sep:
             headers[name.strip().lower()] = value.strip()
     length = headers.get("content-length")
-    if length is not None and length.isdigit():
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = await _read_chunked(reader)
+    elif length is not None and length.isdigit():
         body = await reader.readexactly(min(int(length), _MAX_BODY))
     else:
         body = await reader.read(_MAX_BODY)
     return status, headers, body
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A chunked body (RFC 9112, 7.1), up to ``_MAX_BODY`` bytes; trailers are ignored."""
+    body = bytearray()
+    while len(body) < _MAX_BODY:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";", 1)[0].strip(), 16)  # ValueError: invalid answer
+        if size == 0:
+            break
+        body += await reader.readexactly(min(size, _MAX_BODY - len(body)))
+        if len(body) < _MAX_BODY:
+            await reader.readexactly(2)  # the CRLF after each chunk
+    return bytes(body)
 
 
 def _fail_note(exc: BaseException) -> str:
