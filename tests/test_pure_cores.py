@@ -17,6 +17,8 @@ PURE_MODULES = [
     "scrapy_proxystack.languages",
     "scrapy_proxystack.bans",
     "scrapy_proxystack.redact",
+    "scrapy_proxystack.socks_replies",
+    "scrapy_proxystack.testing",
     "scrapy_proxystack.pii",
 ]
 
