@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from scrapy_proxystack.config.model import (
     ANONYMITY_GRADES,
@@ -255,85 +255,15 @@ class _Parser:
             self.error(path, f"{_describe(raw)} is not a proxy URL; expected http://host:port")
             return
         url = raw.strip()
-        # Every message below shows the URL with everything up to its last "@" masked, decided
-        # on the whole value: urllib's own error texts (which quote the password) are never used.
-        if "@" in url:
-            head = url.rpartition("@")[0]
-            userinfo = head.partition("://")[2] if "://" in head else head
-            if not _RESERVED_IN_USERINFO.isdisjoint(userinfo):
-                self.error(
-                    path,
-                    f"{_shown_str(url)} has '/', '?' or '#' in its user name or password; "
-                    "expected them percent-encoded (%2F, %3F, %23), as in "
-                    "http://user:p%2Fss@host:port",
-                )
-                return
-        if not url.isprintable():
-            self.error(
-                path,
-                f"{_shown_str(url)} contains a control character (tab, line break...); "
-                "expected it percent-encoded (a tab in a password is %09)",
-            )
-            return
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname
-            port = parts.port
-        except ValueError:
-            self.error(
-                path,
-                f"{_shown_str(url)} is not a valid URL (the port is not a number from 1 to "
-                "65535, or an IPv6 address is malformed); expected http://host:port",
-            )
+        parts = self._split_url(path, url)
+        if parts is None:
             return
         scheme = parts.scheme.lower()
-        if scheme in _UNSUPPORTED_SCHEMES:
-            self.error(
-                path,
-                f"{_shown_str(url)} uses {scheme}://, which Scrapy cannot use as a proxy; "
-                "expected an http:// or https:// proxy (most vendors offer an HTTP endpoint)",
-            )
-            return
-        if scheme not in _SCHEMES:
-            self.error(
-                path,
-                f"{_shown_str(url)} has no supported scheme; expected http://host:port or "
-                "https://host:port",
-            )
-            return
-        if not host:
-            self.error(path, f"{_shown_str(url)} has no host; expected http://host:port")
-            return
-        if not (_HOST_MATCH(host) if len(host) <= 253 else None) and not _valid_host(host):
-            self.error(
-                path,
-                f"{_shown_str(url)} has an invalid host {_shown_key(host)!r}; expected a host "
-                "name (letters, digits, '-', '.'; international names in punycode) or an IP",
-            )
-            return
-        if port == 0:
-            self.error(path, f"{_shown_str(url)} has port 0; expected a port from 1 to 65535")
-            return
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            self.error(
-                path, f"{_shown_str(url)} has a path or query; expected only scheme://host:port"
-            )
-            return
-        port = port if port is not None else _SCHEMES[scheme]
+        host = parts.hostname or ""
+        port = parts.port if parts.port is not None else _SCHEMES[scheme]
         username = unquote(parts.username) if parts.username is not None else None
-        if username is not None and not (self.ascii_safe and url.isascii() and "%" not in url):
-            credentials = f"{username}:{unquote(parts.password or '')}"
-            try:
-                credentials.encode(self.auth_encoding)
-            except (UnicodeError, LookupError):
-                self.error(
-                    path,
-                    f"{_shown_str(url)} has a user name or password that "
-                    f"HTTPPROXY_AUTH_ENCODING ({self.auth_encoding!r}) cannot encode; expected "
-                    "characters of that encoding (or set HTTPPROXY_AUTH_ENCODING to the "
-                    "proxy's, e.g. 'utf-8')",
-                )
-                return
+        if username is not None and not self._credentials_encode(path, url, parts, username):
+            return
         key = (scheme, host.lower(), port, username)
         if key in self.seen:
             self.error(
@@ -346,6 +276,92 @@ class _Parser:
         self.entries.append(
             _RawEntry(url, scheme, host.lower(), port, username, locale, pool, weight)
         )
+
+    def _split_url(self, path: str, url: str) -> SplitResult | None:
+        """The parts of a proxy URL, or None after recording why it is not one."""
+        # Every message below shows the URL with everything up to its last "@" masked, decided
+        # on the whole value: urllib's own error texts (which quote the password) are never used.
+        if "@" in url:
+            head = url.rpartition("@")[0]
+            userinfo = head.partition("://")[2] if "://" in head else head
+            if not _RESERVED_IN_USERINFO.isdisjoint(userinfo):
+                self.error(
+                    path,
+                    f"{_shown_str(url)} has '/', '?' or '#' in its user name or password; "
+                    "expected them percent-encoded (%2F, %3F, %23), as in "
+                    "http://user:p%2Fss@host:port",
+                )
+                return None
+        if not url.isprintable():
+            self.error(
+                path,
+                f"{_shown_str(url)} contains a control character (tab, line break...); "
+                "expected it percent-encoded (a tab in a password is %09)",
+            )
+            return None
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            port = parts.port
+        except ValueError:
+            self.error(
+                path,
+                f"{_shown_str(url)} is not a valid URL (the port is not a number from 1 to "
+                "65535, or an IPv6 address is malformed); expected http://host:port",
+            )
+            return None
+        scheme = parts.scheme.lower()
+        if scheme in _UNSUPPORTED_SCHEMES:
+            self.error(
+                path,
+                f"{_shown_str(url)} uses {scheme}://, which Scrapy cannot use as a proxy; "
+                "expected an http:// or https:// proxy (most vendors offer an HTTP endpoint)",
+            )
+            return None
+        if scheme not in _SCHEMES:
+            self.error(
+                path,
+                f"{_shown_str(url)} has no supported scheme; expected http://host:port or "
+                "https://host:port",
+            )
+            return None
+        if not host:
+            self.error(path, f"{_shown_str(url)} has no host; expected http://host:port")
+            return None
+        if not (_HOST_MATCH(host) if len(host) <= 253 else None) and not _valid_host(host):
+            self.error(
+                path,
+                f"{_shown_str(url)} has an invalid host {_shown_key(host)!r}; expected a host "
+                "name (letters, digits, '-', '.'; international names in punycode) or an IP",
+            )
+            return None
+        if port == 0:
+            self.error(path, f"{_shown_str(url)} has port 0; expected a port from 1 to 65535")
+            return None
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            self.error(
+                path, f"{_shown_str(url)} has a path or query; expected only scheme://host:port"
+            )
+            return None
+        return parts
+
+    def _credentials_encode(self, path: str, url: str, parts: SplitResult, username: str) -> bool:
+        """Whether the URL's credentials fit ``HTTPPROXY_AUTH_ENCODING`` (recorded if not)."""
+        if self.ascii_safe and url.isascii() and "%" not in url:
+            return True
+        credentials = f"{username}:{unquote(parts.password or '')}"
+        try:
+            credentials.encode(self.auth_encoding)
+        except (UnicodeError, LookupError):
+            self.error(
+                path,
+                f"{_shown_str(url)} has a user name or password that "
+                f"HTTPPROXY_AUTH_ENCODING ({self.auth_encoding!r}) cannot encode; expected "
+                "characters of that encoding (or set HTTPPROXY_AUTH_ENCODING to the "
+                "proxy's, e.g. 'utf-8')",
+            )
+            return False
+        return True
 
     def proxy_list(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
         if isinstance(raw, str):
