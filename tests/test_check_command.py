@@ -104,9 +104,9 @@ def check_world() -> Iterator[CheckWorld]:
                 "es": {"proxies": [world.add_proxy(2).url]},
             }
         }
-        ids = {name: f"{p.ip}:{p.port}" for name, p in proxies.items()}
+        ids = {name: p.exit_id for name, p in proxies.items()}
         es_proxy = world.proxies[-1]
-        ids["es_wrong_country"] = f"{es_proxy.ip}:{es_proxy.port}"
+        ids["es_wrong_country"] = es_proxy.exit_id
         yield CheckWorld(world, config, site.url("/echo"), ids)
 
 
@@ -307,11 +307,11 @@ def test_check_sends_credentials_in_the_crawl_encoding(tmp_path: Path) -> None:
         utf8 = world.add_proxy(1, auth=("üser", "pässwörd"), auth_encoding="utf-8")
         config = {"locales": {"fr": [latin1.url], "de": [utf8.url]}}
         default = run_check(tmp_path, config)
-        assert default.row(f"{latin1.ip}:{latin1.port}")[2] == "ok", default.stdout
-        assert "407" in " ".join(default.row(f"{utf8.ip}:{utf8.port}"))
+        assert default.row(latin1.exit_id)[2] == "ok", default.stdout
+        assert "407" in " ".join(default.row(utf8.exit_id))
         result = run_check(tmp_path, config, HTTPPROXY_AUTH_ENCODING="utf-8")
-        assert "407" in " ".join(result.row(f"{latin1.ip}:{latin1.port}"))
-        assert result.row(f"{utf8.ip}:{utf8.port}")[2] == "ok", result.stdout
+        assert "407" in " ".join(result.row(latin1.exit_id))
+        assert result.row(utf8.exit_id)[2] == "ok", result.stdout
         for out in (default, result):
             assert "pässwörd" not in out.stdout + out.stderr
             assert "p%C3%A4ssw%C3%B6rd" not in out.stdout + out.stderr

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import hashlib
 import ipaddress
 import math
 import re
@@ -45,7 +46,7 @@ _UNSUPPORTED_SCHEMES = {"socks4", "socks4a", "socks5", "socks5h", "socks"}
 _TOP_KEYS = ("locales", "domains", "default_locale")
 _LOCALE_KEYS = ("proxies", "pools", "fallback", "strategy", "accept_language", "min_anonymity")
 _POOL_KEYS = ("proxies", "weight")
-_PROXY_KEYS = ("url", "weight")
+_PROXY_KEYS = ("url", "weight", "id")
 _DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "lang", "bans")
 _LANG_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _BAN_RULE_KEYS = ("status", "content_status", "body_patterns", "url_patterns", "min_body_size")
@@ -149,6 +150,30 @@ class _RawEntry(NamedTuple):
     locale: str | None
     pool: str
     weight: float
+    given_id: str | None
+    path: str
+
+
+#: An exit id given in the YAML: printable, short, and nothing that reads as a credential.
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~+-]{0,63}")
+
+
+def exit_id(scheme: str, host: str, port: int, username: str | None) -> str:
+    """The id of an exit that has none in the YAML: stable whatever else the file holds.
+
+    ``host:port`` for a plain HTTP proxy; with a user name (gateways encode a country or a
+    session in it) or another scheme, a short hash of (scheme, host, port, user name) follows,
+    so the id never shows the user name and never changes when lines are added or moved.
+    """
+    shown_host = f"[{host}]" if ":" in host else host
+    base = f"{shown_host}:{port}"
+    if username is None and scheme == "http":
+        return base
+    digest = hashlib.blake2b(
+        f"{scheme}\0{host}\0{port}\0{username or ''}".encode(errors="surrogatepass"),
+        digest_size=8,
+    ).hexdigest()
+    return f"{base}~{digest}"
 
 
 def _valid_host(host: str) -> bool:
@@ -240,6 +265,7 @@ class _Parser:
 
     def proxy(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
         weight = 1.0
+        given_id: str | None = None
         if isinstance(raw, Mapping):
             _unknown_keys(self.problems, self.source, path, raw, _PROXY_KEYS)
             if "url" not in raw:
@@ -250,6 +276,15 @@ class _Parser:
                 if parsed is None:
                     return
                 weight = parsed
+            if "id" in raw:
+                given_id = raw["id"]
+                if not isinstance(given_id, str) or not _ID_RE.fullmatch(given_id):
+                    self.error(
+                        f"{path}.id",
+                        f"{_describe(given_id)}; expected up to 64 letters, digits and "
+                        "'.', '_', ':', '~', '+', '-' (starting with a letter or digit)",
+                    )
+                    return
             raw = raw["url"]
         if not isinstance(raw, str):
             self.error(path, f"{_describe(raw)} is not a proxy URL; expected http://host:port")
@@ -274,7 +309,9 @@ class _Parser:
             return
         self.seen[key] = path
         self.entries.append(
-            _RawEntry(url, scheme, host.lower(), port, username, locale, pool, weight)
+            _RawEntry(
+                url, scheme, host.lower(), port, username, locale, pool, weight, given_id, path
+            )
         )
 
     def _split_url(self, path: str, url: str) -> SplitResult | None:
@@ -588,19 +625,21 @@ def _build(
     domains: dict[str, DomainRule],
     default_locale: str | None,
 ) -> ProxyConfig:
-    """The frozen objects, with ids that are stable for a given config and safe to print."""
-    hostports: dict[tuple[str, int], int] = {}
-    for raw_entry in p.entries:
-        hp = (raw_entry.host, raw_entry.port)
-        hostports[hp] = hostports.get(hp, 0) + 1
-    ordinal: dict[tuple[str, int], int] = {}
+    """The frozen objects. Exit ids are the YAML's ``id:`` or :func:`exit_id`: they do not depend
+    on an entry's position, so per-exit stats, the audit log and shared state keep their
+    meaning when the file changes."""
+    taken: dict[str, str] = {}
     built: dict[tuple[str | None, str], list[ProxyEntry]] = {}
-    for url, scheme, host, port, username, locale, pool, weight in p.entries:
-        shown_host = f"[{host}]" if ":" in host else host
-        entry_id = f"{shown_host}:{port}"
-        if hostports[(host, port)] > 1:
-            ordinal[(host, port)] = ordinal.get((host, port), 0) + 1
-            entry_id = f"{entry_id}#{ordinal[(host, port)]}"
+    for url, scheme, host, port, username, locale, pool, weight, given, path in p.entries:
+        entry_id = given if given is not None else exit_id(scheme, host, port, username)
+        if entry_id in taken:
+            p.error(
+                f"{path}.id" if given is not None else path,
+                f"its exit id {entry_id!r} is also the id of {taken[entry_id]}; expected "
+                "each id once (give one of them another 'id:')",
+            )
+            continue
+        taken[entry_id] = path
         entry = ProxyEntry(
             id=entry_id,
             url=url,
@@ -613,6 +652,8 @@ def _build(
             weight=weight,
         )
         built.setdefault((locale, pool), []).append(entry)
+    if p.problems:
+        raise ConfigError(p.problems)
 
     locales: dict[str, LocaleConfig] = {}
     for name, meta in locale_meta.items():

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 from urllib.parse import quote
 
+from scrapy_proxystack.config.schema import exit_id
 from scrapy_proxystack.testing._http import (
     HOP_BY_HOP,
     MAX_HEAD,
@@ -143,6 +144,11 @@ class Proxy(Endpoint):
             return self.url_without_auth
         user, password = (quote(part, safe="") for part in self.auth)
         return f"http://{user}:{password}@{self.ip}:{self.port}"
+
+    @property
+    def exit_id(self) -> str:
+        """The suite's id of this proxy when configured by :attr:`url`."""
+        return exit_id("http", self.ip, self.port, self.auth[0] if self.auth else None)
 
     @property
     def requests(self) -> list[ProxyRequest]:
