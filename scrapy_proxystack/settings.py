@@ -28,6 +28,8 @@ from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy_proxystack import default_settings
 from scrapy_proxystack.config import STRATEGIES, ConfigError
 from scrapy_proxystack.pool import HealthParams
+from scrapy_proxystack.redact import redact_url
+from scrapy_proxystack.state import BACKENDS
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -344,6 +346,13 @@ class ProxyStackSettings:
     exit_delay_max: float
     max_wait: float
     robots_crawl_delay: bool
+    state_backend: str
+    #: May hold a password: out of the repr.
+    redis_url: str | None = field(repr=False)
+    redis_prefix: str | None
+    redis_timeout: float
+    redis_mirror_interval: float
+    redis_required: bool
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> ProxyStackSettings:
@@ -404,6 +413,12 @@ class ProxyStackSettings:
             exit_delay_max=r.number("PROXYSTACK_EXIT_DELAY_MAX"),
             max_wait=r.number("PROXYSTACK_MAX_WAIT"),
             robots_crawl_delay=r.boolean("PROXYSTACK_ROBOTS_CRAWL_DELAY"),
+            state_backend=r.choice("PROXYSTACK_STATE_BACKEND", BACKENDS),
+            redis_url=_redis_url(r),
+            redis_prefix=r.optional_str("PROXYSTACK_REDIS_PREFIX"),
+            redis_timeout=r.number("PROXYSTACK_REDIS_TIMEOUT", strict=True),
+            redis_mirror_interval=r.number("PROXYSTACK_REDIS_MIRROR_INTERVAL", strict=True),
+            redis_required=r.boolean("PROXYSTACK_REDIS_REQUIRED"),
         )
         if result.backoff_cap < result.backoff_base:
             r.problem(
@@ -438,6 +453,24 @@ class ProxyStackSettings:
             return yaml_value
         key = locale.lower()
         return self.accept_languages.get(key) or DEFAULT_ACCEPT_LANGUAGES.get(key)
+
+
+def _redis_url(r: SettingsReader) -> str | None:
+    """``PROXYSTACK_REDIS_URL``, else scrapy-redis's ``REDIS_URL``; checked without ever
+    echoing it (it may hold a password)."""
+    name = "PROXYSTACK_REDIS_URL"
+    value = r.raw(name)
+    if value is None:
+        name, value = "REDIS_URL", r.settings.get("REDIS_URL")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://")):
+        r.problem(
+            f"setting {name}: {redact_url(str(value))!r} is invalid; expected a redis://, "
+            "rediss:// or unix:// URL"
+        )
+        return None
+    return value
 
 
 def _legacy_proxy_list(r: SettingsReader) -> tuple[list[str], str]:

@@ -35,6 +35,8 @@ from scrapy_proxystack.exceptions import ExitNotReady
 from scrapy_proxystack.runtime import engine_closing, get_stack
 from scrapy_proxystack.settings import suite_enabled
 from scrapy_proxystack.signals import throttle_wait
+from scrapy_proxystack.state import StateLost
+from scrapy_proxystack.throttle import DomainRateLimiter, RateRule
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
     from scrapy_proxystack.pool import ExitPool
     from scrapy_proxystack.routing import Router
+    from scrapy_proxystack.state import SharedState
     from scrapy_proxystack.stats import StatsRecorder
     from scrapy_proxystack.throttle import SiteThrottle
 
@@ -83,8 +86,12 @@ class SendGate:
         on_wait: Callable[[str | None, str, float, str], None] = lambda *_: None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = sleep,
+        shared: SharedState | None = None,
     ) -> None:
         self.router = router
+        self.shared = shared
+        #: Budgets while the shared state is lost: each site's divided by the workers seen.
+        self._alone = DomainRateLimiter()
         self.pool = pool
         self.throttle = throttle
         self.stats = stats
@@ -106,7 +113,7 @@ class SendGate:
         exit_id = router.exit_of(request)
         if exit_id is None and not router.is_pending(request):
             # Not routed by the suite (a user proxy, or the suite is off for it): budget only.
-            await self._take_budget(request, domain)
+            await self._take_budget(request, domain, None)
             return
         deadline = self._clock() + self.max_wait
         while True:
@@ -128,7 +135,7 @@ class SendGate:
                 self._proxy_header.process_request(request)
             # The exit first, then the site's budget: a request that must wait for an exit
             # (outside the downloader) does not use up a slot of the site's budget.
-            if not await self._take_budget(request, domain):
+            if not await self._take_budget(request, domain, exit_id):
                 break
             if router.usable_now(exit_id, domain, panic=router.in_panic(request)):
                 break  # still usable after waiting for the budget
@@ -138,24 +145,66 @@ class SendGate:
             pool.pace(exit_id, domain, delay)
         throttle.exit_sent(exit_id, domain, self._clock())
 
-    async def _take_budget(self, request: Request, domain: str) -> bool:
-        """Book a slot of the site's rate budget and wait for it; True when it waited.
+    async def _take_budget(self, request: Request, domain: str, exit_id: str | None) -> bool:
+        """Book a slot of the site's rate budget and wait for it; True when it waited (or the
+        exit turned out busy in another worker: then it is paced here and rebound).
 
         The booked slot orders the waiters; the departure is then checked against the real
         departures before it (a timer that fired late must not bunch two requests).
         """
         limiter = self.throttle.limiter_for(domain)
-        wait = limiter.reserve(domain, self._clock())
-        waited = wait > 0
-        if waited:
-            self.stats.inc("throttle", "waits")
-            self.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
-            self._on_wait(self.router.locale_of(request), domain, wait, "site_rate")
-            await self._wait(request, wait)
+        shared = self.shared
+        rule = limiter.rule_for(domain) if shared is not None else None
+        delay = (
+            self.throttle.exit_delay_for(exit_id, domain)
+            if shared is not None and exit_id is not None
+            else 0.0
+        )
+        if shared is not None and shared.healthy and (rule is not None or delay > 0):
+            try:
+                busy, wait = await shared.reserve(
+                    domain,
+                    exit_id,
+                    rule.interval if rule is not None else 0.0,
+                    rule.tolerance if rule is not None else 0.0,
+                    delay,
+                )
+            except StateLost:
+                self.stats.inc("redis", "local_budget")
+            else:
+                if busy > 0 and exit_id is not None:
+                    self.pool.pace(exit_id, domain, busy)
+                    self.stats.inc("redis", "pair_busy")
+                    return True
+                return await self._booked(request, domain, wait)
+        if shared is not None and shared.workers > 1:
+            limiter = self._divided(limiter, domain, shared.workers)
+        waited = await self._booked(request, domain, limiter.reserve(domain, self._clock()))
         while (extra := limiter.confirm(domain, self._clock())) > 0:
             waited = True
             await self._wait(request, extra)
         return waited
+
+    async def _booked(self, request: Request, domain: str, wait: float) -> bool:
+        if wait <= 0:
+            return False
+        self.stats.inc("throttle", "waits")
+        self.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
+        self._on_wait(self.router.locale_of(request), domain, wait, "site_rate")
+        await self._wait(request, wait)
+        return True
+
+    def _divided(self, limiter: DomainRateLimiter, domain: str, workers: int) -> DomainRateLimiter:
+        """The site's budget shared out among ``workers`` while they cannot agree on it."""
+        rule = limiter.rule_for(domain)
+        if rule is not None:
+            self._alone.set_rule(
+                domain,
+                RateRule(rate=None, burst=1, min_interval=rule.interval * workers),
+            )
+        else:
+            self._alone.set_rule(domain, RateRule(rate=None))
+        return self._alone
 
     async def _wait(self, request: Request, seconds: float) -> None:
         """Sleep, in short steps, and give up if the crawl starts closing meanwhile.
@@ -222,6 +271,7 @@ class _DispatchHandler:
             auth_encoding=crawler.settings.get("HTTPPROXY_AUTH_ENCODING", "latin-1"),
             closing=closing,
             on_wait=on_wait,
+            shared=stack.shared,
         )
         return cls(inner, gate, spider=lambda: crawler.spider)
 
