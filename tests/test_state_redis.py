@@ -72,7 +72,7 @@ def test_the_site_budget_holds_over_every_worker(server: RedisServer) -> None:
 
         async def book(w: RedisState, k: int) -> float:
             exit_id = f"127.0.0.1:{3101 + k % 4}"
-            _busy, wait = await w.reserve("shop.fr", exit_id, 0.1, 0.0, 0.0)
+            _busy, wait, _ahead = await w.reserve("shop.fr", exit_id, 0.1, 0.0, 0.0)
             return time.monotonic() - start + wait
 
         slots = await asyncio.gather(*(book(workers[k % 3], k) for k in range(30)))
@@ -92,14 +92,29 @@ def test_a_pair_paced_by_one_worker_is_busy_for_the_others(server: RedisServer) 
         (a, _, _), (b, _, _) = worker(server.url), worker(server.url)
         await a.start()
         await b.start()
-        assert await a.reserve("shop.fr", E1, 0.0, 0.0, 2.0) == (0.0, 0.0)
-        busy, wait = await b.reserve("shop.fr", E1, 0.0, 0.0, 2.0)
+        assert await a.reserve("shop.fr", E1, 0.0, 0.0, 2.0) == (0.0, 0.0, 0.0)
+        busy, wait, _ = await b.reserve("shop.fr", E1, 0.0, 0.0, 2.0)
         assert 1.5 < busy <= 2.0
         assert wait == 0.0
-        assert await b.reserve("shop.fr", E2, 0.0, 0.0, 2.0) == (0.0, 0.0)  # another exit
-        assert await b.reserve("blog.fr", E1, 0.0, 0.0, 2.0) == (0.0, 0.0)  # another site
+        assert await b.reserve("shop.fr", E2, 0.0, 0.0, 2.0) == (0.0, 0.0, 0.0)  # another exit
+        assert await b.reserve("blog.fr", E1, 0.0, 0.0, 2.0) == (0.0, 0.0, 0.0)  # another site
         await a.close()
         await b.close()
+
+    run(main)
+
+
+def test_a_schedule_booked_alone_is_kept_when_redis_comes_back(server: RedisServer) -> None:
+    async def main() -> None:
+        a, _, _ = worker(server.url)
+        await a.start()
+        # This worker booked 3 s of the site alone while Redis was away: the shared schedule
+        # starts after them, not at once.
+        busy, wait, ahead = await a.reserve("shop.fr", E1, 0.5, 0.0, 0.0, floor=3.0)
+        assert busy == 0.0
+        assert 2.9 <= wait <= 3.0
+        assert 3.4 <= ahead <= 3.5
+        await a.close()
 
     run(main)
 

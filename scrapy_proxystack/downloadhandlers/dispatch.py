@@ -92,6 +92,8 @@ class SendGate:
         self.shared = shared
         #: Budgets while the shared state is lost: each site's divided by the workers seen.
         self._alone = DomainRateLimiter()
+        #: site -> end of its schedule booked in the shared state, as last seen (local clock).
+        self._shared_until: dict[str, float] = {}
         self.pool = pool
         self.throttle = throttle
         self.stats = stats
@@ -110,6 +112,9 @@ class SendGate:
         if self._sent & 0xFFF == 0:
             # Keep per-site ban/pacing maps bounded: drop what has expired.
             pool.expire()
+            now = self._clock()
+            self._shared_until = {d: t for d, t in self._shared_until.items() if t > now}
+            self._alone.expire(now)
         exit_id = router.exit_of(request)
         if exit_id is None and not router.is_pending(request):
             # Not routed by the suite (a user proxy, or the suite is off for it): budget only.
@@ -154,32 +159,58 @@ class SendGate:
         """
         limiter = self.throttle.limiter_for(domain)
         shared = self.shared
-        rule = limiter.rule_for(domain) if shared is not None else None
-        delay = (
-            self.throttle.exit_delay_for(exit_id, domain)
-            if shared is not None and exit_id is not None
-            else 0.0
-        )
-        if shared is not None and shared.healthy and (rule is not None or delay > 0):
-            try:
-                busy, wait = await shared.reserve(
-                    domain,
-                    exit_id,
-                    rule.interval if rule is not None else 0.0,
-                    rule.tolerance if rule is not None else 0.0,
-                    delay,
-                )
-            except StateLost:
+        if shared is not None:
+            rule = limiter.rule_for(domain)
+            delay = self.throttle.exit_delay_for(exit_id, domain) if exit_id is not None else 0.0
+            if rule is not None or delay > 0:
+                if shared.healthy:
+                    waited = await self._shared_budget(request, domain, exit_id, rule, delay)
+                    if waited is not None:
+                        return await self._confirm(request, domain, limiter) or waited
                 self.stats.inc("redis", "local_budget")
-            else:
-                if busy > 0 and exit_id is not None:
-                    self.pool.pace(exit_id, domain, busy)
-                    self.stats.inc("redis", "pair_busy")
-                    return True
-                return await self._booked(request, domain, wait)
-        if shared is not None and shared.workers > 1:
-            limiter = self._divided(limiter, domain, shared.workers)
+            if shared.workers > 1:
+                limiter = self._divided(limiter, domain, shared.workers)
         waited = await self._booked(request, domain, limiter.reserve(domain, self._clock()))
+        return await self._confirm(request, domain, limiter) or waited
+
+    async def _shared_budget(
+        self,
+        request: Request,
+        domain: str,
+        exit_id: str | None,
+        rule: RateRule | None,
+        delay: float,
+    ) -> bool | None:
+        """The site's budget over all workers: one booking (one round trip), waited for here.
+        None when the shared state is lost."""
+        shared = self.shared
+        assert shared is not None
+        share = shared.share
+        now = self._clock()
+        try:
+            busy, wait, ahead = await shared.reserve(
+                domain,
+                exit_id,
+                rule.interval * share if rule is not None else 0.0,
+                rule.tolerance if rule is not None and share == 1 else 0.0,
+                delay,
+                # Slots booked here alone while the shared state was lost, and the schedule
+                # last seen there (a Redis restarted empty forgot it), still hold.
+                max(self._alone.booked_until(domain), self._shared_until.get(domain, 0.0)) - now,
+            )
+        except StateLost:
+            return None
+        if busy > 0 and exit_id is not None:
+            self.pool.pace(exit_id, domain, busy)
+            self.stats.inc("redis", "pair_busy")
+            return True
+        if ahead > 0:
+            self._shared_until[domain] = now + ahead
+        return await self._booked(request, domain, wait)
+
+    async def _confirm(self, request: Request, domain: str, limiter: DomainRateLimiter) -> bool:
+        """Wait until this departure keeps its distance from the previous real one."""
+        waited = False
         while (extra := limiter.confirm(domain, self._clock())) > 0:
             waited = True
             await self._wait(request, extra)
@@ -197,14 +228,17 @@ class SendGate:
     def _divided(self, limiter: DomainRateLimiter, domain: str, workers: int) -> DomainRateLimiter:
         """The site's budget shared out among ``workers`` while they cannot agree on it."""
         rule = limiter.rule_for(domain)
+        alone = self._alone
         if rule is not None:
-            self._alone.set_rule(
+            alone.set_rule(
                 domain,
                 RateRule(rate=None, burst=1, min_interval=rule.interval * workers),
             )
         else:
-            self._alone.set_rule(domain, RateRule(rate=None))
-        return self._alone
+            alone.set_rule(domain, RateRule(rate=None))
+        # The slots the workers booked together still hold: book after them.
+        alone.book_until(domain, self._shared_until.get(domain, 0.0))
+        return alone
 
     async def _wait(self, request: Request, seconds: float) -> None:
         """Sleep, in short steps, and give up if the crawl starts closing meanwhile.

@@ -43,16 +43,29 @@ class SharedState(Protocol):
         shared state is lost)."""
 
     @property
+    def share(self) -> int:
+        """By how much to divide a site's budget booked in the shared state now (more than 1
+        for a while after a reconnection, when other workers may still be on their own)."""
+
+    @property
     def listener(self) -> PoolListener:
         """Where the local pool tells what it learns."""
 
     async def reserve(
-        self, domain: str, exit_id: str | None, interval: float, tolerance: float, delay: float
-    ) -> tuple[float, float]:
+        self,
+        domain: str,
+        exit_id: str | None,
+        interval: float,
+        tolerance: float,
+        delay: float,
+        floor: float = 0.0,
+    ) -> tuple[float, float, float]:
         """Book a slot of ``domain``'s budget (one request per ``interval`` seconds, up to
-        ``tolerance`` seconds ahead) and, with ``exit_id``, the pair's next ``delay`` seconds.
+        ``tolerance`` seconds ahead, none before ``floor`` seconds from now) and, with
+        ``exit_id``, the pair's next ``delay`` seconds.
 
-        Returns ``(busy, wait)``: ``busy`` > 0 when another worker holds the pair for that
-        long (nothing was booked); else the seconds to ``wait`` for the booked slot. Raises
-        :class:`StateLost` when the shared state cannot answer in time.
+        Returns ``(busy, wait, ahead)``: ``busy`` > 0 when another worker holds the pair for
+        that long (nothing was booked); else the seconds to ``wait`` for the booked slot, and
+        how far ahead the site's schedule is now booked. Raises :class:`StateLost` when the
+        shared state cannot answer in time.
         """

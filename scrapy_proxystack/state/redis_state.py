@@ -50,10 +50,11 @@ logger = logging.getLogger(__name__)
 
 _ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
 _MAX_PENDING = 10_000
-_MAX_BACKOFF = 30.0
+_MAX_BACKOFF = 10.0
 
-#: KEYS: site TAT, pair. ARGV: interval ms, tolerance ms, pair delay ms, has exit (0/1).
-#: Returns {busy ms, wait ms}.
+#: KEYS: site TAT, pair. ARGV: interval ms, tolerance ms, pair delay ms, has exit (0/1), the
+#: caller's own bookings ahead (ms: slots it booked alone while Redis was away, so the schedule
+#: does not restart under them). Returns {busy ms, wait ms, schedule ahead ms}.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -62,21 +63,24 @@ local tolerance = tonumber(ARGV[2])
 local delay = tonumber(ARGV[3])
 if ARGV[4] == '1' then
   local busy = redis.call('PTTL', KEYS[2])
-  if busy > 0 then return {busy, 0} end
+  if busy > 0 then return {busy, 0, 0} end
 end
 local wait = 0
+local ahead = 0
 if interval > 0 then
   local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if tat < now then tat = now end
+  local floor = now + tonumber(ARGV[5])
+  if tat < floor then tat = floor end
   wait = tat - tolerance - now
   if wait < 0 then wait = 0 end
   local next_tat = tat + interval
   redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now + 1000)
+  ahead = next_tat - now
 end
 if ARGV[4] == '1' and delay > 0 then
   redis.call('SET', KEYS[2], '1', 'PX', delay + wait)
 end
-return {0, wait}
+return {0, wait, ahead}
 """
 
 
@@ -136,6 +140,9 @@ class RedisState:
         self._workers = 1
         self._backoff = 0.5
         self._retry_at = 0.0
+        #: After a reconnection, until this time (monotonic) the site budgets stay divided:
+        #: other workers may still be on their own state.
+        self._divide_until = 0.0
         #: What this worker learned while Redis was away: (kind, args, monotonic deadline).
         self._pending: deque[tuple[str, tuple[Any, ...], float]] = deque(maxlen=_MAX_PENDING)
 
@@ -153,12 +160,24 @@ class RedisState:
         return self._workers
 
     @property
+    def share(self) -> int:
+        """By how much to divide a site's budget booked here: 1, or the workers seen for a
+        while after a reconnection (the others may not have reconnected yet)."""
+        return self._workers if self.clock() < self._divide_until else 1
+
+    @property
     def listener(self) -> PoolListener:
         return self
 
     async def reserve(
-        self, domain: str, exit_id: str | None, interval: float, tolerance: float, delay: float
-    ) -> tuple[float, float]:
+        self,
+        domain: str,
+        exit_id: str | None,
+        interval: float,
+        tolerance: float,
+        delay: float,
+        floor: float = 0.0,
+    ) -> tuple[float, float, float]:
         if not self._healthy or self._script is None:
             raise StateLost("Redis is not reachable")
         keys = [self._key("site", domain), self._key("pair", domain, exit_id or "-")]
@@ -167,15 +186,16 @@ class RedisState:
             int(tolerance * 1000),
             int(delay * 1000),
             "1" if exit_id is not None else "0",
+            max(0, int(floor * 1000)),
         ]
         try:
-            busy, wait = await asyncio.wait_for(
+            busy, wait, ahead = await asyncio.wait_for(
                 self._script(keys=keys, args=args), timeout=self.timeout
             )
         except _ERRORS as exc:
             self._lost(exc)
             raise StateLost(type(exc).__name__) from None
-        return int(busy) / 1000.0, int(wait) / 1000.0
+        return int(busy) / 1000.0, int(wait) / 1000.0, int(ahead) / 1000.0
 
     # -- PoolListener: what this worker learns ---------------------------------------------------
 
@@ -321,6 +341,9 @@ class RedisState:
             self._lost(exc)
             return False
         was_lost = self._retry_at > 0.0
+        if was_lost:
+            # The others retry on back-offs like this one's: give them two of its steps.
+            self._divide_until = self.clock() + max(self.lease, 2 * self._backoff)
         self._healthy = True
         self._backoff = 0.5
         self._retry_at = 0.0
