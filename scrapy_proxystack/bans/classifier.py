@@ -164,7 +164,7 @@ def _judge_html(page: _Page) -> Verdict | None:
     heading = heading_categories(headings(page.low, page.head, page.charset))
     if not (strong or widget or heading or len(page.low) <= SMALL_DOCUMENT):
         return None  # the fast path: nothing anywhere that could make this a ban page
-    visible = visible_text(decode(page.head, page.charset))
+    visible = visible_text(page.head, page.low, page.charset)
     size = size_class(text_size(visible), page.truncated)
     if size == LONG:
         return None
@@ -205,7 +205,8 @@ class BanClassifier:
 
     Markers count only inside tags or scripts, never in prose or escaped code samples. Then the
     amount of visible text (characters other than whitespace, URLs left out, CJK counted
-    twice) decides how much evidence is needed, because a ban page is an interstitial and content
+    twice; hidden elements, scripts, styles, ``noscript`` and ``template`` are not visible)
+    decides how much evidence is needed, because a ban page is an interstitial and content
     has text:
 
     - tiny (up to ``TINY_TEXT``): any S, H or P, as a page that short with such a sentence has

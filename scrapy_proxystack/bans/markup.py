@@ -1,13 +1,14 @@
 """Reading an HTML page the way a reader sees it, at a cost bounded by the page's size.
 
-- :func:`visible_text`: what a reader sees, without tags, scripts, styles, templates, inline
-  SVG and comments;
+- :func:`visible_text`: what a reader sees, without scripts, styles, ``noscript``,
+  ``template``, inline SVG, comments, hidden elements (``hidden``, ``display:none``,
+  ``visibility:hidden``) and the folded part of a closed ``<details>``;
 - :func:`headings`: the title and the first ``h1``; :func:`text_size` and :func:`size_class`:
   how much there is to read;
 - charset sniffing, so that all of this works on the bytes as they came.
 
-Every function is linear in its input: each block is skipped with one forward search, and an
-unclosed block ends the text (the rest is not visible either).
+Every function is linear in its input: each block or hidden element is skipped with forward
+searches, and an element that is never closed ends the text (the rest is inside it).
 """
 
 from __future__ import annotations
@@ -85,38 +86,171 @@ def is_html(content_type: str, head: bytes) -> bool:
 
 
 # --- Visible text ------------------------------------------------------------------------------
+# Everything here works on the raw bytes (``head``) and their ASCII lower-casing (``low``, same
+# offsets): markup is ASCII in every charset a page may declare (UTF-16 is re-encoded first),
+# and ``bytes`` searches cost a fraction of ``str`` ones on non-ASCII text.
 
-_INNER_TAG_RE = re.compile(r"<[^<>]*>")
-_BLOCK_START_RE = re.compile(r"<(?:(script|style|template|svg)\b|!--)", re.IGNORECASE)
+_INNER_TAG_RE = re.compile(rb"<[^<>]*>")
+_BLOCK_START_RE = re.compile(rb"<(?:(script|style|template|svg|noscript|details)(?=[\s/>])|!--)")
 _BLOCK_END_RE: Final = {
-    name: re.compile(rf"</{name}\s*>", re.IGNORECASE)
-    for name in ("script", "style", "template", "svg")
+    name: re.compile(rb"</" + name + rb"\s*>")
+    for name in (b"script", b"style", b"template", b"svg", b"noscript")
 }
+_TAG_NAME_RE = re.compile(rb"<([a-z][a-z0-9-]*)")
+_OPEN_ATTR_RE = re.compile(rb"\sopen(?=[\s=>/])")
+_SUMMARY_RE = re.compile(rb"<summary\b[^>]*>(.*?)</summary\s*>", re.DOTALL)
+#: How far back from a hiding attribute its tag may start.
+_TAG_REACH: Final = 512
+_VOID_ELEMENTS: Final = frozenset(
+    {b"area", b"base", b"br", b"col", b"embed", b"hr", b"img", b"input", b"link", b"meta"}
+    | {b"param", b"source", b"track", b"wbr"}
+)
+#: Anti-flicker snippets hide the whole page until a script shows it: that is no hidden part.
+_NEVER_HIDDEN: Final = frozenset({b"html", b"head", b"body", b"main"})
+#: Elements whose end tag may be left out: the next one of the same name ends them.
+_SELF_ENDING: Final = frozenset({b"p", b"li", b"option", b"dt", b"dd", b"tr", b"td", b"th"})
+_AFTER_HIDDEN_ATTR: Final = frozenset(b" \t\r\n\f=>/\"'")
+_BLANKS: Final = frozenset(b" \t")
+_Ranges = list[tuple[int, int]]
 
 
-def visible_text(text: str) -> str:
-    """What a reader sees, whitespace left as is: no tags, scripts, styles, templates, inline
-    SVG or comments.
+@functools.lru_cache(maxsize=128)
+def _tag_re(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb"<(/?)" + re.escape(name) + rb"(?=[\s/>])")
 
-    Linear time whatever the input: each block is skipped with one forward search, and an
-    unclosed block ends the text (the rest is not visible either).
-    """
-    parts = []
-    pos, size = 0, len(text)
+
+def _element_end(low: bytes, name: bytes, start: int) -> int:
+    """Where the element whose start tag ends at ``start`` ends (same-name nesting counted)."""
+    depth = 1
+    for tag in _tag_re(name).finditer(low, start):
+        if not tag.group(1):
+            if name in _SELF_ENDING:
+                return tag.start()
+            depth += 1
+            continue
+        depth -= 1
+        if depth == 0:
+            close = low.find(b">", tag.end())
+            return len(low) if close == -1 else close + 1
+    return len(low)
+
+
+def _skip_block(low: bytes, block: re.Match[bytes], kept: _Ranges) -> int:
+    """Where the script, style, comment... that ``block`` opens ends. A closed ``<details>``
+    shows only its ``<summary>``, whose range goes to ``kept``; an open one is just markup."""
+    name = block.group(1)
+    if name is None:
+        close = low.find(b"-->", block.end())
+        return len(low) if close == -1 else close + 3
+    if name == b"details":
+        tag_end = low.find(b">", block.end())
+        if tag_end == -1:
+            return len(low)
+        if _OPEN_ATTR_RE.search(low, block.end(), tag_end + 1):
+            return tag_end + 1
+        end = _element_end(low, b"details", tag_end + 1)
+        summary = _SUMMARY_RE.search(low, tag_end + 1, end)
+        if summary is not None:
+            kept.append(summary.span(1))
+        return end
+    found = _BLOCK_END_RE[name].search(low, block.end())
+    return len(low) if found is None else found.end()
+
+
+def _without_blocks(low: bytes) -> _Ranges:
+    """The ranges of ``low`` outside scripts, styles, templates, ``noscript``, inline SVG,
+    comments and the folded part of closed ``<details>``; tags and text are kept."""
+    kept: _Ranges = []
+    pos, size = 0, len(low)
     while pos < size:
-        match = _BLOCK_START_RE.search(text, pos)
-        if match is None:
-            parts.append(text[pos:])
+        block = _BLOCK_START_RE.search(low, pos)
+        if block is None:
+            kept.append((pos, size))
             break
-        parts.append(text[pos : match.start()])
-        name = match.group(1)
-        if name is None:
-            close = text.find("-->", match.end())
-            pos = size if close == -1 else close + 3
-        else:
-            end = _BLOCK_END_RE[name.lower()].search(text, match.end())
-            pos = size if end is None else end.end()
-    return _INNER_TAG_RE.sub(" ", " ".join(parts))
+        kept.append((pos, block.start()))
+        pos = _skip_block(low, block, kept)
+    return kept
+
+
+def _hides(low: bytes, at: int, word: bytes) -> bool:
+    """Does ``word`` ("hidden" or "none") at ``at`` hide an element? ``hidden`` as an attribute
+    or class token (whitespace before it), or ``display: none`` / ``visibility: hidden``."""
+    after = at + len(word)
+    if word == b"hidden" and at > 0 and low[at - 1 : at].isspace():
+        return after >= len(low) or low[after] in _AFTER_HIDDEN_ATTR
+    colon = at - 1
+    while colon > 0 and low[colon] in _BLANKS:
+        colon -= 1
+    if colon <= 0 or low[colon] != ord(":"):
+        return False
+    name_end = colon
+    while name_end > 0 and low[name_end - 1] in _BLANKS:
+        name_end -= 1
+    return low.endswith(b"visibility" if word == b"hidden" else b"display", 0, name_end)
+
+
+def _hidden_element(low: bytes, at: int, pos: int) -> tuple[int, int] | None:
+    """(start, end) of the element whose start tag holds the hiding attribute at ``at``, or
+    None when ``at`` is not in a start tag (prose, an end tag) or hides nothing that shows."""
+    lt = low.rfind(b"<", max(pos, at - _TAG_REACH), at)
+    name = _TAG_NAME_RE.match(low, lt) if lt != -1 else None
+    if name is None or low.rfind(b">", lt, at) != -1:
+        return None
+    tag = name.group(1)
+    if tag in _NEVER_HIDDEN or tag in _VOID_ELEMENTS:
+        return None
+    close = low.find(b">", at)
+    if close == -1:
+        return lt, len(low)
+    if low[close - 1] == ord("/"):
+        return None
+    return lt, _element_end(low, tag, close + 1)
+
+
+def _without_hidden(low: bytes) -> _Ranges:
+    """The ranges of ``low`` outside hidden elements. ``bytes.find`` looks for the two words
+    that hide (a regex alternation without a literal prefix would cost ten times more); each
+    hit is then checked in context, and a hidden element is skipped whole."""
+    kept: _Ranges = []
+    pos = 0
+    cursors = {b"hidden": low.find(b"hidden"), b"none": low.find(b"none")}
+    while True:
+        live = [(at, word) for word, at in cursors.items() if at != -1]
+        if not live:
+            break
+        at, word = min(live)
+        cursors[word] = low.find(word, at + len(word))
+        if at < pos or not _hides(low, at, word):
+            continue
+        element = _hidden_element(low, at, pos)
+        if element is not None:
+            kept.append((pos, element[0]))
+            pos = element[1]
+            for other, where in cursors.items():
+                if where != -1 and where < pos:
+                    cursors[other] = low.find(other, pos)
+    kept.append((pos, len(low)))
+    return kept
+
+
+def _join(data: bytes, ranges: _Ranges) -> bytes:
+    return b" ".join(data[start:end] for start, end in ranges)
+
+
+def visible_text(head: bytes, low: bytes, charset: str) -> str:
+    """What a reader sees, whitespace left as is (see the module docstring for what is not).
+
+    Blocks go first, so that the words that hide elements are only looked for in markup and
+    text, not in scripts and styles; then hidden elements; then the remaining tags.
+    """
+    blocks = _without_blocks(low)
+    head, low = _join(head, blocks), _join(low, blocks)
+    shown = _join(head, _without_hidden(low))
+    # A window may end inside a tag (a long base64 ``src``): that is no text either.
+    last = shown.rfind(b"<")
+    if last != -1 and shown.find(b">", last) == -1:
+        shown = shown[:last]
+    return decode(_INNER_TAG_RE.sub(b" ", shown), charset)
 
 
 # --- Headings and size -------------------------------------------------------------------------
@@ -157,7 +291,7 @@ def headings(low: bytes, head: bytes, charset: str) -> list[str]:
         end = low.find(close, gt, gt + _HEADING_BYTES)
         if end == -1:
             continue
-        text = _INNER_TAG_RE.sub(" ", decode(head[gt + 1 : end], charset))
+        text = decode(_INNER_TAG_RE.sub(b" ", head[gt + 1 : end]), charset)
         if text.strip():
             out.append(normalise(text))
     return out
