@@ -13,17 +13,19 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from scrapy_proxystack.bans import (
+    OK,
     BanClassifier,
     BanClassifierSettings,
     BanKind,
     Verdict,
 )
-from scrapy_proxystack.bans.markup import visible_text
+from scrapy_proxystack.bans.markup import condense, visible_text
 
 CORPUS = Path(__file__).parent / "data" / "challenges"
 HTML = {"Content-Type": "text/html"}
@@ -97,6 +99,73 @@ def test_hidden_challenge_script_does_not_count_as_text() -> None:
     body = _body(row)
     assert len(_visible(body)) < 1000
     assert _judge(body) == Verdict(BanKind.BAN, "captcha")
+
+
+# --- Past the first 64 KB ----------------------------------------------------------------------
+
+_BIG_SCRIPT = b"<script>var blob = '" + b"A" * 300_000 + b"';</script>"
+_CHALLENGE_AFTER_SCRIPT = (
+    b"<!doctype html><html><head>"
+    + _BIG_SCRIPT
+    + b"<title>Just a moment...</title></head><body><p>Checking your browser.</p></body></html>"
+)
+
+
+def test_title_and_text_after_a_big_inline_script_are_read() -> None:
+    assert _judge(_CHALLENGE_AFTER_SCRIPT) == Verdict(BanKind.BAN, "captcha")
+
+
+def test_vendor_markers_after_a_big_inline_style_are_read() -> None:
+    body = (
+        b"<html><head><title>Shop</title><style>@font-face{src:url(data:font/woff2;base64,"
+        + b"d09GMgABAAAA" * 30_000
+        + b")}</style></head><body><div id='px-captcha'></div>"
+        b"<script>window._pxAppId='PX1';</script><p>Press & Hold</p></body></html>"
+    )
+    assert _judge(body) == Verdict(BanKind.BAN, "captcha")
+
+
+def test_reading_stops_at_max_scan_bytes() -> None:
+    small = BanClassifier(BanClassifierSettings(max_scan_bytes=100_000))
+    verdict = small.classify(status=200, headers=HTML, url=URL, body=_CHALLENGE_AFTER_SCRIPT)
+    assert verdict == OK
+
+
+def test_an_ordinary_page_after_a_big_inline_script_is_content() -> None:
+    article = b"<p>The mill kept its letters for three centuries of trade.</p>" * 200
+    body = (
+        b"<html><head><title>Letters from the mill</title>"
+        + _BIG_SCRIPT
+        + b"</head><body><h1>Letters</h1>"
+        + article
+        + b"</body></html>"
+    )
+    assert _judge(body) == OK
+
+
+def test_condense_cuts_long_blocks_and_says_when_it_saw_everything() -> None:
+    view, complete = condense(_CHALLENGE_AFTER_SCRIPT, 65536)
+    assert complete
+    assert b"<title>Just a moment...</title>" in view
+    assert len(view) < 4096
+    view, complete = condense(b"<p>" + b"x" * 100_000, 65536)
+    assert not complete
+    assert len(view) == 65536
+
+
+# --- Cost ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [b"<", b"<script>", b"<script></", b"<div hidden>", b"<p style='display:none'>x", b"c"],
+    ids=repr,
+)
+def test_cost_stays_bounded_on_adversarial_bodies(unit: bytes) -> None:
+    body = unit * (2_000_000 // len(unit))  # four times what the classifier ever reads
+    start = time.perf_counter()
+    classifier.classify(status=200, headers=HTML, url=URL, body=body)
+    assert time.perf_counter() - start < 0.5
 
 
 # --- Layout ------------------------------------------------------------------------------------

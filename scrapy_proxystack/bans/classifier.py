@@ -14,8 +14,10 @@ from scrapy_proxystack.bans.markup import (
     SHORT,
     TINY,
     codec,
+    condense,
     declared_charset,
     decode,
+    ends_inside_long_block,
     headings,
     is_html,
     size_class,
@@ -76,8 +78,12 @@ class BanClassifierSettings:
     check_lang: bool = True
     #: Regexes (case-insensitive) that make any textual body a ban (``body_pattern``).
     extra_body_patterns: tuple[str, ...] = ()
-    #: Only the head of the body is looked at: the cost stays bounded whatever the page size.
-    max_scan_bytes: int = 65536
+    #: How far into the body the classifier ever reads (and the middleware inflates): a
+    #: challenge's text and markers may follow a few hundred KB of inline script or font.
+    max_scan_bytes: int = 524288
+    #: How much markup the HTML heuristics read, long inline scripts and styles cut short (see
+    #: ``markup.condense``); body patterns run on this much of the body.
+    max_text_bytes: int = 65536
 
     def __post_init__(self) -> None:
         codes: object = self.ban_status  # callers pass sets and lists too
@@ -92,6 +98,7 @@ class BanClassifierSettings:
         for name, value, minimum in (
             ("min_body_size", self.min_body_size, 0),
             ("max_scan_bytes", self.max_scan_bytes, 1),
+            ("max_text_bytes", self.max_text_bytes, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(
@@ -139,7 +146,7 @@ _NO_PHRASES: Final = {C_BODY: 0, GEO: 0, THROTTLE: 0}
 @dataclass(frozen=True, slots=True)
 class _Page:
     """The HTML the heuristics read: ``head`` (raw) and ``low`` (ASCII lower-cased, same
-    offsets), and whether the body was cut."""
+    offsets), cut to the text window, and whether that window misses part of the body."""
 
     head: bytes
     low: bytes
@@ -213,7 +220,7 @@ class BanClassifier:
       nothing else to say;
     - short (up to ``SHORT_TEXT``): S, H, or W together with P; prose alone is not enough,
       since a short news item or forum post about bots quotes the same phrases;
-    - medium (up to ``MEDIUM_TEXT``, or a body cut at ``max_scan_bytes``): S, or H with W;
+    - medium (up to ``MEDIUM_TEXT``, or a body cut before its end): S, or H with W;
     - long: content, whatever it mentions (a one-line "not available in your country" for one
       product variant does not turn a product page into a geo-block).
 
@@ -226,6 +233,7 @@ class BanClassifier:
     def __init__(self, settings: BanClassifierSettings = DEFAULT_SETTINGS) -> None:
         self.settings = settings
         self._ban_status = settings.ban_status
+        self._window = min(settings.max_text_bytes, settings.max_scan_bytes)
         self._extra_body = _compile_patterns(
             settings.extra_body_patterns, "BanClassifierSettings.extra_body_patterns"
         )
@@ -315,8 +323,9 @@ class BanClassifier:
         head = body[: self.settings.max_scan_bytes]
         patterns = self._extra_body + (site.body if site is not None else ())
         if patterns and head and not any(m in content_type for m in _BINARY_MARKERS):
-            charset = codec(declared or sniffed_charset(head[:2048].lower()))
-            if any(p.search(decode(head, charset)) for p in patterns):
+            text_head = head[: self._window]
+            charset = codec(declared or sniffed_charset(text_head[:2048].lower()))
+            if any(p.search(decode(text_head, charset)) for p in patterns):
                 return BODY_PATTERN
         if not head or not is_html(content_type, head):
             return None
@@ -334,17 +343,25 @@ class BanClassifier:
         return verdict
 
     def _page(self, head: bytes, declared: str | None, length: int) -> _Page:
-        """The head of the body as the HTML rules read it."""
+        """The window the HTML rules read. When the first ``max_text_bytes`` end inside a long
+        inline script or style, long blocks are cut short so that what follows them (title,
+        markers, text) is read too, up to ``max_scan_bytes`` into the body."""
         charset = codec(declared) if declared else ""
         if charset.startswith(("utf-16", "utf-32")) or head.startswith((b"\xff\xfe", b"\xfe\xff")):
             # Re-encode so that the byte-level markers apply; rare enough not to matter.
             wide = charset if charset.startswith(("utf-16", "utf-32")) else "utf-16"
             head = decode(head, wide).encode("utf-8")
             charset = "utf-8"
-        low = head.lower()  # ASCII only, so offsets in ``low`` and ``head`` stay the same
+        window = self._window
+        complete = len(head) <= window
+        view = head if complete else head[:window]
+        low = view.lower()  # ASCII only, so offsets in ``low`` and ``view`` stay the same
+        if not complete and ends_inside_long_block(low):
+            view, complete = condense(head, window)
+            low = view.lower()
         return _Page(
-            head=head,
+            head=view,
             low=low,
             charset=charset or codec(sniffed_charset(low[:2048])),
-            truncated=length >= self.settings.max_scan_bytes,
+            truncated=not complete or length >= self.settings.max_scan_bytes,
         )

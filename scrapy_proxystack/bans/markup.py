@@ -1,5 +1,7 @@
 """Reading an HTML page the way a reader sees it, at a cost bounded by the page's size.
 
+- :func:`condense`: the markup window the heuristics read, with long inline scripts and styles
+  cut short, so that a 300 KB script or base64 font before the body cannot hide the page;
 - :func:`visible_text`: what a reader sees, without scripts, styles, ``noscript``,
   ``template``, inline SVG, comments, hidden elements (``hidden``, ``display:none``,
   ``visibility:hidden``) and the folded part of a closed ``<details>``;
@@ -83,6 +85,67 @@ def is_html(content_type: str, head: bytes) -> bool:
     return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--")) or (
         start.startswith(b"<") and b"<html" in head[:2048].lower()
     )
+
+
+# --- The window --------------------------------------------------------------------------------
+
+#: Inline scripts and styles longer than this keep only their first bytes in the window: vendor
+#: markers (``window._cf_chl_opt``, ``var dd=``, ``window.gokuProps``) open their script.
+BLOB_KEEP: Final = 2048
+_BLOB_OPEN_RE = re.compile(rb"<(?:([sS][cC][rR][iI][pP][tT])|[sS][tT][yY][lL][eE])(?=[\s>/])")
+_SCRIPT_CLOSE_RE = re.compile(rb"</[sS][cC][rR][iI][pP][tT]")
+_STYLE_CLOSE_RE = re.compile(rb"</[sS][tT][yY][lL][eE]")
+
+
+#: ``ends_inside_block`` looks at this much of the window's end first.
+_TAIL: Final = 8192
+
+
+def ends_inside_long_block(low: bytes) -> bool:
+    """Does the lower-cased window ``low`` end inside an inline script or style that fills at
+    least its last ``_TAIL`` bytes?
+
+    Then the page's head is mostly one big block (a base64 font, an inlined bundle) and
+    reading past it is worth it. A tail holding a script or style tag, or any end tag (markup
+    is full of them; base64 data, CSS and minified scripts are not) is ordinary markup: a few
+    searches over the tail decide, whatever the page.
+    """
+    tail = max(0, len(low) - _TAIL)
+    if low.find(b"</", tail) != -1:
+        return False
+    return low.rfind(b"<script", tail) == -1 and low.rfind(b"<style", tail) == -1
+
+
+def condense(body: bytes, window: int, keep: int = BLOB_KEEP) -> tuple[bytes, bool]:
+    """``body``'s markup with every inline script or style longer than ``keep`` bytes cut to
+    its first ``keep`` bytes, at most ``window`` bytes of it; and whether it reached the end.
+
+    Challenge pages that embed a big script or a base64 font before their text (a site's own
+    error page around a Cloudflare block, an "I'm under attack" page with an inline logo) keep
+    their title, markers and text inside the window. One regex search finds each block and one
+    finds its end, so the cost is linear in the bytes walked, which ``body``'s length bounds.
+    """
+    parts: list[bytes] = []
+    size = pos = 0
+    end = len(body)
+    while pos < end and size < window:
+        budget = min(end, pos + window - size)
+        found = _BLOB_OPEN_RE.search(body, pos, budget)
+        content = -1 if found is None else body.find(b">", found.end())
+        if found is None or content == -1:
+            parts.append(body[pos:budget])
+            size += budget - pos
+            pos = budget
+            continue
+        content += 1
+        closing = (_SCRIPT_CLOSE_RE if found.group(1) else _STYLE_CLOSE_RE).search(body, content)
+        close = end if closing is None else closing.start()
+        stop = content + keep if close - content > keep else close
+        parts.append(body[pos:stop])
+        size += stop - pos
+        pos = close
+    view = b"".join(parts)
+    return view[:window], pos >= end and len(view) <= window
 
 
 # --- Visible text ------------------------------------------------------------------------------
@@ -256,33 +319,33 @@ def visible_text(head: bytes, low: bytes, charset: str) -> str:
 # --- Headings and size -------------------------------------------------------------------------
 
 _HEADING_BYTES: Final = 1024
-_HEADING_SCAN: Final = 16384
+#: The first ``h1`` is looked for this far into the window; the title anywhere in it.
+_H1_SCAN: Final = 16384
 
 
-_TAG_BOUNDARY: Final = frozenset(b" \t\r\n\f>/")
+@functools.lru_cache(maxsize=16)
+def _tag_start_re(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(name) + rb"(?=[ \t\r\n\f>/])")
 
 
 def find_tag(low: bytes, name: bytes, start: int = 0, stop: int | None = None) -> int:
-    """Index of the first ``<name`` tag (not ``<names``) in ``low[start:stop]``, or -1."""
-    stop = len(low) if stop is None else stop
-    pos = low.find(name, start, stop)
-    while pos != -1:
-        after = pos + len(name)
-        if after < len(low) and low[after] in _TAG_BOUNDARY:
-            return pos
-        pos = low.find(name, after, stop)
-    return -1
+    """Index of the first ``<name`` tag (not ``<names``) in ``low[start:stop]``, or -1.
+
+    A regex with the tag as literal prefix: one C-speed pass, however many ``<names`` come
+    first."""
+    found = _tag_start_re(name).search(low, start, len(low) if stop is None else stop)
+    return -1 if found is None else found.start()
 
 
 def headings(low: bytes, head: bytes, charset: str) -> list[str]:
-    """The normalised text of the title and the first ``h1``.
+    """The normalised text of the title (wherever it is in the window) and the first ``h1``.
 
-    Both are looked for in the first ``_HEADING_SCAN`` bytes only: that is where an
-    interstitial has them, and it bounds the cost on long pages.
+    The window is bounded and ``find`` runs at memory speed, so the title costs little even
+    when a page puts it after a big inline script.
     """
     out = []
-    for name, close in ((b"<title", b"</title"), (b"<h1", b"</h1")):
-        start = find_tag(low, name, 0, _HEADING_SCAN)
+    for name, close, stop in ((b"<title", b"</title", len(low)), (b"<h1", b"</h1", _H1_SCAN)):
+        start = find_tag(low, name, 0, stop)
         if start == -1:
             continue
         gt = low.find(b">", start, start + 512)
