@@ -153,6 +153,64 @@ def test_condense_cuts_long_blocks_and_says_when_it_saw_everything() -> None:
     assert len(view) == 65536
 
 
+# --- Challenge stubs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><head><script async src='/cdn-cgi/bm/cv/669835187/api.js'></script></head>"
+        b"<body><script>window['__CF$cv$params']={r:'6f'};</script></body></html>",
+        b"<html><head><script src='/_Incapsula_Resource?SWJIYLWA=5074a744'></script></head>"
+        b"<body></body></html>",
+        b"<html><head><script>window.KPSDK={};KPSDK.now=Date.now();</script>"
+        b"<script src='/149e9513/2d206a39/ips.js?tkrm_alpekz_s1.3=0'></script></head></html>",
+    ],
+    ids=["cloudflare_bot_fight_mode", "incapsula_js_only", "kasada"],
+)
+def test_a_page_that_is_only_a_vendor_script_is_a_challenge(body: bytes) -> None:
+    assert _judge(body) == Verdict(BanKind.BAN, "captcha")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # An app shell with a title: the app renders its content with JavaScript.
+        b"<html><head><title>Analytics</title><script src='/_Incapsula_Resource?SWJIYLWA=1'>"
+        b"</script></head><body><div id=root></div><script src=/app.js></script></body></html>",
+        # Nothing to read and no vendor script: an empty page is no ban page.
+        b"<html><head><script src=/app.js></script></head><body></body></html>",
+    ],
+)
+def test_an_app_shell_is_content(body: bytes) -> None:
+    assert _judge(body) == OK
+
+
+# --- Cloudflare error boxes --------------------------------------------------------------------
+
+
+def _error_page(code: bytes, filler: int) -> bytes:
+    prose = b"<p>Thanks for your interest in our loans, available in the US only.</p>" * filler
+    return (
+        b"<html><head><title>Lender</title></head><body>"
+        + prose
+        + b"<div class='cf-error-details cf-error-"
+        + code
+        + b"'><h1>Access denied</h1><p>Error reference number: "
+        + code
+        + b"</p></div></body></html>"
+    )
+
+
+def test_a_cloudflare_block_box_decides_even_in_a_long_page() -> None:
+    assert _judge(_error_page(b"1020", 150)) == Verdict(BanKind.BAN, "captcha")
+    assert _judge(_error_page(b"1009", 150)) == Verdict(BanKind.GEO_BLOCK, "region_page")
+
+
+def test_a_cloudflare_origin_error_box_is_no_block() -> None:
+    assert _judge(_error_page(b"1016", 150)) == OK
+
+
 # --- Cost ---------------------------------------------------------------------------------------
 
 

@@ -35,7 +35,12 @@ from scrapy_proxystack.bans.phrases import (
     phrase_counts,
 )
 from scrapy_proxystack.bans.redirects import judge_meta_refresh, judge_targets, redirect_targets
-from scrapy_proxystack.bans.vendors import challenge_header, markup_evidence
+from scrapy_proxystack.bans.vendors import (
+    challenge_header,
+    cloudflare_error_box,
+    markup_evidence,
+    quiet_evidence,
+)
 from scrapy_proxystack.bans.verdicts import (
     BODY_PATTERN,
     CAPTCHA,
@@ -141,6 +146,8 @@ _BODYLESS_STATUS: Final = frozenset({204, 205, 304})
 _SIZED_STATUS: Final = frozenset({200, 203})
 _BINARY_MARKERS: Final = ("image/", "audio/", "video/", "font/", "pdf", "zip", "octet-stream")
 _NO_PHRASES: Final = {C_BODY: 0, GEO: 0, THROTTLE: 0}
+#: Cloudflare's "the owner of this website has banned the country or region" error.
+_CLOUDFLARE_COUNTRY_BAN: Final = b"1009"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +175,25 @@ def _passes(size: int, strong: bool, heading: bool, phrases: int, widget: bool) 
 def _judge_html(page: _Page) -> Verdict | None:
     """The HTML rule on one page; see BanClassifier's docstring."""
     strong, widget = markup_evidence(page.low)
-    heading = heading_categories(headings(page.low, page.head, page.charset))
+    titles = headings(page.low, page.head, page.charset)
+    heading = heading_categories(titles)
     if not (strong or widget or heading or len(page.low) <= SMALL_DOCUMENT):
         return None  # the fast path: nothing anywhere that could make this a ban page
     visible = visible_text(page.head, page.low, page.charset)
-    size = size_class(text_size(visible), page.truncated)
+    chars = text_size(visible)
+    size = size_class(chars, page.truncated)
     if size == LONG:
-        return None
+        if not strong:
+            return None
+        code = cloudflare_error_box(page.low)  # a site's long error page around the box
+        if code is None:
+            return None
+        return REGION_PAGE if code == _CLOUDFLARE_COUNTRY_BAN else CAPTCHA
+    if size == TINY and not strong:
+        quiet_strong, quiet_widget = quiet_evidence(page.low)
+        strong, widget = quiet_strong, widget or quiet_widget
+    if chars == 0 and not titles and widget:
+        return CAPTCHA  # nothing to read but a vendor's script: a challenge stub
     counts = _NO_PHRASES
     # Phrases decide on a tiny page, and add to other evidence on a short one.
     if size == TINY or (size == SHORT and (strong or widget or heading)):
@@ -208,7 +227,8 @@ class BanClassifier:
     - *phrases* (P): "verify you are human", "unusual traffic", "nicht in Ihrem Land
       verfügbar"... in the visible text, in en, fr, de, es, pt, it, ja, ru, zh and ko;
     - *widgets* (W): reCAPTCHA, hCaptcha, Turnstile, a vendor's sensor script. Login and
-      contact forms use them too, so a widget never decides alone.
+      contact forms use them too, so a widget never decides alone, except on a page with
+      nothing to read at all and no title (a challenge stub that is only a vendor's script).
 
     Markers count only inside tags or scripts, never in prose or escaped code samples. Then the
     amount of visible text (characters other than whitespace, URLs left out, CJK counted
@@ -222,7 +242,9 @@ class BanClassifier:
       since a short news item or forum post about bots quotes the same phrases;
     - medium (up to ``MEDIUM_TEXT``, or a body cut before its end): S, or H with W;
     - long: content, whatever it mentions (a one-line "not available in your country" for one
-      product variant does not turn a product page into a geo-block).
+      product variant does not turn a product page into a geo-block), unless it holds the box
+      of a Cloudflare error that refuses the client (``cf-error-1020``): sites wrap that box
+      in their own long error pages.
 
     Geo and rate-limit phrases follow the same rule (they have no vendor markup); a page that
     passes as a captcha page and also carries a geo phrase is a ``region_page`` (Cloudflare's

@@ -7,12 +7,15 @@ The functions find the markers in a lower-cased page at bounded cost.
 Marker strengths:
 
 - *strong* (``STRONG``): markup only challenge and block pages carry. Cloudflare's
-  ``_cf_chl_opt``/``cf-chl-*``/``jschl``/``orchestrate`` scripts, DataDome's
-  ``captcha-delivery.com``, PerimeterX's ``px-captcha``, Incapsula's block iframe, Amazon's
-  ``validateCaptcha`` form, AWS WAF's token scripts, Distil, SiteGround;
+  ``_cf_chl_opt``/``cf-chl-*``/``jschl``/``orchestrate`` scripts and the ``cf-error-10xx`` box
+  of its access-denied errors, DataDome's ``captcha-delivery.com``, PerimeterX's ``px-captcha``,
+  Incapsula's block iframe, Amazon's ``validateCaptcha`` form, AWS WAF's token scripts and
+  ``gokuProps``, Sucuri's ``sucuri_cloudproxy_js`` redirect, Anubis' and go-away's asset paths,
+  Radware's ``captcha.perfdrive.com``, Distil, SiteGround, the Sina Visitor System script;
 - *widget* (``WIDGET``): a captcha widget or a vendor's sensor script (reCAPTCHA, hCaptcha,
-  Turnstile, Cloudflare's JS-detection script, Incapsula's resource script). Login and contact
-  forms and protected normal pages carry them too, so a widget never decides alone.
+  Turnstile, Cloudflare's bot-management and JS-detection scripts, Incapsula's resource script,
+  Kasada's ``KPSDK``). Login and contact forms and protected normal pages carry them too, so a
+  widget never decides alone, except on a page that shows nothing at all.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ def challenge_header(headers: dict[str, str]) -> bool:
 #: the next ``c`` byte at C speed: this single pass is the whole cost of the vendor check on a
 #: normal page. Each hit is then judged in context by :func:`_marker_kind`.
 _CANDIDATE_RE: Final = re.compile(
-    rb"c(?:a(?:ptcha|psula)|f(?:[-_]chl|-(?:browser-verification|turnstile))"
-    rb"|dn-cgi/challenge-platform/|h(?:allenge(?:s\.cloudflare\.com|\.js)|l(?<=jschl))|wudnsai)"
+    rb"c(?:a(?:ptcha|psula)|f(?:[-_]chl|-(?:browser-verification|turnstile|error-1\d\d\d))"
+    rb"|dn-cgi/challenge-platform/|h(?:allenge(?:s\.cloudflare\.com|\.js)"
+    rb"|l(?<=jschl))|wudnsai|loudproxy|md/(?:anubis|go-away)/)"
 )
 _ORCHESTRATE_RE: Final = re.compile(rb"(?:h/[a-z]/)?orchestrate/")
 #: Right before ``captcha``: vendor block pages, never a widget on a normal form.
@@ -65,6 +69,25 @@ _STRONG_CAPTCHA_PREFIXES: Final = (
     b"distil_r_",  # Distil Networks / Imperva ABP
     b"/errors/validate",  # Amazon robot check form action
     b"/.well-known/sg",  # SiteGround captcha
+)
+#: Cloudflare's 1000-series errors that refuse the client (``<div class="cf-error-details
+#: cf-error-1020">``, also inside a site's custom error page): banned network (1005), banned
+#: address (1006-1008), banned country (1009), browser signature (1010), hotlinking (1011),
+#: access denied (1012), firewall rule (1020). 1015 is a rate limit, left to its phrases; the
+#: others (DNS and origin errors) say nothing about the client.
+_CLOUDFLARE_BAN_ERRORS: Final = frozenset(
+    {b"1005", b"1006", b"1007", b"1008", b"1009", b"1010", b"1011", b"1012", b"1020"}
+)
+#: Markers without a ``c`` to anchor them, looked for only on pages that show next to nothing
+#: (a challenge stub is all script): strong, then widget.
+_QUIET_STRONG: Final = (
+    b"gokuprops",  # AWS WAF captcha interstitial
+    b"/js/visitor/mini",  # Sina Visitor System
+    b"passport.weibo.com/visitor",
+)
+_QUIET_WIDGET: Final = (
+    b"kpsdk",  # Kasada: its SDK also runs on protected normal pages
+    b"/cdn-cgi/bm/cv/",  # Cloudflare bot management, injected into normal pages too
 )
 _MAX_CANDIDATES: Final = 64
 
@@ -93,6 +116,8 @@ def in_markup(low: bytes, pos: int) -> bool:
 def _captcha_kind(low: bytes, start: int, end: int) -> int:
     if low.startswith(b"-delivery.com", end):  # DataDome's captcha iframe / script
         return STRONG
+    if low.startswith(b".perfdrive.com", end):  # Radware Bot Manager's captcha page
+        return STRONG
     before = low[max(0, start - 24) : start]
     if before.endswith(_STRONG_CAPTCHA_PREFIXES):
         return STRONG
@@ -120,8 +145,13 @@ def _marker_kind(low: bytes, start: int, end: int) -> int:
         if b"token.awswaf.com" in window:
             return STRONG
         return WIDGET if b"awswaf" in window else 0
+    if token.startswith(b"cf-error-"):
+        return STRONG if token[-4:] in _CLOUDFLARE_BAN_ERRORS else 0
+    if token == b"cloudproxy":
+        return STRONG if low[max(0, start - 7) : start] == b"sucuri_" else 0
     # cf_chl / cf-chl (Cloudflare challenge state), cf-browser-verification and jschl (the old
-    # "I'm Under Attack" page), cwudnsai (Incapsula's block iframe).
+    # "I'm Under Attack" page), cwudnsai (Incapsula's block iframe), Anubis' and go-away's
+    # /cmd/ asset paths.
     return STRONG
 
 
@@ -139,3 +169,29 @@ def markup_evidence(low: bytes) -> tuple[bool, bool]:
             return True, widget
         widget = True
     return False, widget
+
+
+_CLOUDFLARE_ERROR_BOX_RE: Final = re.compile(rb"cf-error-(1\d\d\d)(?![0-9])")
+
+
+def cloudflare_error_box(low: bytes) -> bytes | None:
+    """The code of the Cloudflare 1000-series error box that refuses the client (``1020``),
+    when the page holds one in its markup.
+
+    Cloudflare puts the same box into a site's own error page, however long the page around it
+    is (a 670 KB marketing template), so it decides where other markers would not.
+    """
+    for found in _CLOUDFLARE_ERROR_BOX_RE.finditer(low):
+        if found.group(1) in _CLOUDFLARE_BAN_ERRORS and in_markup(low, found.start()):
+            return found.group(1)
+    return None
+
+
+def quiet_evidence(low: bytes) -> tuple[bool, bool]:
+    """(strong, widget) from the markers :data:`_CANDIDATE_RE` cannot anchor on a ``c``.
+
+    Called only for pages that show next to nothing, so a few ``in`` tests over the page are
+    affordable there and never run on ordinary pages.
+    """
+    strong = any(m in low for m in _QUIET_STRONG)
+    return strong, not strong and any(m in low for m in _QUIET_WIDGET)
