@@ -57,6 +57,43 @@ def _judge(body: bytes, status: int = 200, **headers: str) -> Verdict:
     )
 
 
+# --- The collected pages -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", BLOCK, ids=[row["file"] for row in BLOCK])
+def test_block_page_at_its_status_and_as_200(row: dict[str, str]) -> None:
+    body = _body(row)
+    at_status = _judge(body, int(row["status"]))
+    as_200 = _judge(body)
+    assert at_status.is_ban, at_status
+    assert as_200.is_ban, as_200
+
+
+@pytest.mark.parametrize("row", LEGITIMATE, ids=[row["file"] for row in LEGITIMATE])
+def test_legitimate_page_is_content(row: dict[str, str]) -> None:
+    assert _judge(_body(row)) == OK
+
+
+def test_the_corpus_is_broad_and_every_page_has_a_source() -> None:
+    assert len(BLOCK) >= 30
+    assert len({row["vendor"] for row in BLOCK}) >= 10
+    assert len(LEGITIMATE) >= 30
+    for row in INDEX:
+        assert row["repository"], row["file"]
+        assert row["path"], row["file"]
+        assert row["licence"], row["file"]
+        assert row["repository"] == "synthetic" or len(row["commit"]) == 40, row["file"]
+        assert 100 <= int(row["status"]) <= 599
+    listed = {row["file"] for row in INDEX}
+    on_disk = {f"{d}/{f.name}" for d in ("block", "ok") for f in (CORPUS / d).iterdir()}
+    assert listed == on_disk
+
+
+def test_the_corpus_holds_block_pages_sent_as_200() -> None:
+    # A page sent as 200 cannot be caught by its status: make sure the corpus holds such pages.
+    assert sum(row["status"] == "200" for row in BLOCK) >= 8
+
+
 # --- Visible text ------------------------------------------------------------------------------
 
 
@@ -184,6 +221,66 @@ def test_a_page_that_is_only_a_vendor_script_is_a_challenge(body: bytes) -> None
 )
 def test_an_app_shell_is_content(body: bytes) -> None:
     assert _judge(body) == OK
+
+
+# --- Login forms and 401 ---------------------------------------------------------------------
+
+
+_LOGIN = (
+    b"<html><head><title>Administration</title></head><body><form method=post>"
+    b"<p>Please enter your username and password below</p>"
+    b"<label>Username: <input name=u></label><label>Password: <input type=password name=p>"
+    b"</label><label>Are you a robot? <input name=q></label><button>Login</button>"
+    b"</form></body></html>"
+)
+
+
+def test_a_login_form_with_its_own_captcha_question_is_content() -> None:
+    assert _judge(_LOGIN) == OK
+    without_password = _LOGIN.replace(b"type=password ", b"")
+    assert _judge(without_password) == Verdict(BanKind.BAN, "captcha")
+
+
+_ANUBIS = next(r for r in BLOCK if r["vendor"] == "Anubis")
+_ACCESS_DENIED = (
+    b"<html><head><title>Access denied</title></head><body><h1>Access denied</h1>"
+    b"<p>You must sign in to view this page.</p></body></html>"
+)
+
+
+def test_a_challenge_served_as_401_is_a_ban() -> None:
+    assert _judge(_body(_ANUBIS), 401) == Verdict(BanKind.BAN, "captcha")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (_ACCESS_DENIED, {}),
+        (_ACCESS_DENIED, {"WWW-Authenticate": 'Basic realm="staff"'}),
+        (b"<html><head><title>403 Forbidden</title></head><body>Forbidden</body></html>", {}),
+        (
+            b"<html><head><title>Sign in</title><script src='https://www.google.com/recaptcha/"
+            b"api.js'></script></head><body><form><input type=password>"
+            b"<div class='g-recaptcha' data-sitekey='x'></div></form></body></html>",
+            {},
+        ),
+    ],
+)
+def test_a_login_wall_401_is_no_ban_of_the_exit(body: bytes, headers: dict[str, str]) -> None:
+    assert _judge(body, 401, **headers) == OK
+    # The same page as 200 keeps its old meaning: a bare "Access denied" page is a block.
+    if body is _ACCESS_DENIED and not headers:
+        assert _judge(body).is_ban
+
+
+def test_a_json_401_is_no_ban() -> None:
+    verdict = classifier.classify(
+        status=401,
+        headers={"Content-Type": "application/json", "WWW-Authenticate": "Bearer"},
+        url=URL,
+        body=b'{"error": "unauthorized", "message": "access denied"}',
+    )
+    assert verdict == OK
 
 
 # --- Cloudflare error boxes --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from scrapy_proxystack.bans.markup import (
     declared_charset,
     decode,
     ends_inside_long_block,
+    has_password_field,
     headings,
     is_html,
     size_class,
@@ -28,6 +29,7 @@ from scrapy_proxystack.bans.markup import (
 from scrapy_proxystack.bans.phrases import (
     C_BODY,
     C_HEAD,
+    DENIAL,
     GEO,
     THROTTLE,
     heading_categories,
@@ -145,6 +147,9 @@ SMALL_DOCUMENT: Final = 8192
 _BODYLESS_STATUS: Final = frozenset({204, 205, 304})
 _SIZED_STATUS: Final = frozenset({200, 203})
 _BINARY_MARKERS: Final = ("image/", "audio/", "video/", "font/", "pdf", "zip", "octet-stream")
+#: A login-protected resource answers 401 with its own "access denied" page: only challenge
+#: evidence makes such an answer a ban of the exit.
+_AUTH_WALL: Final = 401
 _NO_PHRASES: Final = {C_BODY: 0, GEO: 0, THROTTLE: 0}
 #: Cloudflare's "the owner of this website has banned the country or region" error.
 _CLOUDFLARE_COUNTRY_BAN: Final = b"1009"
@@ -153,12 +158,14 @@ _CLOUDFLARE_COUNTRY_BAN: Final = b"1009"
 @dataclass(frozen=True, slots=True)
 class _Page:
     """The HTML the heuristics read: ``head`` (raw) and ``low`` (ASCII lower-cased, same
-    offsets), cut to the text window, and whether that window misses part of the body."""
+    offsets), cut to the text window, and what the rules need to know about the answer."""
 
     head: bytes
     low: bytes
     charset: str
     truncated: bool
+    status: int
+    authenticate: bool
 
 
 def _passes(size: int, strong: bool, heading: bool, phrases: int, widget: bool) -> bool:
@@ -175,10 +182,14 @@ def _passes(size: int, strong: bool, heading: bool, phrases: int, widget: bool) 
 def _judge_html(page: _Page) -> Verdict | None:
     """The HTML rule on one page; see BanClassifier's docstring."""
     strong, widget = markup_evidence(page.low)
+    strict = page.status == _AUTH_WALL
+    ignored = DENIAL if strict else frozenset()
     titles = headings(page.low, page.head, page.charset)
-    heading = heading_categories(titles)
+    heading = heading_categories(titles, ignored)
     if not (strong or widget or heading or len(page.low) <= SMALL_DOCUMENT):
         return None  # the fast path: nothing anywhere that could make this a ban page
+    if strict and page.authenticate and not strong:
+        return None  # an HTTP authentication challenge, not a bot challenge
     visible = visible_text(page.head, page.low, page.charset)
     chars = text_size(visible)
     size = size_class(chars, page.truncated)
@@ -192,12 +203,15 @@ def _judge_html(page: _Page) -> Verdict | None:
     if size == TINY and not strong:
         quiet_strong, quiet_widget = quiet_evidence(page.low)
         strong, widget = quiet_strong, widget or quiet_widget
-    if chars == 0 and not titles and widget:
+    if chars == 0 and not titles and widget and not strict:
         return CAPTCHA  # nothing to read but a vendor's script: a challenge stub
     counts = _NO_PHRASES
-    # Phrases decide on a tiny page, and add to other evidence on a short one.
+    # Phrases decide on a tiny page, and add to other evidence on a short one; on a login form
+    # they are the form's own captcha label.
     if size == TINY or (size == SHORT and (strong or widget or heading)):
-        counts = phrase_counts(normalise(visible))
+        counts = phrase_counts(normalise(visible), ignored)
+        if any(counts.values()) and has_password_field(page.low):
+            counts = _NO_PHRASES
     captcha_heading = C_BODY in heading or C_HEAD in heading
     captcha = _passes(size, strong, captcha_heading, counts[C_BODY], widget)
     geo_heading = GEO in heading
@@ -237,7 +251,8 @@ class BanClassifier:
     has text:
 
     - tiny (up to ``TINY_TEXT``): any S, H or P, as a page that short with such a sentence has
-      nothing else to say;
+      nothing else to say; phrases do not count on a page with a password field (a login
+      form's own captcha question);
     - short (up to ``SHORT_TEXT``): S, H, or W together with P; prose alone is not enough,
       since a short news item or forum post about bots quotes the same phrases;
     - medium (up to ``MEDIUM_TEXT``, or a body cut before its end): S, or H with W;
@@ -250,6 +265,11 @@ class BanClassifier:
     passes as a captcha page and also carries a geo phrase is a ``region_page`` (Cloudflare's
     "the owner of this website has banned the country or region...").
 
+    **401.** A login-protected page or API answers 401 with its own "access denied" page, and
+    that is no ban of the exit: on a 401, phrases that only refuse access ("access denied",
+    "forbidden", "blocked", in every language covered) are no evidence, and with a
+    ``WWW-Authenticate`` header only strong markers are. A challenge served as 401 (Anubis)
+    still shows its markers and its "making sure you're not a bot".
     """
 
     def __init__(self, settings: BanClassifierSettings = DEFAULT_SETTINGS) -> None:
@@ -351,7 +371,7 @@ class BanClassifier:
                 return BODY_PATTERN
         if not head or not is_html(content_type, head):
             return None
-        page = self._page(head, declared, len(body))
+        page = self._page(head, declared, len(body), status, wanted)
         site_urls = site.url if site is not None else ()
         verdict = judge_meta_refresh(page.low, page.head, url, request_url, site_urls)
         if verdict is None:
@@ -364,7 +384,9 @@ class BanClassifier:
             return LANG_MISMATCH
         return verdict
 
-    def _page(self, head: bytes, declared: str | None, length: int) -> _Page:
+    def _page(
+        self, head: bytes, declared: str | None, length: int, status: int, wanted: dict[str, str]
+    ) -> _Page:
         """The window the HTML rules read. When the first ``max_text_bytes`` end inside a long
         inline script or style, long blocks are cut short so that what follows them (title,
         markers, text) is read too, up to ``max_scan_bytes`` into the body."""
@@ -386,4 +408,6 @@ class BanClassifier:
             low=low,
             charset=charset or codec(sniffed_charset(low[:2048])),
             truncated=not complete or length >= self.settings.max_scan_bytes,
+            status=status,
+            authenticate="www-authenticate" in wanted,
         )

@@ -21,6 +21,7 @@ WANTED_HEADERS: Final = frozenset(
         "refresh",
         "cf-mitigated",
         "x-amzn-waf-action",
+        "www-authenticate",
     }
 )
 _SECONDS_RE = re.compile(r"[+-]?\d{1,12}(?:\.\d{1,9})?")

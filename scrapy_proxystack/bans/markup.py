@@ -360,6 +360,14 @@ def headings(low: bytes, head: bytes, charset: str) -> list[str]:
     return out
 
 
+_PASSWORD_RE = re.compile(rb"""type\s*=\s*["']?password""")
+
+
+def has_password_field(low: bytes) -> bool:
+    """A login form: challenge interstitials never ask for a password."""
+    return _PASSWORD_RE.search(low) is not None
+
+
 _CJK_RUN_RE = re.compile("[\u3000-\u9fff\uac00-\ud7af\uf900-\uffef]+")
 _URL_TOKEN_RE = re.compile(r"\S*://\S*")
 

@@ -288,6 +288,47 @@ _THROTTLE_PHRASES: Final = (
 )
 
 _C_BODY, _C_HEAD, _GEO, _THROTTLE = "captcha", "captcha_heading", "geo", "throttle"
+#: Phrases that only say "you may not see this". A login wall says them too, so on a ``401``
+#: they are no evidence of a ban (see BanClassifier).
+_DENIAL_TEMPLATES: Final = (
+    "access denied",
+    "access forbidden",
+    "forbidden",
+    "403 forbidden",
+    "error 403",
+    "403 error",
+    "blocked",
+    "not acceptable",
+    "request {blocked|rejected}",
+    "the requested url was rejected",
+    "you{ have|'ve} been blocked",
+    "your {ip|ip address|request|access} has been blocked",
+    "access to this page has been {denied|blocked}",
+    "accès {refusé|interdit|bloqué}",
+    "vous avez été bloqué",
+    "zugriff verweigert",
+    "zugang verweigert",
+    "zugriff gesperrt",
+    "sie wurden blockiert",
+    "ihre anfrage wurde blockiert",
+    "acceso denegado",
+    "has sido bloqueado",
+    "acesso negado",
+    "você foi bloqueado",
+    "accesso negato",
+    "sei stato bloccato",
+    "アクセスが拒否されました",
+    "アクセスは拒否されました",
+    "アクセスが制限されています",
+    "доступ {запрещен|запрещён|ограничен|заблокирован}",
+    "访问被拒绝",
+    "訪問被拒絕",
+    "拒绝访问",
+    "拒絕訪問",
+    "存取遭拒",
+    "접근이 거부되었습니다",
+)
+
 C_BODY, C_HEAD, GEO, THROTTLE = "captcha", "captcha_heading", "geo", "throttle"
 #: Lower-case letters of the scripts whose words are separated by spaces: a phrase written in
 #: them must start and end on a word boundary ("blocked" is not in "unblocked").
@@ -366,6 +407,8 @@ def _phrase_table() -> dict[str, str]:
 #: Every phrase and its category.
 PHRASE_CATEGORY: Final = _phrase_table()
 _PHRASE_RE: Final = re.compile(_trie_regex(PHRASE_CATEGORY))
+#: Phrases that are no evidence against a login wall's ``401``.
+DENIAL: Final = frozenset(p for t in _DENIAL_TEMPLATES for p in _expand(t))
 #: Scripts written without spaces between words (and Hangul, whose phrases are short).
 _CJK_RE = re.compile("[\u3000-\u9fff\uac00-\ud7af\uf900-\uffef]")
 #: A word as the keyword check sees it: letters, with inner apostrophes and hyphens.
@@ -405,14 +448,14 @@ def normalise(text: str) -> str:
     return " ".join(text.translate(_APOSTROPHES).lower().split())
 
 
-def heading_categories(headings: Iterable[str]) -> set[str]:
+def heading_categories(headings: Iterable[str], ignored: frozenset[str] = frozenset()) -> set[str]:
     """Categories of the phrases that make up (nearly) a whole heading or title segment.
 
     A block page's title *is* the phrase ("Access Denied", "Just a moment...", "Attention
     Required! | Cloudflare"); an article's title only contains it ("Are you a robot? How
     CAPTCHAs decide"). So the segment around the phrase (titles are split on ``|``, `` - ``
     and the like, which separate the site name) may hold at most ``HEADING_SLACK`` more
-    characters.
+    characters. Phrases in ``ignored`` do not count.
     """
     found: set[str] = set()
     for heading in headings:
@@ -421,18 +464,18 @@ def heading_categories(headings: Iterable[str]) -> set[str]:
         for segment in _HEADING_SEPARATOR_RE.split(heading):
             segment = segment.strip()
             for phrase in _PHRASE_RE.findall(segment):
-                if len(segment) - len(phrase) <= HEADING_SLACK:
+                if phrase not in ignored and len(segment) - len(phrase) <= HEADING_SLACK:
                     found.add(PHRASE_CATEGORY[phrase])
     return found
 
 
-def phrase_counts(text: str) -> dict[str, int]:
+def phrase_counts(text: str, ignored: frozenset[str] = frozenset()) -> dict[str, int]:
     """How many distinct phrases of each category normalised ``text`` holds."""
     counts = {C_BODY: 0, GEO: 0, THROTTLE: 0}
     seen: set[str] = set()
     for phrase in phrases_in(text):
         category = PHRASE_CATEGORY[phrase]
-        if category in counts and phrase not in seen:
+        if category in counts and phrase not in seen and phrase not in ignored:
             seen.add(phrase)
             counts[category] += 1
     return counts
