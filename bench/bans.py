@@ -69,6 +69,8 @@ def corpus() -> list[dict[str, Any]]:
     header = lines[0].split("\t")
     pages = []
     for line in lines[1:]:
+        if not line or line.startswith("#"):
+            continue
         row = dict(zip(header, line.split("\t"), strict=True))
         row["body"] = read_page(CORPUS / row["file"])
         pages.append(row)

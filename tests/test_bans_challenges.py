@@ -38,7 +38,8 @@ classifier = BanClassifier()
 def _index() -> list[dict[str, str]]:
     lines = (CORPUS / "INDEX.tsv").read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:] if line]
+    rows = [line for line in lines[1:] if line and not line.startswith("#")]
+    return [dict(zip(header, line.split("\t"), strict=True)) for line in rows]
 
 
 INDEX = _index()
@@ -306,6 +307,41 @@ def test_a_cloudflare_block_box_decides_even_in_a_long_page() -> None:
 
 def test_a_cloudflare_origin_error_box_is_no_block() -> None:
     assert _judge(_error_page(b"1016", 150)) == OK
+
+
+# --- Vendors without a real page ---------------------------------------------------------------
+# No page of these was found in public repositories; the pages below are written for the test
+# from what the vendors document, and say which marker or rule catches them.
+
+_FILLER_SCRIPT = b"<script>" + b"var a=1;" * 20_000 + b"</script>"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Reddit's wall: a big page, a title that is the phrase, a reCAPTCHA form.
+        b"<html><head><title>Reddit - Prove your humanity</title>"
+        + _FILLER_SCRIPT
+        + b"<script src='https://www.google.com/recaptcha/api.js'></script></head><body>"
+        b"<form><div class='g-recaptcha' data-sitekey='k'></div></form></body></html>",
+        # AWS WAF's captcha interstitial: only a script with gokuProps.
+        b"<html><head><script>window.gokuProps = {'key':'AQID','iv':'Cg','context':'x'};"
+        b"</script><script src='https://abc.edge.sdk.awswaf.com/abc/captcha.js'></script>"
+        b"</head><body><div id='captcha-container'></div></body></html>",
+        # Radware Bot Manager: its captcha page in an iframe.
+        b"<html><head><title>Radware Captcha Page</title></head><body>"
+        b"<iframe src='https://captcha.perfdrive.com/captcha-public/?ssa=1'></iframe></body></html>",
+        # A Turnstile or hCaptcha widget standing alone on a page.
+        b"<html><head><script src='https://challenges.cloudflare.com/turnstile/v0/api.js'>"
+        b"</script></head><body><div class='cf-turnstile' data-sitekey='0x4'></div></body></html>",
+        b"<html><head><title>Please verify you are human</title><script src="
+        b"'https://hcaptcha.com/1/api.js'></script></head><body><div class='h-captcha'></div>"
+        b"</body></html>",
+    ],
+    ids=["reddit", "aws_waf_captcha", "radware", "turnstile_alone", "hcaptcha_alone"],
+)
+def test_vendor_pages_without_a_real_sample(body: bytes) -> None:
+    assert _judge(body).is_ban
 
 
 # --- Cost ---------------------------------------------------------------------------------------
