@@ -99,6 +99,8 @@ _STYLE_CLOSE_RE = re.compile(rb"</[sS][tT][yY][lL][eE]")
 
 #: ``ends_inside_block`` looks at this much of the window's end first.
 _TAIL: Final = 8192
+#: More ``<`` than this in the tail is markup (or garbage), not a script, style or font.
+_TAIL_MAX_LT: Final = 128
 
 
 def ends_inside_long_block(low: bytes) -> bool:
@@ -106,12 +108,12 @@ def ends_inside_long_block(low: bytes) -> bool:
     least its last ``_TAIL`` bytes?
 
     Then the page's head is mostly one big block (a base64 font, an inlined bundle) and
-    reading past it is worth it. A tail holding a script or style tag, or any end tag (markup
-    is full of them; base64 data, CSS and minified scripts are not) is ordinary markup: a few
-    searches over the tail decide, whatever the page.
+    reading past it is worth it. A tail holding a script or style tag, any end tag (markup is
+    full of them; base64 data, CSS and minified scripts are not) or many ``<`` is no such
+    block: a few searches over the tail decide, whatever the page.
     """
     tail = max(0, len(low) - _TAIL)
-    if low.find(b"</", tail) != -1:
+    if low.find(b"</", tail) != -1 or low.count(b"<", tail) > _TAIL_MAX_LT:
         return False
     return low.rfind(b"<script", tail) == -1 and low.rfind(b"<style", tail) == -1
 
