@@ -97,7 +97,7 @@ _SCRIPT_CLOSE_RE = re.compile(rb"</[sS][cC][rR][iI][pP][tT]")
 _STYLE_CLOSE_RE = re.compile(rb"</[sS][tT][yY][lL][eE]")
 
 
-#: ``ends_inside_block`` looks at this much of the window's end first.
+#: ``ends_inside_long_block`` looks at this much of the window's end.
 _TAIL: Final = 8192
 #: More ``<`` than this in the tail is markup (or garbage), not a script, style or font.
 _TAIL_MAX_LT: Final = 128
