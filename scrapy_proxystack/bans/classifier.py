@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from scrapy_proxystack import default_settings as _D
 from scrapy_proxystack.bans.headers import parse_retry_after, wanted_headers
 from scrapy_proxystack.bans.language import lang_mismatch
 from scrapy_proxystack.bans.markup import (
@@ -79,9 +80,9 @@ def _compile_patterns(patterns: tuple[str, ...], where: str) -> tuple[re.Pattern
 class BanClassifierSettings:
     """Crawl-wide knobs of the classifier; per-site changes come from ``BanRules``."""
 
-    ban_status: frozenset[int] = frozenset({403, 429, 451, 503})
+    ban_status: frozenset[int] = frozenset(_D.PROXYSTACK_BAN_HTTP_CODES)
     #: A ``200`` body shorter than this is a ban (``empty_body`` at 0 bytes, else ``tiny_body``).
-    min_body_size: int = 1
+    min_body_size: int = _D.PROXYSTACK_BAN_MIN_BODY_SIZE
     check_lang: bool = True
     #: Regexes (case-insensitive) that make any textual body a ban (``body_pattern``).
     extra_body_patterns: tuple[str, ...] = ()
