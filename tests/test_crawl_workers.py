@@ -8,8 +8,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from scrapy_proxystack.testing.hostile import max_in_window
+from scrapy_proxystack.testing.redis_server import RedisServer
 from tests.crawl import finish_crawl, start_crawl
-from tests.redis_server import RedisServer
 from tests.test_crawl_throttle import SPAN_SLACK, page_times
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from scrapy_proxystack.pool import ExitPool
 from scrapy_proxystack.state import StateLost
 from scrapy_proxystack.state.redis_state import RedisState, StateUnavailable, ping
 from scrapy_proxystack.stats import StatsRecorder
-from tests.redis_server import RedisServer
+from scrapy_proxystack.testing.redis_server import RedisServer
 from tests.test_routing import DictStats
 
 if TYPE_CHECKING:

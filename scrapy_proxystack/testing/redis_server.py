@@ -1,4 +1,4 @@
-"""A real redis-server on a free loopback port, for the tests of the shared state.
+"""A real redis-server on a free loopback port, for tests and benchmarks of the shared state.
 
 Debian's ``redis-server`` is installed by ``scripts/test.sh``. The server dies with the process
 that started it (``PR_SET_PDEATHSIG``), so a killed test run leaves none behind; it keeps
@@ -69,7 +69,7 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: S603 - our own command line, no shell
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
