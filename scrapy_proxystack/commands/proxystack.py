@@ -151,9 +151,8 @@ class Command(ScrapyCommand):
                 auth_encoding=ps.auth_encoding,
             )
         except ConfigError as exc:
-            err.write("Invalid proxy configuration:\n")
-            for problem in exc.problems:
-                err.write(f"  - {problem}\n")
+            # The first line is the message itself (the only problem, or how many there are).
+            err.write(f"Invalid proxy configuration: {exc}\n")
             return None
         if not config.all_proxies:
             err.write(
