@@ -66,14 +66,30 @@ _LOCK = threading.Lock()
 _DISABLED_LOGGED: weakref.WeakSet[Crawler] = weakref.WeakSet()
 
 
+class _LoggedConfigErrorFilter(logging.Filter):
+    """Drops asyncio's report of a :class:`ConfigError` that :func:`config_errors_logged` logged.
+
+    Only that record: any other exception asyncio reports, from the same task or another, passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ConfigError) and getattr(exc, "_proxystack_logged", False))
+
+
+_ASYNCIO_FILTER = _LoggedConfigErrorFilter()
+
+
 @contextlib.contextmanager
 def config_errors_logged() -> Iterator[None]:
     """Log a :class:`ConfigError` at ERROR, once, before it propagates.
 
     Scrapy 2.19 reports any exception raised while a crawler starts (from an add-on's
-    ``update_settings`` as from a component's constructor) under a long ``Task exception was never
-    retrieved`` traceback; logged here first, the line that says what to change is the first
-    thing the user sees. The exception still propagates: the crawl must not start.
+    ``update_settings`` as from a component's constructor) only when asyncio collects the task
+    that ran it: ``Task exception was never retrieved`` and a 25-line traceback through Scrapy's
+    start-up, with the message at the very end. The message is logged here instead, as the first
+    error line, and asyncio's report of this exception (and of no other) is left out. The
+    exception still propagates: the crawl does not start and ``scrapy crawl`` exits with 1.
     """
     try:
         yield
@@ -81,6 +97,9 @@ def config_errors_logged() -> Iterator[None]:
         if not getattr(exc, "_proxystack_logged", False):
             exc._proxystack_logged = True  # type: ignore[attr-defined]
             logger.error("The crawl cannot start: %(message)s", {"message": str(exc)})
+            asyncio_logger = logging.getLogger("asyncio")
+            if _ASYNCIO_FILTER not in asyncio_logger.filters:
+                asyncio_logger.addFilter(_ASYNCIO_FILTER)
         raise
 
 

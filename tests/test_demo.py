@@ -68,7 +68,7 @@ def test_demo_crawl_end_to_end(tmp_path: Path) -> None:
     assert note[2].split() == ["locale", "requests", "answers", "bans", "p50", "ms", "p95", "ms"]
     assert [line.split()[0] for line in note[3:8]] == ["fr", "de", "es", "jp", "us"]
     assert note[8] == f"Report: {project / 'output/report.html'} (open it in a browser)"
-    assert note[9].startswith("Next: scrapy proxystack check --world")
+    assert note[9].startswith("Next: scrapy proxystack check --world")  # run as python -m
     report = json.loads((project / "output/report.json").read_text(encoding="utf-8"))
     assert report["health"]["status"] in {"healthy", "degraded"}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,5 +107,7 @@ class LoopbackWorldAddon:
         report = self.crawler.settings.get("PROXYSTACK_REPORT_FILE")
         if report and Path(report).is_file():
             lines.append(f"Report: {Path(report).resolve()} (open it in a browser)")
-        lines.append("Next: scrapy proxystack check --world   (probe the proxies of this world)")
+        # The scrapy the user typed (../.venv/bin/scrapy in the README), for a pasteable line.
+        scrapy = sys.argv[0] if Path(sys.argv[0]).name == "scrapy" else "scrapy"
+        lines.append(f"Next: {scrapy} proxystack check --world   (probe the proxies of this world)")
         return "\n".join(lines)
