@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,15 +58,14 @@ class Built:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """``python -m build`` on a copy of the checkout (building in place would leave build/)."""
     tmp = tmp_path_factory.mktemp("build")
-    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT)
-    assert listed.returncode == 0, listed.stderr
     src = tmp / "src"
-    for name in filter(None, listed.stdout.split("\0")):
-        if not (ROOT / name).is_file():
-            continue  # deleted in the work tree, not yet in git
-        target = src / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((ROOT / name).read_bytes())
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".*", "build", "dist", "*.egg-info", "__pycache__", "output", "*.pyc"
+        ),
+    )
     out = tmp / "dist"
     proc = run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)], cwd=src)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
