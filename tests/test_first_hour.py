@@ -180,7 +180,9 @@ def served(fresh: Fresh) -> Iterator[Served]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        assert proc.returncode == 0, proc.stdout.read() if proc.stdout else ""
+        rest = proc.stdout.read() if proc.stdout else ""
+        assert proc.returncode == 0, rest
+        assert rest.splitlines()[-1] == "Loopback world stopped"
 
 
 def test_served_world_is_checked_and_crawled_from_a_fresh_project(

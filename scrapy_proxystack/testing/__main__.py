@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.2)
     finally:
         demo.stop()
+    why = f": its --lifetime of {args.lifetime:g} s is over" if demo.world.expired else ""
+    print(f"Loopback world stopped{why}", flush=True)
     return 0
 
 
