@@ -10,6 +10,7 @@ exits' state across a ``JOBDIR`` pause, and logs the summary at close.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -40,12 +41,22 @@ from scrapy_proxystack.stats import StatsRecorder
 from scrapy_proxystack.throttle import SiteThrottle
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
 
     from scrapy_proxystack.state.redis_state import RedisState
 
-__all__ = ["LocaleDecision", "ProxyStack", "close_crawl", "enabled_stack", "get_stack"]
+__all__ = [
+    "LocaleDecision",
+    "ProxyStack",
+    "close_crawl",
+    "config_errors_logged",
+    "disabled",
+    "enabled_stack",
+    "get_stack",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +66,61 @@ _FREEZE_THRESHOLD = 10_000
 
 _STACKS: weakref.WeakKeyDictionary[Crawler, ProxyStack] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+_DISABLED_LOGGED: weakref.WeakSet[Crawler] = weakref.WeakSet()
+
+
+class _LoggedConfigErrorFilter(logging.Filter):
+    """Drops asyncio's report of a :class:`ConfigError` that :func:`config_errors_logged` logged.
+
+    Only that record: any other exception asyncio reports, from the same task or another, passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ConfigError) and getattr(exc, "_proxystack_logged", False))
+
+
+_ASYNCIO_FILTER = _LoggedConfigErrorFilter()
+
+
+@contextlib.contextmanager
+def config_errors_logged() -> Iterator[None]:
+    """Log a :class:`ConfigError` at ERROR, once, before it propagates.
+
+    Scrapy 2.19 reports any exception raised while a crawler starts (from an add-on's
+    ``update_settings`` as from a component's constructor) only when asyncio collects the task
+    that ran it: ``Task exception was never retrieved`` and a 25-line traceback through Scrapy's
+    start-up, with the message at the very end. The message is logged here instead, as the first
+    error line, and asyncio's report of this exception (and of no other) is left out. The
+    exception still propagates: the crawl does not start and ``scrapy crawl`` exits with 1.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        if not getattr(exc, "_proxystack_logged", False):
+            exc._proxystack_logged = True  # type: ignore[attr-defined]
+            logger.error("The crawl cannot start: %(message)s", {"message": str(exc)})
+            asyncio_logger = logging.getLogger("asyncio")
+            if _ASYNCIO_FILTER not in asyncio_logger.filters:
+                asyncio_logger.addFilter(_ASYNCIO_FILTER)
+        raise
+
+
+def disabled(crawler: Crawler) -> NotConfigured:
+    """The NotConfigured of a component when ``PROXYSTACK_ENABLED`` is False.
+
+    Scrapy logs a WARNING for every component refused with a message; a suite switched off on
+    purpose gets one INFO line per crawler instead, and bare NotConfigured exceptions.
+    """
+    with _LOCK:
+        first = crawler not in _DISABLED_LOGGED
+        _DISABLED_LOGGED.add(crawler)
+    if first:
+        logger.info(
+            "scrapy-proxystack is disabled (PROXYSTACK_ENABLED = False): requests leave "
+            "without its proxies, ban detection and throttling"
+        )
+    return NotConfigured()
 
 
 def load_config(settings: ProxyStackSettings) -> ProxyConfig:
@@ -536,7 +602,7 @@ def enabled_stack(crawler: Crawler) -> ProxyStack:
     "disabled": :meth:`ProxyStack.build` refuses it with a ConfigError.)
     """
     if not suite_enabled(crawler.settings):
-        raise NotConfigured("PROXYSTACK_ENABLED is False")
+        raise disabled(crawler)
     return get_stack(crawler)
 
 
@@ -545,6 +611,7 @@ def get_stack(crawler: Crawler) -> ProxyStack:
     with _LOCK:
         stack = _STACKS.get(crawler)
         if stack is None:
-            stack = ProxyStack.build(crawler)
+            with config_errors_logged():
+                stack = ProxyStack.build(crawler)
             _STACKS[crawler] = stack
         return stack

@@ -124,6 +124,12 @@ def _explicit(settings: BaseSettings, name: str) -> bool:
     return priority is not None and priority > _ADDON_PRIORITY
 
 
+def hint(value: Any, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when ``value`` is close to one of ``options``, else ``""``."""
+    hints = difflib.get_close_matches(str(value), list(options), n=1)
+    return f" (did you mean {hints[0]!r}?)" if hints else ""
+
+
 class SettingsReader:
     """Reads and checks settings, collecting every problem; :meth:`done` raises them at once.
 
@@ -215,9 +221,7 @@ class SettingsReader:
         value = self.raw(name)
         options = tuple(choices)
         if value not in options:
-            hint = difflib.get_close_matches(str(value), options, n=1)
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            self.error(name, value, f"one of {', '.join(options)}{suggestion}")
+            self.error(name, value, f"one of {', '.join(options)}{hint(value, options)}")
             return str(default(name))
         return str(value)
 
@@ -581,7 +585,11 @@ class PiiSettings:
         types = r.str_list("PROXYSTACK_PII_TYPES")
         for name in types or ():
             if name not in t.ALL_TYPES:
-                r.error("PROXYSTACK_PII_TYPES", name, f"type names among {list(t.ALL_TYPES)}")
+                r.error(
+                    "PROXYSTACK_PII_TYPES",
+                    name,
+                    f"type names among {list(t.ALL_TYPES)}{hint(name, t.ALL_TYPES)}",
+                )
         policy = _pii_policy(r, t.ALL_TYPES, t.OPERATORS)
         default_op = r.choice("PROXYSTACK_PII_DEFAULT_OPERATOR", t.OPERATORS)
         langs = r.str_list("PROXYSTACK_PII_LANGUAGES")
@@ -629,9 +637,9 @@ def _pii_policy(
     policy: dict[str, str] = {}
     for kind, op in raw.items():
         if kind not in known:
-            r.error(name, kind, f"type names among {list(known)}")
+            r.error(name, kind, f"type names among {list(known)}{hint(kind, known)}")
         elif op not in ops:
-            r.error(f"{name}[{kind!r}]", op, f"one of {list(ops)}")
+            r.error(f"{name}[{kind!r}]", op, f"one of {list(ops)}{hint(op, ops)}")
         else:
             policy[kind] = op
     return policy

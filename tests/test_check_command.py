@@ -185,6 +185,35 @@ def test_check_invalid_config_exits_2(tmp_path: Path) -> None:
     assert "hunter2secret" not in result.stdout + result.stderr
 
 
+def test_check_world_passes_out_of_the_box(tmp_path: Path) -> None:
+    # In a project whose own proxy file is broken: --world checks the bundled world instead.
+    result = run_check(tmp_path, "locales:\n  fr:\n", "--world")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "against http://127.0.100.6:" in result.stderr.splitlines()[0]
+    summary = [line for line in result.stdout.splitlines() if "exits working" in line]
+    assert summary == [
+        "fr: 3/3 exits working: ok",
+        "de: 1/2 exits working: ok",
+        "es: 2/2 exits working: ok",
+        "jp: 2/2 exits working: ok",
+        "us: 4/4 exits working: ok",
+    ]
+    # The echo saw each exit in its own country; none adds a client-address header.
+    rows = [line.split() for line in result.stdout.splitlines()[1:14]]
+    assert all(row[-2:] == [row[0], "elite"] for row in rows if row[2] == "ok")
+    assert "fr-secret" not in result.stdout + result.stderr
+
+
+def test_check_invalid_config_first_line_is_the_message(tmp_path: Path) -> None:
+    result = run_check(tmp_path, "locales:\n  fr:\n")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        f"Invalid proxy configuration: {tmp_path / 'proxies.yaml'}: locales.fr: empty (None); "
+        "expected a list of proxy URLs (`fr: [http://host:port, ...]`) or a mapping with "
+        "'proxies' (`fr: {proxies: [...], fallback: [...]}`)"
+    )
+
+
 def test_check_unknown_locale_exits_2(check_world: CheckWorld, tmp_path: Path) -> None:
     result = run_check(tmp_path, check_world.config, "--locale", "xx")
     assert result.returncode == 2

@@ -258,6 +258,19 @@ BAD_CASES: list[tuple[str, Any, list[str]]] = [
         ["locales.fr.strategy", "did you mean 'round_robin'"],
     ),
     (
+        "locale with no value names the list shorthand",
+        {"locales": {"fr": None}},
+        [
+            "locales.fr: empty (None); expected a list of proxy URLs "
+            "(`fr: [http://host:port, ...]`) or a mapping with 'proxies'"
+        ],
+    ),
+    (
+        "unknown anonymity grade",
+        {"locales": {"fr": {"proxies": ["http://1.2.3.4:1"], "min_anonymity": "elit"}}},
+        ["locales.fr.min_anonymity", "'elit' is not an anonymity grade", "did you mean 'elite'"],
+    ),
+    (
         "negative weight",
         {"locales": {"fr": [{"url": "http://1.2.3.4:1", "weight": -1}]}},
         ["locales.fr.proxies[0].weight", "expected a number > 0"],

@@ -508,7 +508,14 @@ def _parse_locale(
     if isinstance(raw, list):  # shorthand: `fr: [url, url]`
         raw = {"proxies": raw}
     if not isinstance(raw, Mapping):
-        p.error(path, f"{_describe(raw)}; expected a mapping with 'proxies'")
+        # `fr:` with nothing after it is the usual slip: show both forms the key accepts.
+        shown = _shown_key(name)
+        p.error(
+            path,
+            f"{'empty (None)' if raw is None else _describe(raw)}; expected a list of proxy URLs "
+            f"(`{shown}: [http://host:port, ...]`) or a mapping with 'proxies' "
+            f"(`{shown}: {{proxies: [...], fallback: [...]}}`)",
+        )
         return None
     _unknown_keys(p.problems, p.source, path, raw, _LOCALE_KEYS)
     weights = pool_weights.setdefault(name, {})
@@ -596,7 +603,8 @@ def _parse_locale_options(p: _Parser, path: str, raw: Mapping[Any, Any]) -> dict
         if not isinstance(grade, str) or grade not in ANONYMITY_GRADES:
             p.error(
                 f"{path}.min_anonymity",
-                f"{_describe(grade)}; expected one of {', '.join(ANONYMITY_GRADES)}",
+                f"{_describe(grade)} is not an anonymity grade"
+                f"{p.hint(grade, ANONYMITY_GRADES)}; expected one of {', '.join(ANONYMITY_GRADES)}",
             )
         else:
             meta["min_anonymity"] = grade

@@ -86,6 +86,7 @@ class Proxy(Endpoint):
         die_after: int | None = None,
         seed: int = 0,
         auth_encoding: str = "utf-8",
+        port: int = 0,
     ) -> None:
         if mode not in PROXY_MODES:
             raise ValueError(f"proxy mode {mode!r} is not one of {', '.join(PROXY_MODES)}")
@@ -105,7 +106,7 @@ class Proxy(Endpoint):
             raise ValueError("mode 'die_after' needs die_after=N (requests served before dying)")
         if auth is not None and (len(auth) != 2 or not all(isinstance(a, str) for a in auth)):
             raise ValueError("auth must be a (user, password) pair of strings")
-        super().__init__(ip)
+        super().__init__(ip, port)
         self.region = region
         self.country = country
         self.mode: ProxyMode = mode
