@@ -261,10 +261,10 @@ def test_no_secret_in_any_output(world: LoopbackWorld, tmp_path: Path) -> None:
         news.url("/echo"),
         ROTATING_PROXY_LIST=[old.url],
     )
-    assert check.row(f"{fr1.ip}:{fr1.port}")[2] == "ok", check.stdout + check.stderr
-    assert check.row(f"{fr2.ip}:{fr2.port}")[2] == "ok"
-    assert check.row(f"{old.ip}:{old.port}")[2] == "ok"
-    assert "407" in " ".join(check.row(f"{fr_wrong.ip}:{fr_wrong.port}"))
+    assert check.row(fr1.exit_id)[2] == "ok", check.stdout + check.stderr
+    assert check.row(fr2.exit_id)[2] == "ok"
+    assert check.row(old.exit_id)[2] == "ok"
+    assert "407" in " ".join(check.row(fr_wrong.exit_id))
     outputs["check stdout"] = check.stdout
     outputs["check stderr"] = check.stderr
     assert leaks(outputs) == []
@@ -321,8 +321,8 @@ def test_no_secret_through_socks_exits(world: LoopbackWorld, tmp_path: Path) -> 
     assert {r.user for r in good.socks_requests} == {user}
     assert result.stat("proxystack/exits/transport_failures/socks_auth_refused") >= 1
     check = run_check(tmp_path / "check", config, "--echo-url", news.url("/echo"))
-    assert check.row(f"{good.ip}:{good.port}")[2] == "ok", check.stdout + check.stderr
-    assert check.row(f"{refusing.ip}:{refusing.port}")[2] == "fail"
+    assert check.row(good.exit_id)[2] == "ok", check.stdout + check.stderr
+    assert check.row(refusing.exit_id)[2] == "fail"
     outputs["check stdout"] = check.stdout
     outputs["check stderr"] = check.stderr
     assert leaks(outputs) == []

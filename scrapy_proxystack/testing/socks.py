@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
 
+from scrapy_proxystack.config.schema import exit_id
 from scrapy_proxystack.testing._http import loopback_literal
 from scrapy_proxystack.testing._server import abort_transport
 from scrapy_proxystack.testing.proxies import Proxy, ProxyRequest, _pipe
@@ -117,6 +118,11 @@ class SocksProxy(Proxy):
             return self.url_without_auth
         user, password = (quote(part, safe="") for part in self.auth)
         return f"socks5h://{user}:{password}@{self.ip}:{self.port}"
+
+    @property
+    def exit_id(self) -> str:
+        """The suite's id of this exit when configured by :attr:`url`."""
+        return exit_id("socks5h", self.ip, self.port, self.auth[0] if self.auth else None)
 
     @property
     def socks_requests(self) -> list[SocksRequest]:
