@@ -128,6 +128,13 @@ ID_SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...] = (
     (t.SE_PERSONNUMMER, re.compile(r"(?<!\d)(?:\d{2})?\d{6}[\-+]?\d{4}(?!\d)", re.ASCII), None),
 )
 
+#: The identifier shapes with every digit class widened to ``\d``: they match a cluster's
+#: layout (every digit written ``0``) wherever the real shape can match the cluster.
+LOOSE_ID_SHAPES: dict[str, re.Pattern[str]] = {
+    pii_type: re.compile(shape.pattern.replace("[12]", r"\d").replace("[2-9]", r"\d"), re.ASCII)
+    for pii_type, shape, _ in ID_SHAPES
+}
+
 # Letter-led identifiers, matched at a position just before a digit cluster.
 IBAN = re.compile(
     r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]{4}){2,7}(?:[ \-]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", re.ASCII
@@ -293,6 +300,7 @@ _MONTHS = (
     r"|de[cz](?:ember|embre|iembre|embro)?|d[ée]cembre|dicembre|diciembre|gen(?:naio)?|ene(?:ro)?"
     r"|januari|februari|augustus|dezember|janeiro|maio|outubro"
 )
+MONTH = re.compile(_MONTHS, re.IGNORECASE)
 # A written date that ends at a year (searched backwards from the year).
 WRITTEN_DATE_BEFORE = re.compile(
     rf"(?:\b\d{{1,2}}(?:st|nd|rd|th|er|º|°|\.)?\s+(?:de\s+)?(?:{_MONTHS})\.?,?\s+(?:de\s+)?"

@@ -119,6 +119,21 @@ _STREET_HINT = re.compile(
     r"|Piazza|Corso|Largo|Vicolo"
 )
 _STREET_ABBR = re.compile(r"ul\.|al\.|os\.|pl\.")
+# The French street words of ADDRESS_AFTER, in the case it matches them (lower).
+_FR_STREET_WORDS = (
+    "rue",
+    "av",
+    "boulevard",
+    "bd",
+    "chemin",
+    "all",
+    "impasse",
+    "place",
+    "quai",
+    "route",
+    "cours",
+    "square",
+)
 
 
 _LETTER_LED: tuple[tuple[str, re.Pattern[str], int], ...] = (
@@ -129,6 +144,39 @@ _LETTER_LED: tuple[tuple[str, re.Pattern[str], int], ...] = (
     (t.ES_NIE, p.NIE, 1),
     (t.ES_NIE, p.NIE, 2),
 )
+
+
+# Every digit becomes 0: the layout of a cluster, what the shape regexes really look at.
+_LAYOUT = str.maketrans("123456789", "000000000")
+_MAX_LAYOUTS = 4096
+
+
+class _Layout(NamedTuple):
+    """What a cluster's layout allows (see ``PiiMasker._layout``)."""
+
+    date_end: int  # end of a leading numeric date (followed by the end or a space), or 0
+    ipv4: bool  # holds a dotted quad
+    card: bool  # holds a card-like run of 13-19 digits
+    ids: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]  # shapes that occur
+
+
+def _analyse(
+    key: str, id_shapes: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]
+) -> _Layout:
+    dm = p.NUM_DATE.match(key)
+    date_end = dm.end() if dm is not None and (dm.end() == len(key) or key[dm.end()] == " ") else 0
+    if date_end:
+        return _Layout(date_end, False, False, ())
+    if key.count(".") >= 3 and p.IPV4.search(key):
+        return _Layout(0, True, False, ())
+    nd = key.count("0")
+    card = len(key) >= 13 and p.CARD.search(key) is not None
+    ids = tuple(
+        entry
+        for entry in id_shapes
+        if nd >= _MIN_DIGITS[entry[0]] and p.LOOSE_ID_SHAPES[entry[0]].search(key) is not None
+    )
+    return _Layout(0, False, card, ids)
 
 
 class MaskResult(NamedTuple):
@@ -200,13 +248,8 @@ class PiiMasker:
         self._keep = partial_keep
         self._name_detector = name_detector
         self._id_shapes = tuple(s for s in p.ID_SHAPES if s[0] in self._types)
-        # One search tells whether any identifier shape occurs in a cluster at all (phone
-        # numbers, the most common long clusters, usually match none).
-        self._any_id_shape = (
-            re.compile("|".join(f"(?:{shape.pattern})" for _, shape, _ in self._id_shapes))
-            if self._id_shapes
-            else None
-        )
+        # What the layout of a cluster allows, by layout ("000 00 0000"): see _layout.
+        self._layouts: dict[str, _Layout] = {}
         self._letter_led = bool(
             self._types & {t.IBAN, t.GB_NINO, t.IT_FISCAL_CODE, t.ES_NIE, t.ES_DNI}
         )
@@ -537,17 +580,30 @@ class PiiMasker:
             return None  # read as numbers, as before addresses outside 2000::/3 were known
         return ((span,) if span else ()), m.end()
 
+    def _layout(self, raw: str) -> _Layout:
+        """What the shapes of the cluster ``raw`` allow, looked up by its layout (every digit
+        written ``0``): dates, addresses, cards and identifiers are told apart by where the
+        separators fall, and a page has few layouts, so the shape regexes run once per layout
+        rather than once per cluster. The table is bounded (emptied when full)."""
+        key = raw.translate(_LAYOUT)
+        layout = self._layouts.get(key)
+        if layout is None:
+            if len(self._layouts) >= _MAX_LAYOUTS:
+                self._layouts.clear()
+            layout = self._layouts[key] = _analyse(key, self._id_shapes)
+        return layout
+
     def _long_number(self, text: str, s: int, e: int, raw: str) -> tuple[Sequence[t.PiiSpan], int]:
         types = self._types
-        dm = p.NUM_DATE.match(raw)
-        if dm is not None and (dm.end() == len(raw) or raw[dm.end()] == " "):
+        layout = self._layout(raw)
+        if layout.date_end:
             if t.DATE_OF_BIRTH in types and _has_context(p.BIRTH_CONTEXT, text, s):
-                end = s + dm.end()
+                end = s + layout.date_end
                 return [t.PiiSpan(t.DATE_OF_BIRTH, s, end, text[s:end])], end
             # A plain date or timestamp; what follows it in the cluster (a time, a year in
             # a written date) is scanned on its own, as it would be once the date is masked.
-            return (), s + dm.end()
-        if raw.count(".") >= 3 and p.IPV4.search(raw):
+            return (), s + layout.date_end
+        if layout.ipv4:
             found = []
             if t.IP_ADDRESS in types:
                 for m in p.IPV4.finditer(raw):
@@ -557,7 +613,7 @@ class PiiMasker:
             # An address (scanning resumes after it), or a version such as 2.4.1.187.
             return found, (found[-1].end if found else e)
         found = []
-        if t.CREDIT_CARD in types and len(raw) >= 13:
+        if layout.card and t.CREDIT_CARD in types:
             for m in p.CARD.finditer(raw):
                 # The shape is greedy ("4111 1111 1111 1111 2024"): drop trailing groups
                 # until the number checks, as long as it has the digits of a card.
@@ -572,15 +628,7 @@ class PiiMasker:
                     found.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
         ctx: dict[str, bool] = {}
         blocked = False
-        nd = len(_NON_DIGITS.sub("", raw))
-        id_shapes = (
-            self._id_shapes
-            if self._any_id_shape is not None and self._any_id_shape.search(raw)
-            else ()
-        )
-        for pii_type, shape, strong in id_shapes:
-            if nd < _MIN_DIGITS[pii_type]:
-                continue
+        for pii_type, shape, strong in layout.ids:
             for m in shape.finditer(raw):
                 ms, me = s + m.start(), s + m.end()
                 if any(f.start < me and ms < f.end for f in found):
@@ -711,7 +759,14 @@ class PiiMasker:
     def _written_dob(self, text: str, s: int, e: int) -> t.PiiSpan | None:
         start = -1
         end = e
-        m = p.WRITTEN_DATE_BEFORE.search(text, max(0, s - 32), s)
+        # WRITTEN_DATE_BEFORE ends with a month, a day or "de" before the year: the word there
+        # says whether the search (the costly part, on every year of a page) can succeed.
+        word = (text[max(0, s - 16) : s].split() or [""])[-1].rstrip(".,").lower()
+        m = (
+            p.WRITTEN_DATE_BEFORE.search(text, max(0, s - 32), s)
+            if word[:1].isdigit() or word == "de" or p.MONTH.fullmatch(word)
+            else None
+        )
         if m is not None:
             start = m.start()
         else:
@@ -727,19 +782,26 @@ class PiiMasker:
     def _address(self, text: str, s: int, e: int, prev: str, nxt: str) -> t.PiiSpan | None:
         n = len(text)
         if nxt in _ADDRESS_NEXT and e + 2 < n:
-            m = p.ADDRESS_AFTER.match(text, e)
-            if m is not None:
-                end = m.end()
-                return t.PiiSpan(t.STREET_ADDRESS, s, end, text[s:end])
+            # ADDRESS_AFTER reads "[letter][,] " and then a French street word or a capital:
+            # the character there says whether the regex can match ("12 replies" cannot).
+            j = e + (nxt != " " and nxt != ",")
+            j += text[j] == ","
+            if j + 1 < n and text[j].isspace():
+                c = text[j + 1]
+                if ("A" <= c <= "Z" or text.startswith(_FR_STREET_WORDS, j + 1)) and (
+                    m := p.ADDRESS_AFTER.match(text, e)
+                ) is not None:
+                    end = m.end()
+                    return t.PiiSpan(t.STREET_ADDRESS, s, end, text[s:end])
         # A house number after its street starts with a digit (not "(" or "+": "(12 replies)").
         if prev in " ,º" and s >= 4 and text[s] in _DIGITS:
             # Cheap tests first: a street word right before the number, or a street hint
             # within 50 characters. ADDRESS_BEFORE (a search ending at the number) costs more.
-            window = text[max(0, s - 50) : s]
+            lo = max(0, s - 50)
             if (
-                window.rstrip(" ,")[-8:].lower().endswith(_STREET_SUFFIXES)
-                or _STREET_HINT.search(window)
-                or (("l." in window or "s." in window) and _STREET_ABBR.search(window))
+                text[max(0, s - 10) : s].rstrip(" ,")[-8:].lower().endswith(_STREET_SUFFIXES)
+                or _STREET_HINT.search(text, lo, s)
+                or (("l." in (w := text[lo:s]) or "s." in w) and _STREET_ABBR.search(w))
             ):
                 m = p.ADDRESS_BEFORE.search(text, max(0, s - 50), s)
                 if m is not None:
