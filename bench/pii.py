@@ -46,16 +46,20 @@ import argparse
 import json
 import logging
 import os
+import random
 import sys
 import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pii_corpus import Record, generate, prose_pages
+from bench.pii_ids import FORMS as ID_FORMS
+from bench.pii_ids import sheet as id_sheet
 from bench.pii_naive import naive_mask
 from scrapy_proxystack.pii import PiiMasker, phones, validators
 from scrapy_proxystack.pii._patterns import SCAN
@@ -220,6 +224,61 @@ def dense_pages(records: list[Record], seed: int, bytes_per_value: int) -> list[
     return out
 
 
+def identifier_records(seed: int, per_type: int) -> list[Record]:
+    """The identifier sheet of ``bench/pii_ids.py`` as records of a few lines each: every
+    national, tax and company identifier type, values that pass their check and look-alikes
+    that fail it (labelled as negatives of that type), each after a label of its country."""
+    rows = id_sheet(seed, per_type)
+    random.Random(seed).shuffle(rows)
+    out = []
+    for i in range(0, len(rows), 8):
+        b_text = ""
+        pii: list[tuple[str, int, int]] = []
+        negatives: list[tuple[str, int, int]] = []
+        for pii_type, label, value, valid in rows[i : i + 8]:
+            b_text += f"{label} " if label else ""
+            span = (pii_type, len(b_text), len(b_text) + len(value))
+            (pii if valid else negatives).append(span)
+            b_text += value + "\n"
+        out.append(Record(f"ids{i}", "", "identifiers", b_text, pii, negatives))
+    return out
+
+
+def per_type_scores(
+    mask: Masker, records: list[Record], find: Callable[[str], list[Any]] | None = None
+) -> dict[str, tuple[float, float, float]]:
+    """Per identifier type: recall (valid values gone from the output), hard negatives kept
+    (failing look-alikes left whole) and, when ``find`` gives typed spans, precision (spans of
+    the type that are a labelled value of it, over all spans of the type)."""
+    found: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    negs: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
+    spans_of: Counter[str] = Counter()
+    for rec in records:
+        out = mask(rec.text)
+        for kind, s, e in rec.pii:
+            total[kind] += 1
+            found[kind] += rec.text[s:e] not in out
+        for kind, s, e in rec.negatives:
+            negs[kind] += 1
+            kept[kind] += rec.text[s:e] in out
+        if find is not None:
+            labelled = {(k, s, e) for k, s, e in rec.pii}
+            for span in find(rec.text):
+                spans_of[span.type] += 1
+                hits[span.type] += (span.type, span.start, span.end) in labelled
+    return {
+        kind: (
+            found[kind] / total[kind],
+            kept[kind] / max(negs[kind], 1),
+            hits[kind] / spans_of[kind] if spans_of[kind] else float("nan"),
+        )
+        for kind in total
+    }
+
+
 def bytes_per_label(records: list[Record]) -> float:
     """UTF-8 bytes of text per labelled value or look-alike."""
     labels = sum(len(rec.pii) + len(rec.negatives) for rec in records)
@@ -325,6 +384,12 @@ def main() -> None:
         help="dense pages: bytes of text per personal value or look-alike (default: 100)",
     )
     parser.add_argument(
+        "--ids-per-type",
+        type=int,
+        default=100,
+        help="identifier sheet: values (and as many look-alikes) per type (default: 100)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=3,
@@ -382,6 +447,13 @@ def main() -> None:
         results[name]["_dense_pages_hard_negatives_kept"] = pages_result["_hard_negatives_kept"]
 
     names = list(results)
+    sheet = identifier_records(args.seed + 6000, args.ids_per_type)
+    engine = PiiMasker()
+    id_scores = {
+        name: per_type_scores(mask, sheet, engine.find if name == "proxystack" else None)
+        for name, mask, *_ in engines
+        if mask is not None
+    }
     counts = Counter(k for r in records for k, _, _ in r.pii)
     values = sum(counts.values())
     corpus_mb = results["proxystack"]["_mb"]
@@ -418,6 +490,18 @@ def main() -> None:
     ]:
         print(f"{label:<28}" + "".join(f"{results[n][key]:>14.3f}" for n in names))
     print(
+        f"identifier sheet: {args.ids_per_type} values that pass their check and as many "
+        "look-alikes that fail it, per type, after a label of the country; recall / hard "
+        "negatives kept / precision (proxystack's typed spans)"
+    )
+    print(f"{'type':<22}" + "".join(f"{n:>20}" for n in names))
+    for kind in ID_FORMS:
+        row = ""
+        for n in names:
+            r, k, prec = id_scores[n].get(kind, (float("nan"),) * 3)
+            row += f"{r:>6.3f} {k:>6.3f} " + (f"{prec:>6.3f}" if n == "proxystack" else " " * 6)
+        print(f"{kind:<22}{row}")
+    print(
         f"MB/s: CPU time of one thread; best of {args.repeat} passes for proxystack (its "
         "validation caches emptied before each) and the naive regex, one pass for the others. "
         "naive_regex: bench/pii_naive.py, no validation. presidio*: "
@@ -440,6 +524,14 @@ def main() -> None:
                 key.lstrip("_"): round(value, 4) for key, value in result.items() if key != "_mb"
             }
             for name, result in results.items()
+        },
+        "identifiers": {
+            name: {
+                kind: {"recall": round(r, 4), "hard_negatives_kept": round(k, 4)}
+                | ({"precision": round(prec, 4)} if name == "proxystack" else {})
+                for kind, (r, k, prec) in scores.items()
+            }
+            for name, scores in id_scores.items()
         },
     }
     print(json.dumps(summary, sort_keys=True))

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from scrapy_proxystack.pii import _patterns as p
+from scrapy_proxystack.pii import identifiers as ids
 from scrapy_proxystack.pii import types as t
 from scrapy_proxystack.pii.phones import (
     DEFAULT_LANGUAGES,
@@ -74,6 +75,20 @@ _MIN_DIGITS = {
     t.JP_MY_NUMBER: 12,
     t.NL_BSN: 9,
     t.SE_PERSONNUMMER: 10,
+    **{rule.type: rule.min_digits for rule in ids.DIGIT_RULES},
+}
+# Identifiers in digit clusters: (type, shape, the written form that needs no context word).
+_ID_SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...] = (
+    *p.ID_SHAPES,
+    *((rule.type, rule.shape, None) for rule in ids.DIGIT_RULES),
+)
+_ID_CONTEXT: dict[str, p.Keywords] = {
+    **p.ID_CONTEXT,
+    **{rule.type: rule.context for rule in ids.DIGIT_RULES},
+}
+_LOOSE_ID_SHAPES: dict[str, re.Pattern[str]] = {
+    **p.LOOSE_ID_SHAPES,
+    **{rule.type: rule.shape for rule in ids.DIGIT_RULES},
 }
 _HEX_LETTERS = frozenset("abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
@@ -119,30 +134,17 @@ _STREET_HINT = re.compile(
     r"|Piazza|Corso|Largo|Vicolo"
 )
 _STREET_ABBR = re.compile(r"ul\.|al\.|os\.|pl\.")
-# The French street words of ADDRESS_AFTER, in the case it matches them (lower).
-_FR_STREET_WORDS = (
-    "rue",
-    "av",
-    "boulevard",
-    "bd",
-    "chemin",
-    "all",
-    "impasse",
-    "place",
-    "quai",
-    "route",
-    "cours",
-    "square",
-)
 
 
-_LETTER_LED: tuple[tuple[str, re.Pattern[str], int], ...] = (
-    (t.IBAN, p.IBAN, 2),
-    (t.GB_NINO, p.NINO, 2),
-    (t.GB_NINO, p.NINO, 3),
-    (t.IT_FISCAL_CODE, p.FISCAL_CODE, 6),
-    (t.ES_NIE, p.NIE, 1),
-    (t.ES_NIE, p.NIE, 2),
+# (type, shape, how many characters before the digits it starts, context words or None)
+_LETTER_LED: tuple[tuple[str, re.Pattern[str], int, p.Keywords | None], ...] = (
+    (t.IBAN, p.IBAN, 2, None),
+    (t.GB_NINO, p.NINO, 2, None),
+    (t.GB_NINO, p.NINO, 3, None),
+    (t.IT_FISCAL_CODE, p.FISCAL_CODE, 6, None),
+    (t.ES_NIE, p.NIE, 1, None),
+    (t.ES_NIE, p.NIE, 2, None),
+    *((rule.type, rule.shape, rule.back, rule.context) for rule in ids.LETTER_RULES),
 )
 
 
@@ -174,7 +176,7 @@ def _analyse(
     ids = tuple(
         entry
         for entry in id_shapes
-        if nd >= _MIN_DIGITS[entry[0]] and p.LOOSE_ID_SHAPES[entry[0]].search(key) is not None
+        if nd >= _MIN_DIGITS[entry[0]] and _LOOSE_ID_SHAPES[entry[0]].search(key) is not None
     )
     return _Layout(0, False, card, ids)
 
@@ -247,20 +249,21 @@ class PiiMasker:
             raise ValueError(f"partial_keep must be >= 0, got {partial_keep!r}")
         self._keep = partial_keep
         self._name_detector = name_detector
-        self._id_shapes = tuple(s for s in p.ID_SHAPES if s[0] in self._types)
+        self._id_shapes = tuple(s for s in _ID_SHAPES if s[0] in self._types)
         # What the layout of a cluster allows, by layout ("000 00 0000"): see _layout.
         self._layouts: dict[str, _Layout] = {}
-        self._letter_led = bool(
-            self._types & {t.IBAN, t.GB_NINO, t.IT_FISCAL_CODE, t.ES_NIE, t.ES_DNI}
+        self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
+        self._letter_led = bool(self._letter_tries) or t.ES_DNI in self._types
+        self._trailing_letter = tuple(
+            rule for rule in ids.TRAILING_LETTER_RULES if rule.type in self._types
         )
+        self._want_gstin = t.IN_GSTIN in self._types
         self._want_address = t.STREET_ADDRESS in self._types
         self._want_ip = t.IP_ADDRESS in self._types
         self._want_dni = t.ES_DNI in self._types
         self._want_dob = t.DATE_OF_BIRTH in self._types
         self._want_crypto = t.CRYPTO_WALLET in self._types
         self._want_mac = t.MAC_ADDRESS in self._types
-        # (type, shape, how many characters before the digits it starts)
-        self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
 
     @property
     def types(self) -> frozenset[str]:
@@ -514,6 +517,10 @@ class PiiMasker:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
+            if nxt in _UPPER and self._trailing_letter:
+                span = self._trailing_letter_id(text, s)
+                if span is not None:
+                    return (span,), span.end
             if nxt != ":":
                 return (), e  # glued to letters: 3px, 2nd, a hash
         if nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
@@ -532,6 +539,10 @@ class PiiMasker:
         group of an IPv6 address can start here (a DNI needs eight digits)."""
         if self._want_address:
             span = self._address(text, s, e, prev, nxt)
+            if span is not None:
+                return (span,), span.end
+        if e - s == 2 and nxt in _UPPER and self._want_gstin:
+            span = self._trailing_letter_id(text, s)  # 27AAPFU0939F1ZV
             if span is not None:
                 return (span,), span.end
         if nxt == ":" or nxt in _HEX_LETTERS:
@@ -603,8 +614,8 @@ class PiiMasker:
             # A plain date or timestamp; what follows it in the cluster (a time, a year in
             # a written date) is scanned on its own, as it would be once the date is masked.
             return (), s + layout.date_end
+        found: list[t.PiiSpan] = []
         if layout.ipv4:
-            found = []
             if t.IP_ADDRESS in types:
                 for m in p.IPV4.finditer(raw):
                     span = self._ip(text, s + m.start(), s + m.end(), m.group())
@@ -612,7 +623,7 @@ class PiiMasker:
                         found.append(span)
             # An address (scanning resumes after it), or a version such as 2.4.1.187.
             return found, (found[-1].end if found else e)
-        found = []
+        cards = []
         if layout.card and t.CREDIT_CARD in types:
             for m in p.CARD.finditer(raw):
                 # The shape is greedy ("4111 1111 1111 1111 2024"): drop trailing groups
@@ -625,9 +636,12 @@ class PiiMasker:
                         break
                 else:
                     end = s + m.start() + len(value)
-                    found.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
+                    cards.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
         ctx: dict[str, bool] = {}
         blocked = False
+        window: tuple[str, str, frozenset[str]] | None = None  # read once per cluster
+        # An identifier after its label wins over a card number on the same digits (a
+        # 13-digit South African ID can pass Luhn with a Visa prefix).
         for pii_type, shape, strong in layout.ids:
             for m in shape.finditer(raw):
                 ms, me = s + m.start(), s + m.end()
@@ -638,10 +652,22 @@ class PiiMasker:
                 # candidates (phone numbers, order numbers) fail for want of context.
                 if pii_type != t.FR_NIR and not (strong and strong.fullmatch(value)):
                     if pii_type not in ctx:
-                        ctx[pii_type] = _has_context(p.ID_CONTEXT[pii_type], text, s)
+                        if window is None:
+                            raw_window = p.context_window(text, s)
+                            window = (
+                                raw_window,
+                                raw_window.lower(),
+                                p.upper_words(raw_window),
+                            )
+                        ctx[pii_type] = _ID_CONTEXT[pii_type].within(*window)
                     if not ctx[pii_type]:
                         continue
-                if not is_national_id(pii_type, _NON_DIGITS.sub("", value)):
+                checked = (
+                    value.replace(" ", "").upper()
+                    if pii_type in ids.KEEP_FORM
+                    else _NON_DIGITS.sub("", value)
+                )
+                if not is_national_id(pii_type, checked):
                     # A labelled identifier that fails its own check is a look-alike of that
                     # type: no looser rule of another type takes it. One only written the
                     # way that type is (123-45-6789) is a phone number only after a phone word.
@@ -651,6 +677,10 @@ class PiiMasker:
                         blocked = blocked or not _has_context(p.PHONE_CONTEXT, text, s)
                     continue
                 found.append(t.PiiSpan(pii_type, ms, me, value))
+        if cards and not blocked:
+            found.extend(
+                c for c in cards if not any(f.start < c.end and c.start < f.end for f in found)
+            )
         if found:
             found.sort(key=lambda x: x.start)
             return found, found[-1].end
@@ -731,12 +761,14 @@ class PiiMasker:
         it, or after an IBAN-shaped run whose checksum failed (its digit groups are not read
         again as phone numbers), or at ``s``."""
         rejected = s
-        for pii_type, rx, back in self._letter_tries:
+        for pii_type, rx, back, context in self._letter_tries:
             start = s - back
             if start < 0 or (start and text[start - 1] in _ASCII_ALNUM):
                 continue
             m = rx.match(text, start)
             if m is None:
+                continue
+            if context is not None and not context.before(text, start):
                 continue
             value = m.group()
             if pii_type == t.IBAN:
@@ -755,6 +787,20 @@ class PiiMasker:
             if ok:
                 return t.PiiSpan(pii_type, start, m.end(), value), m.end()
         return None, rejected
+
+    def _trailing_letter_id(self, text: str, s: int) -> t.PiiSpan | None:
+        """An identifier whose digits at ``s`` are followed by letters (a GSTIN, a HETU)."""
+        for rule in self._trailing_letter:
+            m = rule.shape.match(text, s)
+            if m is None:
+                continue
+            if rule.context is not None and not rule.context.before(text, s):
+                continue
+            value = m.group()
+            checked = value if rule.type in ids.KEEP_FORM else compact(value)
+            if is_national_id(rule.type, checked):
+                return t.PiiSpan(rule.type, s, m.end(), value)
+        return None
 
     def _written_dob(self, text: str, s: int, e: int) -> t.PiiSpan | None:
         start = -1
@@ -782,17 +828,10 @@ class PiiMasker:
     def _address(self, text: str, s: int, e: int, prev: str, nxt: str) -> t.PiiSpan | None:
         n = len(text)
         if nxt in _ADDRESS_NEXT and e + 2 < n:
-            # ADDRESS_AFTER reads "[letter][,] " and then a French street word or a capital:
-            # the character there says whether the regex can match ("12 replies" cannot).
-            j = e + (nxt != " " and nxt != ",")
-            j += text[j] == ","
-            if j + 1 < n and text[j].isspace():
-                c = text[j + 1]
-                if ("A" <= c <= "Z" or text.startswith(_FR_STREET_WORDS, j + 1)) and (
-                    m := p.ADDRESS_AFTER.match(text, e)
-                ) is not None:
-                    end = m.end()
-                    return t.PiiSpan(t.STREET_ADDRESS, s, end, text[s:end])
+            m = p.ADDRESS_AFTER.match(text, e)
+            if m is not None:
+                end = m.end()
+                return t.PiiSpan(t.STREET_ADDRESS, s, end, text[s:end])
         # A house number after its street starts with a digit (not "(" or "+": "(12 replies)").
         if prev in " ,º" and s >= 4 and text[s] in _DIGITS:
             # Cheap tests first: a street word right before the number, or a street hint
