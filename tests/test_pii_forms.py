@@ -166,3 +166,20 @@ def test_wallets_and_mac_addresses(pii_type: str, text: str, value: str) -> None
 @pytest.mark.parametrize("text", NEW_TYPE_LOOKALIKES)
 def test_wallet_and_mac_lookalikes(text: str) -> None:
     assert MASKER.find(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # an identifier that starts inside a cluster of digit groups: once it is masked, the
+        # groups before it are a cluster of their own (here a phone number)
+        ("AADHAR:010000 0/401111111111", "AADHAR:[PHONE]/[IN_AADHAAR]"),
+        ("x 010000 0)4111111111111111", "x [PHONE][CREDIT_CARD]"),
+        # a value glued to the next token: once it is masked, the token is no longer a tail
+        ("010000 0,4111111111111111", "[PHONE],[CREDIT_CARD]"),
+        ("4111111111111111-(010000 0", "[CREDIT_CARD]-[PHONE]"),
+    ],
+)
+def test_the_rest_of_a_token_reads_as_it_will_once_masked(text: str, masked: str) -> None:
+    assert MASKER.mask(text) == masked
+    assert MASKER.mask(masked) == masked
