@@ -5,6 +5,9 @@ label, and the validators stdnum does not have against published examples."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from scrapy_proxystack.pii import ALL_TYPES, DEFAULT_TYPES, NATIONAL_ID_TYPES, PiiMasker
@@ -256,3 +259,11 @@ def test_sg_nric_check(value: str, ok: bool) -> None:
 )
 def test_de_health_insurance_check(value: str, ok: bool) -> None:
     assert is_de_health_insurance(value) is ok
+
+
+def test_every_type_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("#### Types: what counts and what does not") :]
+    cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    documented = {name for cell in cells for name in re.findall(r"`([a-z_0-9]+)`", cell)}
+    assert set(ALL_TYPES) <= documented, sorted(set(ALL_TYPES) - documented)
