@@ -28,6 +28,7 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.request import request_from_dict
 
+from scrapy_proxystack.canary.controller import CanaryController
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
 from scrapy_proxystack.locales import LocaleDecision, LocaleResolver
 from scrapy_proxystack.parking import ParkingLot
@@ -132,6 +133,19 @@ class ProxyStack:
             default_timeout=s.getfloat("DOWNLOAD_TIMEOUT"),
             dispatch_binding=bool(s.getdict("_PROXYSTACK_INNER_DOWNLOAD_HANDLERS")),
         )
+        #: Canary analysis between the pools of a locale (None: no ``canary:`` in the YAML, or
+        #: ``PROXYSTACK_CANARY_ENABLED`` is False).
+        self.canary = (
+            CanaryController.from_config(
+                config,
+                settings.canary_defaults(),
+                pool,
+                self.stats,
+                log_extra={"crawler": crawler},
+            )
+            if settings.canary_enabled
+            else None
+        )
         self._warned: set[tuple[str, ...]] = set()
         self._timer: Any = None
         self._timer_at = float("inf")
@@ -167,6 +181,19 @@ class ProxyStack:
         stack = cls(crawler, settings, config, pool)
         stack.stats.set("exits", "configured", value=len(config.all_proxies))
         stack._connect(crawler)
+        if stack.canary is not None:
+            logger.info(
+                "Canary analysis: %(canaries)s",
+                {
+                    "canaries": "; ".join(
+                        f"{j.spec.label} against {j.spec.baseline} at {j.share:g}% "
+                        f"(alpha {j.spec.alpha:g}, margin {j.spec.margin:g}"
+                        + (f", steps {list(j.spec.steps)}" if j.spec.steps else "")
+                        + ")"
+                        for j in stack.canary.judges
+                    )
+                },
+            )
         logger.info(
             "Proxy config from %(source)s: %(n)d exits in %(l)d locales (%(locales)s), "
             "strategy %(strategy)s",
@@ -195,6 +222,8 @@ class ProxyStack:
     # -- what the router asks of the crawler -----------------------------------------------------
 
     def send_outcome(self, outcome: ExitOutcome, request: Request) -> None:
+        if self.canary is not None and outcome.exit_pool is not None:
+            self.canary.observe(outcome)
         self.crawler.signals.send_catch_log(exit_outcome, outcome=outcome, request=request)
 
     def warn_once(
@@ -321,6 +350,7 @@ class ProxyStack:
             "pool": self.pool.export_state(now),
             "pacing": self.throttle.pacer.export_state(),
             "retired_sessions": self.router.retired_sessions,
+            "canary": self.canary.export_state() if self.canary is not None else {},
         }
         _write_atomically(jobdir / _STATE_FILE, json.dumps(state).encode())
         kept: list[bytes] = []
@@ -355,6 +385,8 @@ class ProxyStack:
                 restored = self.pool.import_state(state.get("pool", {}), time.time())
                 restored += self.throttle.pacer.import_state(state.get("pacing", []))
                 self.router.retired_sessions.update(state.get("retired_sessions", {}))
+                if self.canary is not None:
+                    restored += self.canary.import_state(state.get("canary", {}))
                 self.stats.set("exits", "state_restored", value=restored)
             if waiting_path.exists():
                 with waiting_path.open("rb") as f:

@@ -237,6 +237,7 @@ def build_report(
             "slowest": [_exit_row(i, e) for i, e in slowest],
             "most_banned": [_exit_row(i, e) for i, e in most_banned],
         },
+        "canary": canary.report() if (canary := observer.stack.canary) is not None else [],
         "pii": {
             "masked": masked,
             "items_scanned": int(stats.get(stat_key("pii", "items_scanned"), 0)),
