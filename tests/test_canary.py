@@ -319,3 +319,53 @@ def test_a_baseline_serves_one_canary_and_is_not_one() -> None:
     data["locales"]["fr"]["pools"]["other"]["canary"] = {"baseline": "stable"}
     with pytest.raises(ConfigError, match="is itself a canary"):
         parse_proxy_config(data)
+
+
+# --- the stack: settings, JOBDIR ---------------------------------------------------------------
+
+
+def _stack(settings: dict[str, Any]) -> Any:
+    from scrapy.utils.test import get_crawler
+
+    from scrapy_proxystack.runtime import get_stack
+
+    crawler = get_crawler(settings_dict={"PROXYSTACK_PROXIES": YAML, **settings})
+    return get_stack(crawler)
+
+
+def test_settings_give_what_the_block_does_not_say() -> None:
+    stack = _stack({"PROXYSTACK_CANARY_ALPHA": 0.05, "PROXYSTACK_CANARY_PROMOTE_AFTER": 7})
+    (judge,) = stack.canary.judges
+    assert (judge.spec.alpha, judge.spec.margin, judge.spec.promote_after) == (0.05, 0.2, 7)
+    assert _stack({"PROXYSTACK_CANARY_ENABLED": False}).canary is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PROXYSTACK_CANARY_ALPHA", 0),
+        ("PROXYSTACK_CANARY_ALPHA", 0.7),
+        ("PROXYSTACK_CANARY_MARGIN", -1),
+        ("PROXYSTACK_CANARY_PROMOTE_AFTER", 0),
+        ("PROXYSTACK_CANARY_ENABLED", "maybe"),
+    ],
+)
+def test_bad_canary_settings_are_refused(name: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"setting {name}"):
+        _stack({name: value})
+
+
+def test_a_paused_crawl_keeps_its_canary_decisions(tmp_path: Any) -> None:
+    stack = _stack({})
+    (judge,) = stack.canary.judges
+    while judge.state == "watching":
+        stack.canary.observe(_outcome("candidate", "ban"))
+        stack.canary.observe(_outcome("stable", "success"))
+    stack._pause(tmp_path, None, [])
+    resumed = _stack({})
+    assert resumed.pool.pool_weight("fr", "candidate") == 5.0
+    resumed._resume(tmp_path, None)
+    assert resumed.pool.pool_weight("fr", "candidate") == 0.0
+    (again,) = resumed.canary.report()
+    assert again["state"] == "rolled_back"
+    assert [d["action"] for d in again["decisions"]] == ["rollback"]
