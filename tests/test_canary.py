@@ -369,3 +369,38 @@ def test_a_paused_crawl_keeps_its_canary_decisions(tmp_path: Any) -> None:
     (again,) = resumed.canary.report()
     assert again["state"] == "rolled_back"
     assert [d["action"] for d in again["decisions"]] == ["rollback"]
+
+
+def test_per_pool_stats_are_written_at_close_for_split_locales() -> None:
+    from scrapy.utils.test import get_crawler
+
+    from scrapy_proxystack.extensions.exitstats import ExitStatsExtension
+
+    crawler = get_crawler(settings_dict={"PROXYSTACK_PROXIES": YAML})
+    extension = ExitStatsExtension.from_crawler(crawler)
+    aggregate = extension.observer.aggregate
+    for pool, kind in [("candidate", "ban"), ("candidate", "success"), ("stable", "success")]:
+        aggregate.add(_outcome(pool, kind))
+    aggregate.add(
+        ExitOutcome(
+            0.0,
+            "http://b/",
+            "b",
+            "de",
+            "de",
+            "10.0.1.1:80",
+            "success",
+            "ok",
+            200,
+            0.2,
+            exit_pool="default",
+            size=10,
+        )
+    )
+    extension.spider_closed("finished")
+    stats = crawler.stats.get_stats()
+    assert stats["proxystack/pool/attempts/fr:candidate"] == 2
+    assert stats["proxystack/pool/bans/fr:candidate"] == 1
+    assert stats["proxystack/pool/successes/fr:stable"] == 1
+    assert 87 <= stats["proxystack/pool/p50_ms/fr:stable"] <= 100  # within one 12.5 % bucket
+    assert not any(k.startswith("proxystack/pool/") and k.endswith("de:default") for k in stats)

@@ -143,6 +143,7 @@ def test_an_equal_candidate_is_promoted_step_by_step(world: LoopbackWorld, tmp_p
             **SETTINGS,
             "PROXYSTACK_PROXIES": _config(stable, candidate, weights, canary),
             "PROXYSTACK_REPORT_FILE": str(tmp_path / "report.html"),
+            "PROXYSTACK_LOGSTATS_INTERVAL": 0.5,
         },
         timeout=150.0,
     )
@@ -158,3 +159,10 @@ def test_an_equal_candidate_is_promoted_step_by_step(world: LoopbackWorld, tmp_p
     assert steps == [("promote", 25.0, 50.0), ("promote", 50.0, 100.0)]
     assert canary_report["decisions"][-1]["figures"]["attempts"]["candidate"] <= bound
     assert result.log.count("Canary fr:candidate step") == 2
+    # The pools side by side: in the periodic line and the report.
+    assert "pool fr:stable (weight " in result.log
+    rows = {row["pool"]: row for row in report["pools"]}
+    assert rows["candidate"]["weight_now"] == 100.0
+    assert rows["stable"]["weight_now"] == 0.0
+    low, high = rows["candidate"]["ban_rate"]["ci95"]
+    assert low <= rows["candidate"]["ban_rate"]["rate"] <= high

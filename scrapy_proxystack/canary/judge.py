@@ -391,7 +391,7 @@ def describe(spec: CanarySpec, decision: Decision) -> str:
     return (
         f"canary {spec.candidate} of locale {spec.locale} rolled back (weight to 0, "
         f"{decision.share_from:g}% of the pair's traffic back to {spec.baseline}): {what}; "
-        f"evidence {f['evidence']:g} >= {f['threshold']:g} = 1/alpha for this criterion, a false "
+        f"evidence {f['evidence']:.3g} >= {f['threshold']:g} = 1/alpha for this criterion, a false "
         f"alarm has probability <= {spec.alpha:g} over all criteria"
     )
 

@@ -362,6 +362,7 @@ def _canary_section(canaries: list[dict[str, Any]]) -> str:
     parts = ["<h2>Canary analysis</h2>"]
     for c in canaries:
         label = f"{c['locale']}:{c['candidate']}"
+        state = c["state"].replace("_", " ")
         criteria_rows = [
             f'<tr data-criterion="{escape(name)}"><td>{escape(name)}</td>'
             + _num(f["pairs"], "pairs")
@@ -379,7 +380,7 @@ def _canary_section(canaries: list[dict[str, Any]]) -> str:
         )
         parts.append(
             f'<h3 data-canary="{escape(label)}">{escape(label)} against '
-            f"{escape(c['baseline'])}: <span data-key='state'>{escape(c['state'])}</span>, "
+            f"{escape(c['baseline'])}: <span data-key='state'>{escape(state)}</span>, "
             f"now {c['share_pct']:g}% of the two pools' traffic</h3>"
             f"<p class='meta'>{escape(_params(c))}"
             + f"; attempts: candidate {c['attempts']['candidate']}, baseline "
