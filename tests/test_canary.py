@@ -404,3 +404,15 @@ def test_per_pool_stats_are_written_at_close_for_split_locales() -> None:
     assert stats["proxystack/pool/successes/fr:stable"] == 1
     assert 87 <= stats["proxystack/pool/p50_ms/fr:stable"] <= 100  # within one 12.5 % bucket
     assert not any(k.startswith("proxystack/pool/") and k.endswith("de:default") for k in stats)
+
+
+def test_ban_rule_shares_spread_bans_evenly_per_client() -> None:
+    from scrapy_proxystack.testing import BanRule
+
+    rule = BanRule("403", shares={"127.0.1.1": 0.25, "127.0.1.2": 0.5})
+    assert [n for n in range(12) if rule.hits("127.0.1.1", n)] == [3, 7, 11]
+    assert sum(rule.hits("127.0.1.2", n) for n in range(100)) == 50
+    assert rule.applies_to("127.0.1.2")
+    assert not rule.applies_to("127.0.1.3")
+    with pytest.raises(ValueError, match="shares"):
+        BanRule("403", shares={"127.0.1.1": 1.5})
