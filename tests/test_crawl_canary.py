@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 #: Fast bans: a banned (exit, site) pair rests for a few milliseconds, not the default 20 s.
 SETTINGS = {
     "CONCURRENT_REQUESTS": 16,
+    "LOG_LEVEL": "INFO",
     "PROXYSTACK_BAN_COOLDOWN": 0.005,
     "PROXYSTACK_BAN_COOLDOWN_CAP": 0.01,
     "PROXYSTACK_BAN_MAX_RETRIES": 10,
