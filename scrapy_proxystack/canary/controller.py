@@ -166,6 +166,7 @@ class CanaryController:
                     "candidate": spec.candidate,
                     "baseline": spec.baseline,
                     "state": judge.state,
+                    "started": judge.started,
                     "share_pct": round(judge.share, 3),
                     "weights": {
                         "candidate": judge.candidate_weight,
