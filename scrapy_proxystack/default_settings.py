@@ -40,6 +40,14 @@ PROXYSTACK_EXIT_DELAY_MAX = 60.0
 PROXYSTACK_MAX_WAIT = 10.0
 PROXYSTACK_ROBOTS_CRAWL_DELAY = True
 
+# --- Several workers: shared state ----------------------------------------------------------
+PROXYSTACK_STATE_BACKEND = "memory"
+PROXYSTACK_REDIS_URL: str | None = None
+PROXYSTACK_REDIS_PREFIX: str | None = None
+PROXYSTACK_REDIS_TIMEOUT = 0.25
+PROXYSTACK_REDIS_MIRROR_INTERVAL = 0.5
+PROXYSTACK_REDIS_REQUIRED = True
+
 # --- Bans -----------------------------------------------------------------------------------
 PROXYSTACK_BAN_ENABLED = True
 PROXYSTACK_BAN_MAX_RETRIES = 5

@@ -10,6 +10,7 @@ exits' state across a ``JOBDIR`` pause, and logs the summary at close.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest, NotConfigured
 from scrapy.settings import SETTINGS_PRIORITIES
-from scrapy.utils.asyncio import call_later
+from scrapy.utils.asyncio import call_later, is_asyncio_available
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.request import request_from_dict
@@ -33,6 +34,7 @@ from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
 from scrapy_proxystack.locales import LocaleDecision, LocaleResolver
 from scrapy_proxystack.parking import ParkingLot
 from scrapy_proxystack.pool import ExitPool
+from scrapy_proxystack.redact import redact_url
 from scrapy_proxystack.routing import Router
 from scrapy_proxystack.settings import ProxyStackSettings, check_setting_names, suite_enabled
 from scrapy_proxystack.signals import ExitOutcome, exit_outcome
@@ -40,10 +42,22 @@ from scrapy_proxystack.stats import StatsRecorder
 from scrapy_proxystack.throttle import SiteThrottle
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
 
-__all__ = ["LocaleDecision", "ProxyStack", "close_crawl", "enabled_stack", "get_stack"]
+    from scrapy_proxystack.state.redis_state import RedisState
+
+__all__ = [
+    "LocaleDecision",
+    "ProxyStack",
+    "close_crawl",
+    "config_errors_logged",
+    "disabled",
+    "enabled_stack",
+    "get_stack",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +67,61 @@ _FREEZE_THRESHOLD = 10_000
 
 _STACKS: weakref.WeakKeyDictionary[Crawler, ProxyStack] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+_DISABLED_LOGGED: weakref.WeakSet[Crawler] = weakref.WeakSet()
+
+
+class _LoggedConfigErrorFilter(logging.Filter):
+    """Drops asyncio's report of a :class:`ConfigError` that :func:`config_errors_logged` logged.
+
+    Only that record: any other exception asyncio reports, from the same task or another, passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ConfigError) and getattr(exc, "_proxystack_logged", False))
+
+
+_ASYNCIO_FILTER = _LoggedConfigErrorFilter()
+
+
+@contextlib.contextmanager
+def config_errors_logged() -> Iterator[None]:
+    """Log a :class:`ConfigError` at ERROR, once, before it propagates.
+
+    Scrapy 2.19 reports any exception raised while a crawler starts (from an add-on's
+    ``update_settings`` as from a component's constructor) only when asyncio collects the task
+    that ran it: ``Task exception was never retrieved`` and a 25-line traceback through Scrapy's
+    start-up, with the message at the very end. The message is logged here instead, as the first
+    error line, and asyncio's report of this exception (and of no other) is left out. The
+    exception still propagates: the crawl does not start and ``scrapy crawl`` exits with 1.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        if not getattr(exc, "_proxystack_logged", False):
+            exc._proxystack_logged = True  # type: ignore[attr-defined]
+            logger.error("The crawl cannot start: %(message)s", {"message": str(exc)})
+            asyncio_logger = logging.getLogger("asyncio")
+            if _ASYNCIO_FILTER not in asyncio_logger.filters:
+                asyncio_logger.addFilter(_ASYNCIO_FILTER)
+        raise
+
+
+def disabled(crawler: Crawler) -> NotConfigured:
+    """The NotConfigured of a component when ``PROXYSTACK_ENABLED`` is False.
+
+    Scrapy logs a WARNING for every component refused with a message; a suite switched off on
+    purpose gets one INFO line per crawler instead, and bare NotConfigured exceptions.
+    """
+    with _LOCK:
+        first = crawler not in _DISABLED_LOGGED
+        _DISABLED_LOGGED.add(crawler)
+    if first:
+        logger.info(
+            "scrapy-proxystack is disabled (PROXYSTACK_ENABLED = False): requests leave "
+            "without its proxies, ban detection and throttling"
+        )
+    return NotConfigured()
 
 
 def load_config(settings: ProxyStackSettings) -> ProxyConfig:
@@ -146,6 +215,8 @@ class ProxyStack:
             if settings.canary_enabled
             else None
         )
+        #: State shared with the crawl's other workers (None: this worker alone, in memory).
+        self.shared: RedisState | None = None
         self._warned: set[tuple[str, ...]] = set()
         self._timer: Any = None
         self._timer_at = float("inf")
@@ -179,6 +250,9 @@ class ProxyStack:
             gc.collect()
             gc.freeze()
         stack = cls(crawler, settings, config, pool)
+        if settings.state_backend == "redis":
+            stack.shared = _redis_state(crawler, settings, pool, stack.stats)
+            pool.listener = stack.shared.listener
         stack.stats.set("exits", "configured", value=len(config.all_proxies))
         stack._connect(crawler)
         if stack.canary is not None:
@@ -214,6 +288,9 @@ class ProxyStack:
         connect(self._request_scheduled, signal=signals.request_scheduled)
         connect(self._spider_idle, signal=signals.spider_idle)
         connect(self._spider_closed, signal=signals.spider_closed)
+        if self.shared is not None:
+            connect(self._open_shared, signal=signals.spider_opened)
+            connect(self._close_shared, signal=signals.spider_closed)
         s = crawler.settings
         if self.settings.robots_crawl_delay and s.getbool("ROBOTSTXT_OBEY"):
             self._robots_agent = s.get("ROBOTSTXT_USER_AGENT") or s.get("USER_AGENT")
@@ -288,6 +365,14 @@ class ProxyStack:
         jobdir = self.crawler.settings.get("JOBDIR")
         if jobdir:
             self._resume(Path(jobdir), spider)
+
+    async def _open_shared(self) -> None:
+        assert self.shared is not None
+        await self.shared.start()
+
+    async def _close_shared(self) -> None:
+        assert self.shared is not None
+        await self.shared.close()
 
     def _request_scheduled(self, request: Request) -> None:
         """Park a copy the router handed back; mark every other request as scheduled."""
@@ -443,6 +528,62 @@ class ProxyStack:
             )
 
 
+def _redis_state(
+    crawler: Crawler, settings: ProxyStackSettings, pool: ExitPool, stats: StatsRecorder
+) -> RedisState:
+    """The Redis backend the settings ask for, after checking that it can work at all."""
+    try:
+        from scrapy_proxystack.state.redis_state import RedisState, StateUnavailable, ping
+    except ImportError:
+        raise ConfigError(
+            [
+                "setting PROXYSTACK_STATE_BACKEND: 'redis' needs the redis package; expected it "
+                "installed (pip install 'scrapy-proxystack[redis]')"
+            ]
+        ) from None
+    if not is_asyncio_available():
+        raise ConfigError(
+            [
+                "setting PROXYSTACK_STATE_BACKEND: 'redis' needs Scrapy's asyncio reactor; "
+                "expected TWISTED_REACTOR = "
+                "'twisted.internet.asyncioreactor.AsyncioSelectorReactor' (Scrapy's default)"
+            ]
+        )
+    url = settings.redis_url or "redis://127.0.0.1:6379/0"
+    prefix = settings.redis_prefix or (
+        f"proxystack:{crawler.settings.get('BOT_NAME')}:{crawler.spidercls.name}"
+    )
+    try:
+        ping(url, settings.redis_timeout * 4)
+    except StateUnavailable as exc:
+        if settings.redis_required:
+            raise ConfigError(
+                [
+                    f"setting PROXYSTACK_REDIS_URL: {exc}; expected a running Redis server "
+                    "(or PROXYSTACK_REDIS_REQUIRED = False to start on this worker's own state "
+                    "and connect later)"
+                ]
+            ) from None
+        logger.warning(
+            "%(error)s: starting on this worker's own state; it connects when Redis answers",
+            {"error": exc},
+        )
+    logger.info(
+        "Sharing exit state with the crawl's other workers through Redis at %(url)s "
+        "(prefix %(prefix)s)",
+        {"url": redact_url(url), "prefix": prefix},
+    )
+    return RedisState(
+        url=url,
+        prefix=prefix,
+        pool=pool,
+        stats=stats,
+        timeout=settings.redis_timeout,
+        mirror_interval=settings.redis_mirror_interval,
+        session_ttl=settings.session_max_idle,
+    )
+
+
 def _project_accept_language(crawler: Crawler) -> bytes | None:
     """The project's own ``Accept-Language``, which the suite may replace per locale.
 
@@ -493,7 +634,7 @@ def enabled_stack(crawler: Crawler) -> ProxyStack:
     "disabled": :meth:`ProxyStack.build` refuses it with a ConfigError.)
     """
     if not suite_enabled(crawler.settings):
-        raise NotConfigured("PROXYSTACK_ENABLED is False")
+        raise disabled(crawler)
     return get_stack(crawler)
 
 
@@ -502,6 +643,7 @@ def get_stack(crawler: Crawler) -> ProxyStack:
     with _LOCK:
         stack = _STACKS.get(crawler)
         if stack is None:
-            stack = ProxyStack.build(crawler)
+            with config_errors_logged():
+                stack = ProxyStack.build(crawler)
             _STACKS[crawler] = stack
         return stack

@@ -29,6 +29,8 @@ from scrapy_proxystack import default_settings
 from scrapy_proxystack.canary.controller import CanaryDefaults
 from scrapy_proxystack.config import STRATEGIES, ConfigError
 from scrapy_proxystack.pool import HealthParams
+from scrapy_proxystack.redact import redact_url
+from scrapy_proxystack.state import BACKENDS
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -123,6 +125,12 @@ def _explicit(settings: BaseSettings, name: str) -> bool:
     return priority is not None and priority > _ADDON_PRIORITY
 
 
+def hint(value: Any, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when ``value`` is close to one of ``options``, else ``""``."""
+    hints = difflib.get_close_matches(str(value), list(options), n=1)
+    return f" (did you mean {hints[0]!r}?)" if hints else ""
+
+
 class SettingsReader:
     """Reads and checks settings, collecting every problem; :meth:`done` raises them at once.
 
@@ -214,9 +222,7 @@ class SettingsReader:
         value = self.raw(name)
         options = tuple(choices)
         if value not in options:
-            hint = difflib.get_close_matches(str(value), options, n=1)
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            self.error(name, value, f"one of {', '.join(options)}{suggestion}")
+            self.error(name, value, f"one of {', '.join(options)}{hint(value, options)}")
             return str(default(name))
         return str(value)
 
@@ -349,6 +355,13 @@ class ProxyStackSettings:
     exit_delay_max: float
     max_wait: float
     robots_crawl_delay: bool
+    state_backend: str
+    #: May hold a password: out of the repr.
+    redis_url: str | None = field(repr=False)
+    redis_prefix: str | None
+    redis_timeout: float
+    redis_mirror_interval: float
+    redis_required: bool
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> ProxyStackSettings:
@@ -413,6 +426,12 @@ class ProxyStackSettings:
             exit_delay_max=r.number("PROXYSTACK_EXIT_DELAY_MAX"),
             max_wait=r.number("PROXYSTACK_MAX_WAIT"),
             robots_crawl_delay=r.boolean("PROXYSTACK_ROBOTS_CRAWL_DELAY"),
+            state_backend=r.choice("PROXYSTACK_STATE_BACKEND", BACKENDS),
+            redis_url=_redis_url(r),
+            redis_prefix=r.optional_str("PROXYSTACK_REDIS_PREFIX"),
+            redis_timeout=r.number("PROXYSTACK_REDIS_TIMEOUT", strict=True),
+            redis_mirror_interval=r.number("PROXYSTACK_REDIS_MIRROR_INTERVAL", strict=True),
+            redis_required=r.boolean("PROXYSTACK_REDIS_REQUIRED"),
         )
         if result.backoff_cap < result.backoff_base:
             r.problem(
@@ -455,6 +474,24 @@ class ProxyStackSettings:
             return yaml_value
         key = locale.lower()
         return self.accept_languages.get(key) or DEFAULT_ACCEPT_LANGUAGES.get(key)
+
+
+def _redis_url(r: SettingsReader) -> str | None:
+    """``PROXYSTACK_REDIS_URL``, else scrapy-redis's ``REDIS_URL``; checked without ever
+    echoing it (it may hold a password)."""
+    name = "PROXYSTACK_REDIS_URL"
+    value = r.raw(name)
+    if value is None:
+        name, value = "REDIS_URL", r.settings.get("REDIS_URL")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://")):
+        r.problem(
+            f"setting {name}: {redact_url(str(value))!r} is invalid; expected a redis://, "
+            "rediss:// or unix:// URL"
+        )
+        return None
+    return value
 
 
 def _legacy_proxy_list(r: SettingsReader) -> tuple[list[str], str]:
@@ -565,7 +602,11 @@ class PiiSettings:
         types = r.str_list("PROXYSTACK_PII_TYPES")
         for name in types or ():
             if name not in t.ALL_TYPES:
-                r.error("PROXYSTACK_PII_TYPES", name, f"type names among {list(t.ALL_TYPES)}")
+                r.error(
+                    "PROXYSTACK_PII_TYPES",
+                    name,
+                    f"type names among {list(t.ALL_TYPES)}{hint(name, t.ALL_TYPES)}",
+                )
         policy = _pii_policy(r, t.ALL_TYPES, t.OPERATORS)
         default_op = r.choice("PROXYSTACK_PII_DEFAULT_OPERATOR", t.OPERATORS)
         langs = r.str_list("PROXYSTACK_PII_LANGUAGES")
@@ -613,9 +654,9 @@ def _pii_policy(
     policy: dict[str, str] = {}
     for kind, op in raw.items():
         if kind not in known:
-            r.error(name, kind, f"type names among {list(known)}")
+            r.error(name, kind, f"type names among {list(known)}{hint(kind, known)}")
         elif op not in ops:
-            r.error(f"{name}[{kind!r}]", op, f"one of {list(ops)}")
+            r.error(f"{name}[{kind!r}]", op, f"one of {list(ops)}{hint(op, ops)}")
         else:
             policy[kind] = op
     return policy

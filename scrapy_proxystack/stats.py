@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["PREFIX", "StatsRecorder", "stat_key"]
 
 PREFIX = "proxystack"
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.:#-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:#~+-]+")
 
 
 def _label(part: object) -> str:

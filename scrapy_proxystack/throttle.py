@@ -96,6 +96,15 @@ class DomainRateLimiter:
         self._tat[domain] = tat + interval
         return wait if wait > 0.0 else 0.0
 
+    def booked_until(self, domain: str) -> float:
+        """The end of the slots booked for ``domain`` (0.0 when none)."""
+        return self._tat.get(domain, 0.0)
+
+    def book_until(self, domain: str, t: float) -> None:
+        """Slots up to ``t`` are taken (by other workers): book after them."""
+        if t > self._tat.get(domain, 0.0):
+            self._tat[domain] = t
+
     def confirm(self, domain: str, now: float) -> float:
         """Record that a request to ``domain`` leaves now, if that keeps to the rule.
 

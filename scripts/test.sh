@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Install what the test suite needs and run it:
-#   - Debian's chromium (the report is checked in a real headless browser), when missing;
+#   - Debian's chromium (the report is checked in a real headless browser) and redis-server (the
+#     shared state of several workers is tested against a real one), when missing;
 #   - a virtualenv in .venv with the package and its `test` extra;
 #   - pytest (arguments are passed on: scripts/test.sh -k routing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "chromium is missing: install Debian's chromium package (apt-get install chromium)" >&2
+    echo "missing: ${missing[*]}: install Debian's packages (apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi

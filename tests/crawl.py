@@ -44,7 +44,17 @@ def write_yaml(tmp_path: Path, data: dict[str, Any], name: str = "proxies.yaml")
     return path
 
 
-def run_crawl(
+@dataclass
+class RunningCrawl:
+    """A crawl started by :func:`start_crawl`; :func:`finish_crawl` waits for its result."""
+
+    proc: subprocess.Popen[str]
+    tmp_path: Path
+    out_path: Path
+    timeout: float
+
+
+def start_crawl(
     tmp_path: Path,
     *,
     urls: list[Any],
@@ -53,8 +63,9 @@ def run_crawl(
     spider_kwargs: dict[str, Any] | None = None,
     addon: bool = True,
     timeout: float = 90.0,
-) -> CrawlResult:
-    """Run a real Scrapy crawl in a subprocess and return its items, stats and log."""
+) -> RunningCrawl:
+    """Start a real Scrapy crawl in a subprocess (in ``tmp_path``, its own directory)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     merged: dict[str, Any] = {
         "CONCURRENT_REQUESTS": 8,
         "DOWNLOAD_TIMEOUT": 10,
@@ -74,21 +85,32 @@ def run_crawl(
     out_path = tmp_path / "result.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.runner", str(spec_path), str(out_path)],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
     )
-    log_path = tmp_path / "crawl.log"
+    return RunningCrawl(proc, tmp_path, out_path, timeout)
+
+
+def finish_crawl(crawl: RunningCrawl) -> CrawlResult:
+    """Wait for a crawl started by :func:`start_crawl` (killed past its timeout)."""
+    try:
+        stdout, stderr = crawl.proc.communicate(timeout=crawl.timeout)
+    except subprocess.TimeoutExpired:
+        crawl.proc.kill()
+        stdout, stderr = crawl.proc.communicate()
+    log_path = crawl.tmp_path / "crawl.log"
     log = log_path.read_text(encoding="utf-8") if log_path.exists() else ""
-    log += proc.stdout + proc.stderr
-    if not out_path.exists():
-        raise AssertionError(f"crawl produced no result (exit {proc.returncode}):\n{log[-5000:]}")
-    result = json.loads(out_path.read_text(encoding="utf-8"))
+    log += stdout + stderr
+    if not crawl.out_path.exists():
+        raise AssertionError(
+            f"crawl produced no result (exit {crawl.proc.returncode}):\n{log[-5000:]}"
+        )
+    result = json.loads(crawl.out_path.read_text(encoding="utf-8"))
     # An invariant of every crawl: each attempt gave its exit back exactly once.
     leaked = result["stats"].get("proxystack/exits/in_flight_at_close")
     assert leaked is None, f"{leaked} requests still counted in flight at close"
@@ -96,6 +118,30 @@ def run_crawl(
         items=result["items"],
         stats=result["stats"],
         log=log,
-        returncode=proc.returncode,
+        returncode=crawl.proc.returncode,
         close_reason=result["close_reason"],
+    )
+
+
+def run_crawl(
+    tmp_path: Path,
+    *,
+    urls: list[Any],
+    settings: dict[str, Any] | None = None,
+    spider: str = "tests.spiders.WorldSpider",
+    spider_kwargs: dict[str, Any] | None = None,
+    addon: bool = True,
+    timeout: float = 90.0,
+) -> CrawlResult:
+    """Run a real Scrapy crawl in a subprocess and return its items, stats and log."""
+    return finish_crawl(
+        start_crawl(
+            tmp_path,
+            urls=urls,
+            settings=settings,
+            spider=spider,
+            spider_kwargs=spider_kwargs,
+            addon=addon,
+            timeout=timeout,
+        )
     )

@@ -104,9 +104,9 @@ def check_world() -> Iterator[CheckWorld]:
                 "es": {"proxies": [world.add_proxy(2).url]},
             }
         }
-        ids = {name: f"{p.ip}:{p.port}" for name, p in proxies.items()}
+        ids = {name: p.exit_id for name, p in proxies.items()}
         es_proxy = world.proxies[-1]
-        ids["es_wrong_country"] = f"{es_proxy.ip}:{es_proxy.port}"
+        ids["es_wrong_country"] = es_proxy.exit_id
         yield CheckWorld(world, config, site.url("/echo"), ids)
 
 
@@ -183,6 +183,35 @@ def test_check_invalid_config_exits_2(tmp_path: Path) -> None:
     assert "Invalid proxy configuration" in result.stderr
     assert "locales.fr.fallback[0]" in result.stderr
     assert "hunter2secret" not in result.stdout + result.stderr
+
+
+def test_check_world_passes_out_of_the_box(tmp_path: Path) -> None:
+    # In a project whose own proxy file is broken: --world checks the bundled world instead.
+    result = run_check(tmp_path, "locales:\n  fr:\n", "--world")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "against http://127.0.100.6:" in result.stderr.splitlines()[0]
+    summary = [line for line in result.stdout.splitlines() if "exits working" in line]
+    assert summary == [
+        "fr: 3/3 exits working: ok",
+        "de: 1/2 exits working: ok",
+        "es: 2/2 exits working: ok",
+        "jp: 2/2 exits working: ok",
+        "us: 4/4 exits working: ok",
+    ]
+    # The echo saw each exit in its own country; none adds a client-address header.
+    rows = [line.split() for line in result.stdout.splitlines()[1:14]]
+    assert all(row[-2:] == [row[0], "elite"] for row in rows if row[2] == "ok")
+    assert "fr-secret" not in result.stdout + result.stderr
+
+
+def test_check_invalid_config_first_line_is_the_message(tmp_path: Path) -> None:
+    result = run_check(tmp_path, "locales:\n  fr:\n")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        f"Invalid proxy configuration: {tmp_path / 'proxies.yaml'}: locales.fr: empty (None); "
+        "expected a list of proxy URLs (`fr: [http://host:port, ...]`) or a mapping with "
+        "'proxies' (`fr: {proxies: [...], fallback: [...]}`)"
+    )
 
 
 def test_check_unknown_locale_exits_2(check_world: CheckWorld, tmp_path: Path) -> None:
@@ -307,11 +336,11 @@ def test_check_sends_credentials_in_the_crawl_encoding(tmp_path: Path) -> None:
         utf8 = world.add_proxy(1, auth=("üser", "pässwörd"), auth_encoding="utf-8")
         config = {"locales": {"fr": [latin1.url], "de": [utf8.url]}}
         default = run_check(tmp_path, config)
-        assert default.row(f"{latin1.ip}:{latin1.port}")[2] == "ok", default.stdout
-        assert "407" in " ".join(default.row(f"{utf8.ip}:{utf8.port}"))
+        assert default.row(latin1.exit_id)[2] == "ok", default.stdout
+        assert "407" in " ".join(default.row(utf8.exit_id))
         result = run_check(tmp_path, config, HTTPPROXY_AUTH_ENCODING="utf-8")
-        assert "407" in " ".join(result.row(f"{latin1.ip}:{latin1.port}"))
-        assert result.row(f"{utf8.ip}:{utf8.port}")[2] == "ok", result.stdout
+        assert "407" in " ".join(result.row(latin1.exit_id))
+        assert result.row(utf8.exit_id)[2] == "ok", result.stdout
         for out in (default, result):
             assert "pässwörd" not in out.stdout + out.stderr
             assert "p%C3%A4ssw%C3%B6rd" not in out.stdout + out.stderr

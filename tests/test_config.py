@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scrapy_proxystack.config import ConfigError, load_proxy_config, parse_proxy_config
+from scrapy_proxystack.config.schema import exit_id
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,7 +48,12 @@ def test_contract_example_parses(tmp_path: Path) -> None:
     assert config.source == str(path)
     assert list(config.locales) == ["fr", "eu", "us", "jp"]
     fr = config.locales["fr"].proxies
-    assert [p.id for p in fr] == ["203.0.113.10:8000", "203.0.113.11:8000"]
+    # Entries with a user name get a short hash of it in their id, never the name itself.
+    assert [p.id for p in fr] == [
+        exit_id("http", "203.0.113.10", 8000, "user"),
+        "203.0.113.11:8000",
+    ]
+    assert fr[0].id.startswith("203.0.113.10:8000~")
     assert fr[0].url == f"http://user:{SECRET}@203.0.113.10:8000"
     assert fr[0].username == "user"
     assert fr[1].weight == 2.0
@@ -72,8 +78,55 @@ def test_gateway_entries_differing_by_user_are_distinct_exits() -> None:
         }
     )
     ids = [p.id for p in config.all_proxies]
-    assert ids == ["gw.example.net:7000#1", "gw.example.net:7000#2"]
-    assert all("customer" not in i for i in ids)
+    assert len(set(ids)) == 2
+    assert all(i.startswith("gw.example.net:7000~") for i in ids)
+    assert all("customer" not in i and "pw" not in i for i in ids)
+
+
+def test_exit_ids_do_not_move_when_lines_are_added() -> None:
+    gw = "http://customer-country-fr-session-{}:pw@gw.example.net:7000"
+    before = parse_proxy_config({"locales": {"fr": [gw.format(2), "http://10.0.0.1:80"]}})
+    after = parse_proxy_config(
+        {
+            "locales": {
+                "fr": [gw.format(1), "http://10.0.0.9:80", gw.format(2), "http://10.0.0.1:80"]
+            }
+        }
+    )
+    ids_before = {p.url: p.id for p in before.all_proxies}
+    ids_after = {p.url: p.id for p in after.all_proxies}
+    assert all(ids_after[url] == exit_id for url, exit_id in ids_before.items())
+    assert ids_after["http://10.0.0.1:80"] == "10.0.0.1:80"
+    # The password is not part of the identity: a rotated password keeps the exit's history.
+    rotated = parse_proxy_config({"locales": {"fr": [gw.format(2).replace(":pw@", ":new@")]}})
+    assert rotated.all_proxies[0].id == ids_before[gw.format(2)]
+
+
+def test_an_exit_may_be_given_its_own_id() -> None:
+    config = parse_proxy_config(
+        {"locales": {"fr": [{"url": "http://u:p@gw.example.net:7000", "id": "vendor-a.fr-1"}]}}
+    )
+    assert config.all_proxies[0].id == "vendor-a.fr-1"
+
+
+@pytest.mark.parametrize(
+    ("proxies", "message"),
+    [
+        ([{"url": "http://10.0.0.1:80", "id": "a b"}], r"locales\.fr\.proxies\[0\]\.id"),
+        ([{"url": "http://10.0.0.1:80", "id": 7}], r"locales\.fr\.proxies\[0\]\.id"),
+        (
+            [{"url": "http://10.0.0.1:80", "id": "x"}, {"url": "http://10.0.0.2:80", "id": "x"}],
+            r"proxies\[1\]\.id: its exit id 'x' is also the id of locales\.fr\.proxies\[0\]",
+        ),
+        (
+            ["http://10.0.0.1:80", {"url": "http://10.0.0.2:80", "id": "10.0.0.1:80"}],
+            "also the id of",
+        ),
+    ],
+)
+def test_bad_or_clashing_ids_are_refused(proxies: list[object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_proxy_config({"locales": {"fr": proxies}})
 
 
 def test_pools_with_weights_and_per_locale_options() -> None:
@@ -203,6 +256,19 @@ BAD_CASES: list[tuple[str, Any, list[str]]] = [
         "unknown strategy",
         {"locales": {"fr": {"proxies": ["http://1.2.3.4:1"], "strategy": "roundrobin"}}},
         ["locales.fr.strategy", "did you mean 'round_robin'"],
+    ),
+    (
+        "locale with no value names the list shorthand",
+        {"locales": {"fr": None}},
+        [
+            "locales.fr: empty (None); expected a list of proxy URLs "
+            "(`fr: [http://host:port, ...]`) or a mapping with 'proxies'"
+        ],
+    ),
+    (
+        "unknown anonymity grade",
+        {"locales": {"fr": {"proxies": ["http://1.2.3.4:1"], "min_anonymity": "elit"}}},
+        ["locales.fr.min_anonymity", "'elit' is not an anonymity grade", "did you mean 'elite'"],
     ),
     (
         "negative weight",

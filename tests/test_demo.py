@@ -1,14 +1,19 @@
-"""The README's demo: `scrapy crawl multilingual` in sample_project/, end to end."""
+"""The README's demo: `scrapy crawl multilingual` in sample_project/, end to end, and the report
+it writes, opened in a real browser."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from tests.test_report_browser import chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {"actu-fr": "fr", "zeitung-de": "de", "diario-es": "es", "shimbun-jp": "jp"}
@@ -51,3 +56,26 @@ def test_demo_crawl_end_to_end(tmp_path: Path) -> None:
     assert "fr-secret" not in log
     assert "fr-secret" not in feed
     assert "proxystack/exits/transport_failures" in log  # the dead and flaky exits were seen
+
+    # What the demo shows of the product: periodic lines per locale while it runs, the summary
+    # per locale at close, and the report, whose absolute path the closing note prints.
+    assert (
+        len(re.findall(r"\[scrapy_proxystack\.extensions\.logstats\] INFO: Locale fr: ", log)) >= 2
+    )
+    assert "Proxy exits by locale at close:\n  fr: 3/3 exits usable" in proc.stderr
+    note = proc.stdout.strip().splitlines()
+    assert note[0].startswith("Demo crawl finished (finished): 35 items in output/items.jsonl")
+    assert note[2].split() == ["locale", "requests", "answers", "bans", "p50", "ms", "p95", "ms"]
+    assert [line.split()[0] for line in note[3:8]] == ["fr", "de", "es", "jp", "us"]
+    assert note[8] == f"Report: {project / 'output/report.html'} (open it in a browser)"
+    assert note[9].startswith("Next: scrapy proxystack check --world")  # run as python -m
+    report = json.loads((project / "output/report.json").read_text(encoding="utf-8"))
+    assert report["health"]["status"] in {"healthy", "degraded"}
+
+    dump = chromium(tmp_path, "--dump-dom", (project / "output/report.html").as_uri())
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    dom = html.unescape(dump.stdout)
+    assert "<title>Crawl report: multilingual</title>" in dom
+    for locale in ("fr", "de", "es", "jp", "us"):
+        assert f'data-locale="{locale}"' in dom, locale
+    assert "fr-secret" not in dom

@@ -136,11 +136,11 @@ def reference_world() -> tuple[LoopbackWorld, dict[str, Any], dict[str, str]]:
         "domains": {news.host: "fr", blocked.host: "fr", blog.host: "de"},
     }
     ids = {
-        "fr1": f"{fr1.ip}:{fr1.port}",
-        "fr2": f"{fr2.ip}:{fr2.port}",
-        "de1": f"{de1.ip}:{de1.port}",
-        "de2": f"{de2.ip}:{de2.port}",
-        "es1": f"{es1.ip}:{es1.port}",
+        "fr1": fr1.exit_id,
+        "fr2": fr2.exit_id,
+        "de1": de1.exit_id,
+        "de2": de2.exit_id,
+        "es1": es1.exit_id,
     }
     return world, config, ids
 

@@ -256,10 +256,10 @@ def test_no_secret_in_any_output(world: LoopbackWorld, tmp_path: Path) -> None:
         news.url("/echo"),
         ROTATING_PROXY_LIST=[old.url],
     )
-    assert check.row(f"{fr1.ip}:{fr1.port}")[2] == "ok", check.stdout + check.stderr
-    assert check.row(f"{fr2.ip}:{fr2.port}")[2] == "ok"
-    assert check.row(f"{old.ip}:{old.port}")[2] == "ok"
-    assert "407" in " ".join(check.row(f"{fr_wrong.ip}:{fr_wrong.port}"))
+    assert check.row(fr1.exit_id)[2] == "ok", check.stdout + check.stderr
+    assert check.row(fr2.exit_id)[2] == "ok"
+    assert check.row(old.exit_id)[2] == "ok"
+    assert "407" in " ".join(check.row(fr_wrong.exit_id))
     outputs["check stdout"] = check.stdout
     outputs["check stderr"] = check.stderr
     assert leaks(outputs) == []

@@ -17,6 +17,13 @@ ADDONS = {
 # Written by LoopbackWorldAddon at start-up; the format is the one documented in README.md.
 PROXYSTACK_PROXIES_FILE = "output/proxies.yaml"
 PROXYSTACK_PII_ENABLED = True
+# What the suite shows of a crawl: a line per locale every second (the default is a minute),
+# and the HTML report (with its JSON twin) written at close.
+PROXYSTACK_LOGSTATS_INTERVAL = 1.0
+PROXYSTACK_REPORT_FILE = "output/report.html"
+# At most 4 requests per second to each site, over all its exits: polite, and the crawl lasts
+# long enough for a few periodic lines.
+PROXYSTACK_DOMAIN_RATE = 4.0
 
 FEEDS = {
     "output/items.jsonl": {"format": "jsonlines", "encoding": "utf8", "overwrite": True},

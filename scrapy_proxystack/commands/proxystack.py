@@ -86,14 +86,15 @@ class _Progress:
 
 
 class Command(ScrapyCommand):
-    """``scrapy proxystack check [--locale L] [--echo-url URL] [--timeout S] [--concurrency N]``."""
+    """``scrapy proxystack check [--locale L] [--echo-url URL] [--timeout S] [--concurrency N]
+    [--world]``."""
 
     requires_project = False
     requires_crawler_process = False
     default_settings = {"LOG_LEVEL": "WARNING"}
 
     def syntax(self) -> str:
-        return "check [--locale L] [--echo-url URL] [--timeout S] [--concurrency N]"
+        return "check [--locale L] [--echo-url URL] [--timeout S] [--concurrency N] [--world]"
 
     def short_desc(self) -> str:
         return "Validate the proxy configuration and probe every proxy (scrapy-proxystack)"
@@ -103,7 +104,9 @@ class Command(ScrapyCommand):
             "check: validate PROXYSTACK_PROXIES_FILE / PROXYSTACK_PROXIES and probe every proxy "
             "concurrently: reachability, latency, exit country and anonymity grade (against "
             "--echo-url or PROXYSTACK_CHECK_URL). Exits 0 when every checked locale has a "
-            "working exit, 1 when one has none, 2 on an invalid configuration."
+            "working exit, 1 when one has none, 2 on an invalid configuration. --world checks "
+            "the proxies of the bundled demo world (started for the check) against its echo "
+            "endpoint: a check that works with nothing configured."
         )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
@@ -121,6 +124,12 @@ class Command(ScrapyCommand):
         )
         group.add_argument("--timeout", type=float, metavar="S", help="seconds per probe")
         group.add_argument("--concurrency", type=int, metavar="N", help="probes at once")
+        group.add_argument(
+            "--world",
+            action="store_true",
+            help="start the bundled demo world (loopback sites and proxies, and an echo "
+            "endpoint) and check its proxies instead of the project's",
+        )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if not args:
@@ -134,7 +143,21 @@ class Command(ScrapyCommand):
             )
         if len(args) > 1:
             raise UsageError(f"unexpected arguments: {' '.join(args[1:])}")
-        self.exitcode = self.check(opts, sys.stdout, sys.stderr)
+        if not getattr(opts, "world", False):
+            self.exitcode = self.check(opts, sys.stdout, sys.stderr)
+            return
+        assert self.settings is not None
+        from scrapy_proxystack.testing.demo import start_demo_world
+
+        demo = start_demo_world(max_lifetime=600.0)
+        try:
+            self.settings.set("PROXYSTACK_PROXIES_FILE", None, priority="cmdline")
+            self.settings.set("PROXYSTACK_PROXIES", demo.config, priority="cmdline")
+            if not opts.echo_url:
+                opts.echo_url = demo.echo_url
+            self.exitcode = self.check(opts, sys.stdout, sys.stderr)
+        finally:
+            demo.stop()
 
     def _load(
         self, err: TextIO
@@ -151,9 +174,8 @@ class Command(ScrapyCommand):
                 auth_encoding=ps.auth_encoding,
             )
         except ConfigError as exc:
-            err.write("Invalid proxy configuration:\n")
-            for problem in exc.problems:
-                err.write(f"  - {problem}\n")
+            # The first line is the message itself (the only problem, or how many there are).
+            err.write(f"Invalid proxy configuration: {exc}\n")
             return None
         if not config.all_proxies:
             err.write(

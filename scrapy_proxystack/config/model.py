@@ -40,10 +40,20 @@ class ConfigError(ValueError):
         if len(self.problems) == 1:
             message = self.problems[0]
         else:
-            message = f"{len(self.problems)} problems in the proxy configuration:\n" + "\n".join(
+            message = f"{len(self.problems)} {self.subject}:\n" + "\n".join(
                 f"  - {p}" for p in self.problems
             )
         super().__init__(message)
+
+    @property
+    def subject(self) -> str:
+        """What the problems are in: settings (``setting NAME: ...``), the proxy file, or both."""
+        settings = sum(p.startswith("setting ") for p in self.problems)
+        if settings == len(self.problems):
+            return "problems in the settings"
+        if not settings:
+            return "problems in the proxy configuration"
+        return "problems in the settings and the proxy configuration"
 
 
 @dataclass(frozen=True)

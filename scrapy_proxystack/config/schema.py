@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import hashlib
 import ipaddress
 import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from scrapy_proxystack.config.model import (
     ANONYMITY_GRADES,
@@ -52,7 +53,7 @@ _CANARY_KEYS = ("baseline", "alpha", "margin", "latency_margin", "steps", "promo
 _MAX_MARGIN = 10.0
 _MAX_ALPHA = 0.5
 _MAX_PROMOTE_AFTER = 10**9
-_PROXY_KEYS = ("url", "weight")
+_PROXY_KEYS = ("url", "weight", "id")
 _DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "lang", "bans")
 _LANG_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _BAN_RULE_KEYS = ("status", "content_status", "body_patterns", "url_patterns", "min_body_size")
@@ -156,6 +157,30 @@ class _RawEntry(NamedTuple):
     locale: str | None
     pool: str
     weight: float
+    given_id: str | None
+    path: str
+
+
+#: An exit id given in the YAML: printable, short, and nothing that reads as a credential.
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~+-]{0,63}")
+
+
+def exit_id(scheme: str, host: str, port: int, username: str | None) -> str:
+    """The id of an exit that has none in the YAML: stable whatever else the file holds.
+
+    ``host:port`` for a plain HTTP proxy; with a user name (gateways encode a country or a
+    session in it) or another scheme, a short hash of (scheme, host, port, user name) follows,
+    so the id never shows the user name and never changes when lines are added or moved.
+    """
+    shown_host = f"[{host}]" if ":" in host else host
+    base = f"{shown_host}:{port}"
+    if username is None and scheme == "http":
+        return base
+    digest = hashlib.blake2b(
+        f"{scheme}\0{host}\0{port}\0{username or ''}".encode(errors="surrogatepass"),
+        digest_size=8,
+    ).hexdigest()
+    return f"{base}~{digest}"
 
 
 def _valid_host(host: str) -> bool:
@@ -249,6 +274,7 @@ class _Parser:
 
     def proxy(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
         weight = 1.0
+        given_id: str | None = None
         if isinstance(raw, Mapping):
             _unknown_keys(self.problems, self.source, path, raw, _PROXY_KEYS)
             if "url" not in raw:
@@ -259,11 +285,46 @@ class _Parser:
                 if parsed is None:
                     return
                 weight = parsed
+            if "id" in raw:
+                given_id = raw["id"]
+                if not isinstance(given_id, str) or not _ID_RE.fullmatch(given_id):
+                    self.error(
+                        f"{path}.id",
+                        f"{_describe(given_id)}; expected up to 64 letters, digits and "
+                        "'.', '_', ':', '~', '+', '-' (starting with a letter or digit)",
+                    )
+                    return
             raw = raw["url"]
         if not isinstance(raw, str):
             self.error(path, f"{_describe(raw)} is not a proxy URL; expected http://host:port")
             return
         url = raw.strip()
+        parts = self._split_url(path, url)
+        if parts is None:
+            return
+        scheme = parts.scheme.lower()
+        host = parts.hostname or ""
+        port = parts.port if parts.port is not None else _SCHEMES[scheme]
+        username = unquote(parts.username) if parts.username is not None else None
+        if username is not None and not self._credentials_encode(path, url, parts, username):
+            return
+        key = (scheme, host.lower(), port, username)
+        if key in self.seen:
+            self.error(
+                path,
+                f"{_shown_str(url)} duplicates {self.seen[key]}; expected each proxy once "
+                "(the same URL in two places would be two votes for one exit)",
+            )
+            return
+        self.seen[key] = path
+        self.entries.append(
+            _RawEntry(
+                url, scheme, host.lower(), port, username, locale, pool, weight, given_id, path
+            )
+        )
+
+    def _split_url(self, path: str, url: str) -> SplitResult | None:
+        """The parts of a proxy URL, or None after recording why it is not one."""
         # Every message below shows the URL with everything up to its last "@" masked, decided
         # on the whole value: urllib's own error texts (which quote the password) are never used.
         if "@" in url:
@@ -276,14 +337,14 @@ class _Parser:
                     "expected them percent-encoded (%2F, %3F, %23), as in "
                     "http://user:p%2Fss@host:port",
                 )
-                return
+                return None
         if not url.isprintable():
             self.error(
                 path,
                 f"{_shown_str(url)} contains a control character (tab, line break...); "
                 "expected it percent-encoded (a tab in a password is %09)",
             )
-            return
+            return None
         try:
             parts = urlsplit(url)
             host = parts.hostname
@@ -294,7 +355,7 @@ class _Parser:
                 f"{_shown_str(url)} is not a valid URL (the port is not a number from 1 to "
                 "65535, or an IPv6 address is malformed); expected http://host:port",
             )
-            return
+            return None
         scheme = parts.scheme.lower()
         if scheme in _UNSUPPORTED_SCHEMES:
             self.error(
@@ -302,59 +363,51 @@ class _Parser:
                 f"{_shown_str(url)} uses {scheme}://, which Scrapy cannot use as a proxy; "
                 "expected an http:// or https:// proxy (most vendors offer an HTTP endpoint)",
             )
-            return
+            return None
         if scheme not in _SCHEMES:
             self.error(
                 path,
                 f"{_shown_str(url)} has no supported scheme; expected http://host:port or "
                 "https://host:port",
             )
-            return
+            return None
         if not host:
             self.error(path, f"{_shown_str(url)} has no host; expected http://host:port")
-            return
+            return None
         if not (_HOST_MATCH(host) if len(host) <= 253 else None) and not _valid_host(host):
             self.error(
                 path,
                 f"{_shown_str(url)} has an invalid host {_shown_key(host)!r}; expected a host "
                 "name (letters, digits, '-', '.'; international names in punycode) or an IP",
             )
-            return
+            return None
         if port == 0:
             self.error(path, f"{_shown_str(url)} has port 0; expected a port from 1 to 65535")
-            return
+            return None
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             self.error(
                 path, f"{_shown_str(url)} has a path or query; expected only scheme://host:port"
             )
-            return
-        port = port if port is not None else _SCHEMES[scheme]
-        username = unquote(parts.username) if parts.username is not None else None
-        if username is not None and not (self.ascii_safe and url.isascii() and "%" not in url):
-            credentials = f"{username}:{unquote(parts.password or '')}"
-            try:
-                credentials.encode(self.auth_encoding)
-            except (UnicodeError, LookupError):
-                self.error(
-                    path,
-                    f"{_shown_str(url)} has a user name or password that "
-                    f"HTTPPROXY_AUTH_ENCODING ({self.auth_encoding!r}) cannot encode; expected "
-                    "characters of that encoding (or set HTTPPROXY_AUTH_ENCODING to the "
-                    "proxy's, e.g. 'utf-8')",
-                )
-                return
-        key = (scheme, host.lower(), port, username)
-        if key in self.seen:
+            return None
+        return parts
+
+    def _credentials_encode(self, path: str, url: str, parts: SplitResult, username: str) -> bool:
+        """Whether the URL's credentials fit ``HTTPPROXY_AUTH_ENCODING`` (recorded if not)."""
+        if self.ascii_safe and url.isascii() and "%" not in url:
+            return True
+        credentials = f"{username}:{unquote(parts.password or '')}"
+        try:
+            credentials.encode(self.auth_encoding)
+        except (UnicodeError, LookupError):
             self.error(
                 path,
-                f"{_shown_str(url)} duplicates {self.seen[key]}; expected each proxy once "
-                "(the same URL in two places would be two votes for one exit)",
+                f"{_shown_str(url)} has a user name or password that "
+                f"HTTPPROXY_AUTH_ENCODING ({self.auth_encoding!r}) cannot encode; expected "
+                "characters of that encoding (or set HTTPPROXY_AUTH_ENCODING to the "
+                "proxy's, e.g. 'utf-8')",
             )
-            return
-        self.seen[key] = path
-        self.entries.append(
-            _RawEntry(url, scheme, host.lower(), port, username, locale, pool, weight)
-        )
+            return False
+        return True
 
     def proxy_list(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
         if isinstance(raw, str):
@@ -465,7 +518,14 @@ def _parse_locale(
     if isinstance(raw, list):  # shorthand: `fr: [url, url]`
         raw = {"proxies": raw}
     if not isinstance(raw, Mapping):
-        p.error(path, f"{_describe(raw)}; expected a mapping with 'proxies'")
+        # `fr:` with nothing after it is the usual slip: show both forms the key accepts.
+        shown = _shown_key(name)
+        p.error(
+            path,
+            f"{'empty (None)' if raw is None else _describe(raw)}; expected a list of proxy URLs "
+            f"(`{shown}: [http://host:port, ...]`) or a mapping with 'proxies' "
+            f"(`{shown}: {{proxies: [...], fallback: [...]}}`)",
+        )
         return None
     _unknown_keys(p.problems, p.source, path, raw, _LOCALE_KEYS)
     weights = pool_weights.setdefault(name, {})
@@ -641,7 +701,8 @@ def _parse_locale_options(p: _Parser, path: str, raw: Mapping[Any, Any]) -> dict
         if not isinstance(grade, str) or grade not in ANONYMITY_GRADES:
             p.error(
                 f"{path}.min_anonymity",
-                f"{_describe(grade)}; expected one of {', '.join(ANONYMITY_GRADES)}",
+                f"{_describe(grade)} is not an anonymity grade"
+                f"{p.hint(grade, ANONYMITY_GRADES)}; expected one of {', '.join(ANONYMITY_GRADES)}",
             )
         else:
             meta["min_anonymity"] = grade
@@ -670,19 +731,21 @@ def _build(
     domains: dict[str, DomainRule],
     default_locale: str | None,
 ) -> ProxyConfig:
-    """The frozen objects, with ids that are stable for a given config and safe to print."""
-    hostports: dict[tuple[str, int], int] = {}
-    for raw_entry in p.entries:
-        hp = (raw_entry.host, raw_entry.port)
-        hostports[hp] = hostports.get(hp, 0) + 1
-    ordinal: dict[tuple[str, int], int] = {}
+    """The frozen objects. Exit ids are the YAML's ``id:`` or :func:`exit_id`: they do not depend
+    on an entry's position, so per-exit stats, the audit log and shared state keep their
+    meaning when the file changes."""
+    taken: dict[str, str] = {}
     built: dict[tuple[str | None, str], list[ProxyEntry]] = {}
-    for url, scheme, host, port, username, locale, pool, weight in p.entries:
-        shown_host = f"[{host}]" if ":" in host else host
-        entry_id = f"{shown_host}:{port}"
-        if hostports[(host, port)] > 1:
-            ordinal[(host, port)] = ordinal.get((host, port), 0) + 1
-            entry_id = f"{entry_id}#{ordinal[(host, port)]}"
+    for url, scheme, host, port, username, locale, pool, weight, given, path in p.entries:
+        entry_id = given if given is not None else exit_id(scheme, host, port, username)
+        if entry_id in taken:
+            p.error(
+                f"{path}.id" if given is not None else path,
+                f"its exit id {entry_id!r} is also the id of {taken[entry_id]}; expected "
+                "each id once (give one of them another 'id:')",
+            )
+            continue
+        taken[entry_id] = path
         entry = ProxyEntry(
             id=entry_id,
             url=url,
@@ -695,6 +758,8 @@ def _build(
             weight=weight,
         )
         built.setdefault((locale, pool), []).append(entry)
+    if p.problems:
+        raise ConfigError(p.problems)
 
     canary_of = {key: canary for key, (_path, canary) in p.canaries.items()}
     locales: dict[str, LocaleConfig] = {}

@@ -308,7 +308,7 @@ class BanDetectionMiddleware:
         if self.pool.record_throttle(exit_id, domain, verdict.retry_after):
             self.router.site_recovered(domain)
         delay = self.throttle.exit_throttled(exit_id, domain)
-        self.pool.pace(exit_id, domain, delay)
+        self.pool.pace(exit_id, domain, delay, learned=True)
         stats.inc("bans", "reason", verdict.reason)
         stats.inc("bans", "kind", "throttle")
         stats.inc("throttle", "pushbacks", verdict.reason)

@@ -35,6 +35,8 @@ from scrapy_proxystack.exceptions import ExitNotReady
 from scrapy_proxystack.runtime import engine_closing, get_stack
 from scrapy_proxystack.settings import suite_enabled
 from scrapy_proxystack.signals import throttle_wait
+from scrapy_proxystack.state import StateLost
+from scrapy_proxystack.throttle import DomainRateLimiter, RateRule
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
     from scrapy_proxystack.pool import ExitPool
     from scrapy_proxystack.routing import Router
+    from scrapy_proxystack.state import SharedState
     from scrapy_proxystack.stats import StatsRecorder
     from scrapy_proxystack.throttle import SiteThrottle
 
@@ -83,8 +86,14 @@ class SendGate:
         on_wait: Callable[[str | None, str, float, str], None] = lambda *_: None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = sleep,
+        shared: SharedState | None = None,
     ) -> None:
         self.router = router
+        self.shared = shared
+        #: Budgets while the shared state is lost: each site's divided by the workers seen.
+        self._alone = DomainRateLimiter()
+        #: site -> end of its schedule booked in the shared state, as last seen (local clock).
+        self._shared_until: dict[str, float] = {}
         self.pool = pool
         self.throttle = throttle
         self.stats = stats
@@ -103,10 +112,13 @@ class SendGate:
         if self._sent & 0xFFF == 0:
             # Keep per-site ban/pacing maps bounded: drop what has expired.
             pool.expire()
+            now = self._clock()
+            self._shared_until = {d: t for d, t in self._shared_until.items() if t > now}
+            self._alone.expire(now)
         exit_id = router.exit_of(request)
         if exit_id is None and not router.is_pending(request):
             # Not routed by the suite (a user proxy, or the suite is off for it): budget only.
-            await self._take_budget(request, domain)
+            await self._take_budget(request, domain, None)
             return
         deadline = self._clock() + self.max_wait
         while True:
@@ -128,7 +140,7 @@ class SendGate:
                 self._proxy_header.process_request(request)
             # The exit first, then the site's budget: a request that must wait for an exit
             # (outside the downloader) does not use up a slot of the site's budget.
-            if not await self._take_budget(request, domain):
+            if not await self._take_budget(request, domain, exit_id):
                 break
             if router.usable_now(exit_id, domain, panic=router.in_panic(request)):
                 break  # still usable after waiting for the budget
@@ -138,24 +150,95 @@ class SendGate:
             pool.pace(exit_id, domain, delay)
         throttle.exit_sent(exit_id, domain, self._clock())
 
-    async def _take_budget(self, request: Request, domain: str) -> bool:
-        """Book a slot of the site's rate budget and wait for it; True when it waited.
+    async def _take_budget(self, request: Request, domain: str, exit_id: str | None) -> bool:
+        """Book a slot of the site's rate budget and wait for it; True when it waited (or the
+        exit turned out busy in another worker: then it is paced here and rebound).
 
         The booked slot orders the waiters; the departure is then checked against the real
         departures before it (a timer that fired late must not bunch two requests).
         """
         limiter = self.throttle.limiter_for(domain)
-        wait = limiter.reserve(domain, self._clock())
-        waited = wait > 0
-        if waited:
-            self.stats.inc("throttle", "waits")
-            self.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
-            self._on_wait(self.router.locale_of(request), domain, wait, "site_rate")
-            await self._wait(request, wait)
+        shared = self.shared
+        if shared is not None:
+            rule = limiter.rule_for(domain)
+            delay = self.throttle.exit_delay_for(exit_id, domain) if exit_id is not None else 0.0
+            if rule is not None or delay > 0:
+                if shared.healthy:
+                    waited = await self._shared_budget(request, domain, exit_id, rule, delay)
+                    if waited is not None:
+                        return await self._confirm(request, domain, limiter) or waited
+                self.stats.inc("redis", "local_budget")
+            if shared.workers > 1:
+                limiter = self._divided(limiter, domain, shared.workers)
+        waited = await self._booked(request, domain, limiter.reserve(domain, self._clock()))
+        return await self._confirm(request, domain, limiter) or waited
+
+    async def _shared_budget(
+        self,
+        request: Request,
+        domain: str,
+        exit_id: str | None,
+        rule: RateRule | None,
+        delay: float,
+    ) -> bool | None:
+        """The site's budget over all workers: one booking (one round trip), waited for here.
+        None when the shared state is lost."""
+        shared = self.shared
+        assert shared is not None
+        share = shared.share
+        now = self._clock()
+        try:
+            busy, wait, ahead = await shared.reserve(
+                domain,
+                exit_id,
+                rule.interval * share if rule is not None else 0.0,
+                rule.tolerance if rule is not None and share == 1 else 0.0,
+                delay,
+                # Slots booked here alone while the shared state was lost, and the schedule
+                # last seen there (a Redis restarted empty forgot it), still hold.
+                max(self._alone.booked_until(domain), self._shared_until.get(domain, 0.0)) - now,
+            )
+        except StateLost:
+            return None
+        if busy > 0 and exit_id is not None:
+            self.pool.pace(exit_id, domain, busy)
+            self.stats.inc("redis", "pair_busy")
+            return True
+        if ahead > 0:
+            self._shared_until[domain] = now + ahead
+        return await self._booked(request, domain, wait)
+
+    async def _confirm(self, request: Request, domain: str, limiter: DomainRateLimiter) -> bool:
+        """Wait until this departure keeps its distance from the previous real one."""
+        waited = False
         while (extra := limiter.confirm(domain, self._clock())) > 0:
             waited = True
             await self._wait(request, extra)
         return waited
+
+    async def _booked(self, request: Request, domain: str, wait: float) -> bool:
+        if wait <= 0:
+            return False
+        self.stats.inc("throttle", "waits")
+        self.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
+        self._on_wait(self.router.locale_of(request), domain, wait, "site_rate")
+        await self._wait(request, wait)
+        return True
+
+    def _divided(self, limiter: DomainRateLimiter, domain: str, workers: int) -> DomainRateLimiter:
+        """The site's budget shared out among ``workers`` while they cannot agree on it."""
+        rule = limiter.rule_for(domain)
+        alone = self._alone
+        if rule is not None:
+            alone.set_rule(
+                domain,
+                RateRule(rate=None, burst=1, min_interval=rule.interval * workers),
+            )
+        else:
+            alone.set_rule(domain, RateRule(rate=None))
+        # The slots the workers booked together still hold: book after them.
+        alone.book_until(domain, self._shared_until.get(domain, 0.0))
+        return alone
 
     async def _wait(self, request: Request, seconds: float) -> None:
         """Sleep, in short steps, and give up if the crawl starts closing meanwhile.
@@ -222,6 +305,7 @@ class _DispatchHandler:
             auth_encoding=crawler.settings.get("HTTPPROXY_AUTH_ENCODING", "latin-1"),
             closing=closing,
             on_wait=on_wait,
+            shared=stack.shared,
         )
         return cls(inner, gate, spider=lambda: crawler.spider)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scrapy.exceptions import NotConfigured
-
 from scrapy_proxystack.extensions._observer import get_observer
+from scrapy_proxystack.runtime import config_errors_logged, disabled
 from scrapy_proxystack.settings import ObservabilitySettings
 
 if TYPE_CHECKING:
@@ -19,7 +18,8 @@ __all__ = ["observe"]
 
 def observe(crawler: Crawler) -> tuple[ObservabilitySettings, CrawlObserver]:
     """The validated settings and the shared observer, or NotConfigured with nothing to see."""
-    settings = ObservabilitySettings.from_settings(crawler.settings)
+    with config_errors_logged():
+        settings = ObservabilitySettings.from_settings(crawler.settings)
     if not settings.enabled:
-        raise NotConfigured("PROXYSTACK_ENABLED is False")
+        raise disabled(crawler)
     return settings, get_observer(crawler)

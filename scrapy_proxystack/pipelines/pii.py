@@ -27,6 +27,7 @@ from scrapy_proxystack.config import ConfigError
 from scrapy_proxystack.pii import PiiMasker
 from scrapy_proxystack.pii import types as t
 from scrapy_proxystack.pii.workers import MaskingPool
+from scrapy_proxystack.runtime import config_errors_logged
 from scrapy_proxystack.settings import PiiSettings
 
 if TYPE_CHECKING:
@@ -107,9 +108,11 @@ class PiiMaskingPipeline:
         settings = crawler.settings
         if not PiiSettings.enabled(settings):
             raise NotConfigured  # off by default: nothing to say
-        config = PiiSettings.from_settings(settings)
-        if config.workers and cls is PiiMaskingPipeline:
-            if not is_asyncio_available():
+        offload = False
+        with config_errors_logged():
+            config = PiiSettings.from_settings(settings)
+            offload = bool(config.workers) and cls is PiiMaskingPipeline
+            if offload and not is_asyncio_available():
                 raise ConfigError(
                     [
                         f"setting PROXYSTACK_PII_WORKERS: {config.workers} needs Scrapy's asyncio "
@@ -118,6 +121,7 @@ class PiiMaskingPipeline:
                         "in the crawl's own thread"
                     ]
                 )
+        if offload:
             return OffloadingPiiMaskingPipeline(crawler, config)
         return cls(crawler, config)
 

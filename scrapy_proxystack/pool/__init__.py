@@ -15,6 +15,7 @@ from scrapy_proxystack.pool.types import (
     HealthParams,
     NoExit,
     PoolCounts,
+    PoolListener,
     SessionLost,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "HealthParams",
     "NoExit",
     "PoolCounts",
+    "PoolListener",
     "SessionLost",
 ]

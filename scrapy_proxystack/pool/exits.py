@@ -62,9 +62,10 @@ from scrapy_proxystack.pool.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Mapping
 
     from scrapy_proxystack.config import ProxyConfig
+    from scrapy_proxystack.pool.types import PoolListener
 
 __all__ = ["ExitPool"]
 
@@ -164,6 +165,11 @@ class ExitPool:
         #: skipped will be ready: written by the scans, read when :class:`NoExit` is raised. An
         #: instance field rather than a returned pair, so a choice allocates nothing.
         self._why_retry = _INF
+        #: Told of what this worker learns, when the state is shared with other workers.
+        self.listener: PoolListener | None = None
+        self._applying = False
+        #: Requests in flight through each exit in other workers (least-connections, latency).
+        self._remote = [0] * len(self._entries)
 
     def _build_groups(self, config: ProxyConfig, strategy: str) -> None:
         """One group per (locale, pool) of the config, one for the unlocalized proxies, and
@@ -313,6 +319,8 @@ class ExitPool:
         if i is None:
             choice = self._choose(locale, domain, excl, now)
             self._sessions[session] = self._ids[choice.entry.id]
+            if self.listener is not None:
+                self.listener.on_session(session, choice.entry.id)
             return choice
         chain = self._chains.get(locale)
         if chain is None:
@@ -440,8 +448,8 @@ class ExitPool:
                 return a
         b = items[jb]
         if strategy == LEAST_CONNECTIONS:
-            inflight = self._inflight
-            return a if inflight[a] <= inflight[b] else b
+            inflight, remote = self._inflight, self._remote
+            return a if inflight[a] + remote[a] <= inflight[b] + remote[b] else b
         return a if self._score(a, pool, now) <= self._score(b, pool, now) else b
 
     def _sample(
@@ -604,7 +612,8 @@ class ExitPool:
         if best >= 0:
             if second >= 0:
                 if strategy == LEAST_CONNECTIONS:
-                    if self._inflight[second] < self._inflight[best]:
+                    inflight, remote = self._inflight, self._remote
+                    if inflight[second] + remote[second] < inflight[best] + remote[best]:
                         return second
                 elif self._score(second, pool, now) < self._score(best, pool, now):
                     return second
@@ -650,7 +659,7 @@ class ExitPool:
         penalty = self._pen[i]
         if penalty > 0.0:
             lat += penalty * math.exp((self._pen_t[i] - now) / self._pen_decay)
-        return lat * (self._inflight[i] + 1)
+        return lat * (self._inflight[i] + self._remote[i] + 1)
 
     def _no_usable(
         self,
@@ -968,6 +977,8 @@ class ExitPool:
         self._heal(i)
         if retry_after is not None and 0.0 < retry_after < _INF:
             self._not_before(i, domain, now + retry_after)
+            if self.listener is not None:
+                self.listener.on_pace(exit_id, domain, retry_after)
         return self._site_answered(domain)
 
     def record_ban(
@@ -1023,20 +1034,25 @@ class ExitPool:
         bans[i] = (streak, until, reason, False)
         self._not_before(i, domain, until)
         self._penalize(i, now)
+        if self.listener is not None and until > running_until:
+            self.listener.on_ban(exit_id, domain, until - now, reason)
         if latency is not None and 0.0 < latency < _INF:
             known = self._lat[i]
             if latency > (known if known >= 0.0 else self._mean(self._grp[i])):
                 self._observe(i, latency, now)
         return cooldown
 
-    def pace(self, exit_id: str, domain: str, delay: float) -> None:
+    def pace(self, exit_id: str, domain: str, delay: float, *, learned: bool = False) -> None:
         """Do not use the exit for ``domain`` again before now + ``delay`` (per-exit politeness
-        per site). Never shortens a running ban or delay. One dict write."""
+        per site). Never shortens a running ban or delay. One dict write. ``learned``: the site
+        asked for it (a 429), so other workers sharing state are told too."""
         if not delay > 0.0:
             return
         i = self._ids.get(exit_id)
         if i is not None:
             self._not_before(i, domain, self._clock() + delay)
+            if learned and self.listener is not None:
+                self.listener.on_pace(exit_id, domain, delay)
 
     def _not_before(self, i: int, domain: str, t: float) -> None:
         ready = self._ready.get(domain)
@@ -1104,6 +1120,8 @@ class ExitPool:
         )
         until = now + duration * self._rng.uniform(0.8, 1.2)
         self._until[i] = until
+        if self.listener is not None and not self._applying:
+            self.listener.on_eject(self._entries[i].id, until - now)
         self._fails[i] = 0
         group = self._grp[i]
         group.remove(i)
@@ -1163,6 +1181,63 @@ class ExitPool:
         previous = group.weight
         group.weight = weight
         return previous
+
+    # -- state learned by other workers ----------------------------------------------------------
+
+    def apply_ban(self, exit_id: str, domain: str, seconds: float, reason: str) -> bool:
+        """Another worker saw ``domain`` ban ``exit_id`` for ``seconds``: honour it here."""
+        i = self._ids.get(exit_id)
+        if i is None or not 0.0 < seconds < _INF:
+            return False
+        until = self._clock() + seconds
+        bans = self._bans.setdefault(domain, {})
+        previous = bans.get(i)
+        if previous is not None and previous[1] >= until:
+            return False
+        bans[i] = (previous[0] if previous is not None else 1, until, reason, False)
+        self._not_before(i, domain, until)
+        return True
+
+    def apply_ejection(self, exit_id: str, seconds: float) -> bool:
+        """Another worker ejected ``exit_id`` for ``seconds``: eject it here too."""
+        i = self._ids.get(exit_id)
+        if i is None or not 0.0 < seconds < _INF or self._until[i] > 0.0:
+            return False
+        now = self._clock()
+        self._applying = True
+        try:
+            self._eject(i, now)
+        finally:
+            self._applying = False
+        self._until[i] = now + seconds
+        heapq.heappush(self._heap, (self._until[i], i))
+        heapq.heappush(self._grp[i].heap, (self._until[i], i))
+        return True
+
+    def adopt_session(self, session: str, exit_id: str) -> bool:
+        """Another worker owns sticky session ``session`` on ``exit_id``: pin it here too."""
+        i = self._ids.get(exit_id)
+        if i is None or self._sessions.get(session) == i:
+            return False
+        self._sessions[session] = i
+        self._session_used.pop(session, None)
+        self._session_used[session] = self._clock()
+        return True
+
+    def set_remote_in_flight(self, counts: Mapping[str, int]) -> None:
+        """Requests in flight through each exit in the other workers (replaces the last)."""
+        remote = [0] * len(self._entries)
+        ids = self._ids
+        for exit_id, n in counts.items():
+            i = ids.get(exit_id)
+            if i is not None and n > 0:
+                remote[i] = n
+        self._remote = remote
+
+    def in_flight_by_exit(self) -> dict[str, int]:
+        """This worker's requests in flight, by exit (only exits with some)."""
+        entries = self._entries
+        return {entries[i].id: n for i, n in enumerate(self._inflight) if n > 0}
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from scrapy_proxystack import default_settings as _D
 from scrapy_proxystack.config import STRATEGIES
@@ -23,6 +23,7 @@ __all__ = [
     "HealthParams",
     "NoExit",
     "PoolCounts",
+    "PoolListener",
     "SessionLost",
 ]
 
@@ -216,3 +217,18 @@ class SessionLost(NoExit):
         super().__init__(reason, locale)
         self.session = session
         self.args = (f"sticky session {session!r} lost its exit: {reason}",)
+
+
+class PoolListener(Protocol):
+    """Told of what a pool learns that other workers should honour (a shared-state backend).
+
+    Calls come from the crawl's thread, inside the pool's own methods: they must not block.
+    """
+
+    def on_ban(self, exit_id: str, domain: str, seconds: float, reason: str) -> None: ...
+
+    def on_eject(self, exit_id: str, seconds: float) -> None: ...
+
+    def on_pace(self, exit_id: str, domain: str, seconds: float) -> None: ...
+
+    def on_session(self, session: str, exit_id: str) -> None: ...

@@ -89,9 +89,9 @@ class Endpoint:
     Everything but ``__init__`` and :meth:`_discard_socket` runs on the world's loop thread.
     """
 
-    def __init__(self, ip: str) -> None:
+    def __init__(self, ip: str, port: int = 0) -> None:
         self.ip = ip
-        self._sock: socket.socket | None = bind_socket(ip, 0)
+        self._sock: socket.socket | None = bind_socket(ip, port)
         self.port: int = self._sock.getsockname()[1]
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.BaseTransport] = set()

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 from urllib.parse import quote
 
+from scrapy_proxystack.config.schema import exit_id
 from scrapy_proxystack.testing._http import (
     HOP_BY_HOP,
     MAX_HEAD,
@@ -85,6 +86,7 @@ class Proxy(Endpoint):
         die_after: int | None = None,
         seed: int = 0,
         auth_encoding: str = "utf-8",
+        port: int = 0,
     ) -> None:
         if mode not in PROXY_MODES:
             raise ValueError(f"proxy mode {mode!r} is not one of {', '.join(PROXY_MODES)}")
@@ -104,7 +106,7 @@ class Proxy(Endpoint):
             raise ValueError("mode 'die_after' needs die_after=N (requests served before dying)")
         if auth is not None and (len(auth) != 2 or not all(isinstance(a, str) for a in auth)):
             raise ValueError("auth must be a (user, password) pair of strings")
-        super().__init__(ip)
+        super().__init__(ip, port)
         self.region = region
         self.country = country
         self.mode: ProxyMode = mode
@@ -143,6 +145,11 @@ class Proxy(Endpoint):
             return self.url_without_auth
         user, password = (quote(part, safe="") for part in self.auth)
         return f"http://{user}:{password}@{self.ip}:{self.port}"
+
+    @property
+    def exit_id(self) -> str:
+        """The suite's id of this proxy when configured by :attr:`url`."""
+        return exit_id("http", self.ip, self.port, self.auth[0] if self.auth else None)
 
     @property
     def requests(self) -> list[ProxyRequest]:

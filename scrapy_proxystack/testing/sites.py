@@ -133,6 +133,7 @@ class Site(Endpoint):
         strikes: tuple[int, float, float] | None = None,
         down: bool = False,
         submit: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+        port: int = 0,
     ) -> None:
         content.normalize_lang(lang)  # fail early on a language without text
         if strikes is not None:
@@ -162,7 +163,7 @@ class Site(Endpoint):
             raise ValueError(f"page_size={page_size!r} must be >= 0")
         if ban is not None and not isinstance(ban, BanRule):
             raise TypeError(f"ban must be a BanRule or None, got {ban!r}")
-        super().__init__(host)
+        super().__init__(host, port)
         self.name = name
         self.lang = lang
         self.countries: frozenset[str] | None = countries

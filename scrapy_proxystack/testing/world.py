@@ -215,6 +215,7 @@ class LoopbackWorld:
         page_size: int | None = None,
         strikes: tuple[int, float, float] | None = None,
         down: bool = False,
+        port: int = 0,
     ) -> Site:
         """Add a site on the next address 127.0.100.K (K = 1, 2, ... in creation order).
 
@@ -222,6 +223,8 @@ class LoopbackWorld:
         ``rate_limit`` within ``window`` seconds is answered 403 for ``ban_seconds`` (what real
         sites that limit each client do). ``down`` starts the site refusing connections;
         :meth:`Site.take_down` and :meth:`Site.bring_up` change it while the world runs.
+        ``port`` 0 takes any free port; another (each site has an address of its own, so they
+        may all share one) gives the site a URL that is known before the world exists.
 
         ``countries`` restricts who may read it (clients from elsewhere, or direct ones, get
         the ``geo_block``: ``"451"`` by default, or ``"page"`` for a soft 200 block); ``ban``
@@ -251,6 +254,7 @@ class LoopbackWorld:
                 strikes=strikes,
                 down=down,
                 submit=self._submit,
+                port=port,
             )
             self._sites.append(site)
             started = self._state == "running"
@@ -270,6 +274,7 @@ class LoopbackWorld:
         die_after: int | None = None,
         seed: int = 0,
         auth_encoding: str = "utf-8",
+        port: int = 0,
     ) -> Proxy:
         """Add a proxy on the next address 127.0.R.N of ``region`` (N = 1, 2, ...).
 
@@ -278,6 +283,7 @@ class LoopbackWorld:
         ``"dead"`` reserves a port nobody listens on; ``"blackhole"`` accepts and never answers.
         ``auth_encoding`` is how the proxy expects ``user:password`` encoded in Basic auth
         (real proxies differ; Scrapy sends ``HTTPPROXY_AUTH_ENCODING``, latin-1 by default).
+        ``port`` 0 takes any free port (see :meth:`add_site`).
         """
         if region not in self.regions:
             raise ValueError(f"region {region!r} is not one of {sorted(self.regions)}")
@@ -299,6 +305,7 @@ class LoopbackWorld:
                 die_after=die_after,
                 seed=seed,
                 auth_encoding=auth_encoding,
+                port=port,
             )
             self._proxy_numbers[region] = number
             self._proxies.append(proxy)
