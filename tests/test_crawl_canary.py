@@ -117,6 +117,7 @@ def test_a_candidate_banned_twice_as_often_is_rolled_back(
     assert canary["state"] == "rolled_back"
     (decision,) = canary["decisions"]
     assert decision["action"] == "rollback"
+    assert decision["at"].startswith(report["start"][:10])
     assert decision["criterion"] == "bans"
     # Within the bound derived from the parameters, and nothing sent to it afterwards but what
     # was already in flight when it was decided.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from scrapy_proxystack.canary.judge import (
@@ -183,7 +184,7 @@ class CanaryController:
                     },
                     "criteria": judge.figures(),
                     "decisions": [
-                        {**decision_record(d), "message": describe(spec, d)}
+                        {**decision_record(d), "at": _iso(d.time), "message": describe(spec, d)}
                         for d in judge.decisions
                     ],
                 }
@@ -208,3 +209,7 @@ class CanaryController:
             self._publish(judge)
             restored += 1
         return restored
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
