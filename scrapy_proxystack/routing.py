@@ -11,6 +11,9 @@ fail closed when none ever will. It takes plain values (the pool, the stats help
 for what only the crawler can do), so it is tested without a crawler.
 
 Spiders read the record through :func:`route_of` (``route_of(response).exit_id``).
+
+The module is whole (it is longer than most) on purpose: the record and every function that
+writes it live together, so that no other module needs to know the meta key or the fields.
 """
 
 from __future__ import annotations

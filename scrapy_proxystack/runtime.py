@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
-import pickle
 import threading
 import time
 import weakref
@@ -27,10 +25,10 @@ from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.asyncio import call_later, is_asyncio_available
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
-from scrapy.utils.request import request_from_dict
 
 from scrapy_proxystack.canary.controller import CanaryController
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
+from scrapy_proxystack.jobdir import Jobdir
 from scrapy_proxystack.locales import LocaleDecision, LocaleResolver
 from scrapy_proxystack.parking import ParkingLot
 from scrapy_proxystack.pool import ExitPool
@@ -61,8 +59,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_STATE_FILE = "proxystack.state.json"
-_WAITING_FILE = "proxystack.waiting.pickle"
 _FREEZE_THRESHOLD = 10_000
 
 _STACKS: weakref.WeakKeyDictionary[Crawler, ProxyStack] = weakref.WeakKeyDictionary()
@@ -364,7 +360,10 @@ class ProxyStack:
         self._open = True
         jobdir = self.crawler.settings.get("JOBDIR")
         if jobdir:
-            self._resume(Path(jobdir), spider)
+            requests = self._jobdir(jobdir).load(spider)
+            if requests:
+                self.stats.inc("requests", "resumed", count=len(requests))
+                call_later(0.0, self._crawl_all, requests)
 
     async def _open_shared(self) -> None:
         assert self.shared is not None
@@ -409,7 +408,7 @@ class ProxyStack:
         dropped = self.lot.drain()
         jobdir = self.crawler.settings.get("JOBDIR")
         if jobdir:
-            self._pause(Path(jobdir), spider, [r for _, _, r in dropped])
+            self._jobdir(jobdir).save(spider, [r for _, _, r in dropped])
             dropped = []
         for locale, _domain, request in dropped:
             self.router.count_drop(request, "closing", locale)
@@ -422,76 +421,16 @@ class ProxyStack:
             )
         self.log_summary()
 
-    # -- JOBDIR -----------------------------------------------------------------------------------
-
-    def _pause(self, jobdir: Path, spider: Spider, waiting: list[Request]) -> None:
-        """Keep what a paused crawl must not forget in ``JOBDIR``: the requests waiting for an
-        exit, and the exits' state (ejections, bans with their remaining cool-downs, pacing and
-        learned delays, sticky sessions), deadlines on the wall clock."""
-        jobdir.mkdir(parents=True, exist_ok=True)
-        now = time.time()
-        state = {
-            "saved_at": now,
-            "pool": self.pool.export_state(now),
-            "pacing": self.throttle.pacer.export_state(),
-            "retired_sessions": self.router.retired_sessions,
-            "canary": self.canary.export_state() if self.canary is not None else {},
-        }
-        _write_atomically(jobdir / _STATE_FILE, json.dumps(state).encode())
-        kept: list[bytes] = []
-        for request in waiting:
-            try:
-                data = self.router.for_pause(request).to_dict(spider=spider)
-                kept.append(pickle.dumps(data, protocol=4))
-            except Exception as exc:  # whatever the request holds: counted, logged below
-                # Scrapy's disk queue keeps such a request in memory; here it cannot be kept.
-                self.router.count_drop(request, "closing")
-                self.warn_once(
-                    ("unpicklable",),
-                    "A request waiting for an exit cannot be kept in JOBDIR (%(error)s): it is "
-                    "counted in proxystack/requests/dropped/closing",
-                    {"error": type(exc).__name__},
-                )
-        _write_atomically(jobdir / _WAITING_FILE, pickle.dumps(kept, protocol=4))
-        if kept:
-            self.stats.inc("requests", "persisted", count=len(kept))
-            logger.info(
-                "%(n)d requests waiting for an exit are kept in JOBDIR for the next run",
-                {"n": len(kept)},
-                extra={"crawler": self.crawler},
-            )
-
-    def _resume(self, jobdir: Path, spider: Spider) -> None:
-        state_path, waiting_path = jobdir / _STATE_FILE, jobdir / _WAITING_FILE
-        requests: list[Request] = []
-        try:
-            if state_path.exists():
-                state = json.loads(state_path.read_text(encoding="utf-8"))
-                restored = self.pool.import_state(state.get("pool", {}), time.time())
-                restored += self.throttle.pacer.import_state(state.get("pacing", []))
-                self.router.retired_sessions.update(state.get("retired_sessions", {}))
-                if self.canary is not None:
-                    restored += self.canary.import_state(state.get("canary", {}))
-                self.stats.set("exits", "state_restored", value=restored)
-            if waiting_path.exists():
-                with waiting_path.open("rb") as f:
-                    kept = pickle.load(f)  # noqa: S301 - our own file in the user's JOBDIR
-                requests = [
-                    request_from_dict(pickle.loads(d), spider=spider)  # noqa: S301 - ours too
-                    for d in kept
-                ]
-        except Exception as exc:  # a damaged file must not stop the crawl: logged
-            logger.error(
-                "Cannot restore the proxy state kept in JOBDIR (%(error)s); starting without it",
-                {"error": type(exc).__name__},
-                extra={"crawler": self.crawler},
-            )
-        finally:
-            state_path.unlink(missing_ok=True)
-            waiting_path.unlink(missing_ok=True)
-        if requests:
-            self.stats.inc("requests", "resumed", count=len(requests))
-            call_later(0.0, self._crawl_all, requests)
+    def _jobdir(self, path: str) -> Jobdir:
+        return Jobdir(
+            Path(path),
+            pool=self.pool,
+            pacer=self.throttle.pacer,
+            router=self.router,
+            stats=self.stats,
+            warn_once=self.warn_once,
+            canary=self.canary,
+        )
 
     def _crawl_all(self, requests: list[Request]) -> None:
         engine = self.crawler.engine
@@ -602,13 +541,6 @@ def _project_accept_language(crawler: Crawler) -> bytes | None:
         None,
     )
     return value.encode() if isinstance(value, str) else value
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a crash mid-write leaves the old file, not half."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def engine_closing(engine: Any) -> bool:

@@ -7,6 +7,9 @@ that names the setting, the value and what was expected. Every default comes fro
 ``default_settings.py`` (a setting absent from the crawler's settings, as when the components are
 listed by hand without the add-on, gets the same default as with it).
 
+The module is whole (it is longer than most) on purpose: one reader means one place where a
+setting's name, default, check and message meet.
+
 It also implements the migration path from scrapy-rotating-proxies: where a ``ROTATING_PROXY_*``
 setting has the same meaning as one of ours and the user did not set ours explicitly, the old one
 is honoured.

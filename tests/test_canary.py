@@ -361,10 +361,10 @@ def test_a_paused_crawl_keeps_its_canary_decisions(tmp_path: Any) -> None:
     while judge.state == "watching":
         stack.canary.observe(_outcome("candidate", "ban"))
         stack.canary.observe(_outcome("stable", "success"))
-    stack._pause(tmp_path, None, [])
+    stack._jobdir(str(tmp_path)).save(None, [])
     resumed = _stack({})
     assert resumed.pool.pool_weight("fr", "candidate") == 5.0
-    resumed._resume(tmp_path, None)
+    assert resumed._jobdir(str(tmp_path)).load(None) == []
     assert resumed.pool.pool_weight("fr", "candidate") == 0.0
     (again,) = resumed.canary.report()
     assert again["state"] == "rolled_back"

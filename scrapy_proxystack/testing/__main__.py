@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -58,10 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(demo.config, sort_keys=False), encoding="utf-8")
         sites = demo.start
+        # The spider's start pages, for crawls that run apart from the world (several workers).
+        starts = path.with_name("start_urls.json")
+        starts.write_text(json.dumps(sites), encoding="utf-8")
         lines = [
             f"Loopback world running: {len(demo.world.sites)} sites and "
             f"{len(demo.world.proxies)} proxies on 127.0.0.0/8 (Ctrl-C stops it)",
-            f"Proxy file: {path}",
+            f"Proxy file: {path} (start pages: {starts})",
             f"Echo endpoint: {demo.echo_url}",
             "Sites:",
             *(f"  {s['site']:<11} {s['url']}" for s in sites),
