@@ -16,6 +16,7 @@ Figures:
    until the rollback (median, 90th percentile, max).
 
     python bench/canary.py [--runs 400] [--requests 100000] [--base-rate 0.05] [--seed 1]
+                           [--wave 3] [--cases equal at_margin ...]
 
 The last line printed is one JSON object with every figure.
 """
@@ -50,6 +51,7 @@ def simulate(
     base_rate: float,
     requests: int,
     spec: CanarySpec,
+    wave_factor: float = 3.0,
 ) -> tuple[str, int, float]:
     """One crawl: (final state, candidate attempts when it ended, candidate share at the end)."""
     factors = [math.exp(rng.gauss(0.0, 0.6)) for _ in range(SITES)]
@@ -63,7 +65,7 @@ def simulate(
         share = judge.share / 100.0
         side = CANDIDATE if rng.random() < share else BASELINE
         site = rng.randrange(SITES)
-        rate = base_rate * factors[site] * (3.0 if wave[0] <= n < wave[1] else 1.0)
+        rate = base_rate * factors[site] * (wave_factor if wave[0] <= n < wave[1] else 1.0)
         if side == CANDIDATE:
             rate *= worse
         if rng.random() < FAILURE_RATE:
@@ -105,6 +107,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         "alpha": alpha,
         "margin": margin,
         "start_share_pct": 5.0,
+        "wave_factor": options.wave,
     }
     cases: list[tuple[str, float, CanarySpec]] = [
         ("equal", 1.0, watch),
@@ -116,13 +119,20 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         ("worse_2x_promoted", 2.0, progressive),
     ]
     for name, worse, spec in cases:
+        if options.cases and name not in options.cases:
+            continue
         rng = random.Random(f"{options.seed}:{name}")
         started = time.perf_counter()
         rolled: list[int] = []
         promoted = 0
         for _ in range(options.runs):
             state, attempts, _share = simulate(
-                rng, worse=worse, base_rate=options.base_rate, requests=options.requests, spec=spec
+                rng,
+                worse=worse,
+                base_rate=options.base_rate,
+                requests=options.requests,
+                spec=spec,
+                wave_factor=options.wave,
             )
             if state == "rolled_back":
                 rolled.append(attempts)
@@ -149,6 +159,10 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=D.PROXYSTACK_CANARY_ALPHA)
     parser.add_argument("--margin", type=float, default=D.PROXYSTACK_CANARY_MARGIN)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--wave", type=float, default=3.0, help="ban rates during the wave (1: no wave)"
+    )
+    parser.add_argument("--cases", nargs="*", default=None, help="only these cases (names)")
     options = parser.parse_args()
     print("python bench/canary.py " + " ".join(sys.argv[1:]))
     print(json.dumps(run(options)))
