@@ -10,16 +10,18 @@ Scores, per engine, in one run and on the same records:
   another seed (lazy imports, compiled metadata). CPU time rather than wall time, and the best
   of ``--repeat`` passes for this project's engine (its per-value caches emptied before each
   pass, so every value is validated afresh): on a shared machine, other processes otherwise
-  move the figure by 20% or more. Three inputs:
+  move the figure by 20% or more. Five inputs:
 
-  - the labelled corpus: dense, about one personal value per 800 bytes, the worst case;
+  - the labelled corpus: one personal value per 800 bytes and look-alikes between them;
   - a realistic mix: labelled records of another seed, each inside locale prose pages, so
     that there is one personal value per ``--mix-bytes`` bytes (3,000 by default; web text
     carries one every few kilobytes), the figure to expect on a crawl of mixed multilingual
     pages;
-  - a dense input: only the lines of the labelled records that hold a labelled value or
-    look-alike (shop lines, invoice lines, log lines, contact lines), the densest text a page
-    has; its candidates per KB (characters where the engine's scan stops) are printed;
+  - dense pages: the lines of the labelled records that hold a labelled value or look-alike
+    (shop lines, invoice lines, log lines, contact lines) with short prose sentences between
+    them, so that a value or a look-alike comes every ``--dense-bytes`` bytes (100 by default):
+    the density of shop, invoice and contact pages and of logs;
+  - dense lines: those lines alone, with nothing between them, the densest text a page has;
   - prose pages alone (everyday numbers, no personal data).
 
 Candidates per KB (the places where the engine's one-pass scan stops: digits, ``@``, brackets)
@@ -44,16 +46,20 @@ import argparse
 import json
 import logging
 import os
+import random
 import sys
 import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pii_corpus import Record, generate, prose_pages
+from bench.pii_ids import FORMS as ID_FORMS
+from bench.pii_ids import sheet as id_sheet
 from bench.pii_naive import naive_mask
 from scrapy_proxystack.pii import PiiMasker, phones, validators
 from scrapy_proxystack.pii._patterns import SCAN
@@ -183,6 +189,102 @@ def dense_records(records: list[Record]) -> list[Record]:
     return out
 
 
+def dense_pages(records: list[Record], seed: int, bytes_per_value: int) -> list[Record]:
+    """The dense lines of each record (see ``dense_records``) with short prose sentences between
+    them, so that a personal value or a look-alike comes every ``bytes_per_value`` bytes: a
+    shop, invoice or contact page, or a log, as dense as they come (100 bytes by default)."""
+    sentences = [s.strip() + "." for page in prose_pages(seed, 64) for s in page.split(". ")]
+    out = []
+    k = 0
+    for rec in dense_records(records):
+        labels = sorted([*rec.pii, *rec.negatives], key=lambda x: x[1])
+        parts: list[str] = []
+        pii: list[tuple[str, int, int]] = []
+        negatives: list[tuple[str, int, int]] = []
+        size = nbytes = pos = done = 0  # size in characters (offsets), nbytes in UTF-8
+        for line in rec.text.split("\n"):
+            start, end = pos, pos + len(line)
+            pos = end + 1
+            shift = size - start
+            for kind, s, e in labels:
+                if start <= s and e <= end:
+                    target = pii if (kind, s, e) in rec.pii else negatives
+                    target.append((kind, s + shift, e + shift))
+                    done += 1
+            parts.append(line)
+            size += len(line) + 1
+            nbytes += len(line.encode()) + 1
+            while nbytes < done * bytes_per_value:
+                sentence = sentences[k % len(sentences)]
+                k += 1
+                parts.append(sentence)
+                size += len(sentence) + 1
+                nbytes += len(sentence.encode()) + 1
+        out.append(Record(rec.id, rec.locale, rec.kind, "\n".join(parts), pii, negatives))
+    return out
+
+
+def identifier_records(seed: int, per_type: int) -> list[Record]:
+    """The identifier sheet of ``bench/pii_ids.py`` as records of a few lines each: every
+    national, tax and company identifier type, values that pass their check and look-alikes
+    that fail it (labelled as negatives of that type), each after a label of its country."""
+    rows = id_sheet(seed, per_type)
+    random.Random(seed).shuffle(rows)
+    out = []
+    for i in range(0, len(rows), 8):
+        b_text = ""
+        pii: list[tuple[str, int, int]] = []
+        negatives: list[tuple[str, int, int]] = []
+        for pii_type, label, value, valid in rows[i : i + 8]:
+            b_text += f"{label} " if label else ""
+            span = (pii_type, len(b_text), len(b_text) + len(value))
+            (pii if valid else negatives).append(span)
+            b_text += value + "\n"
+        out.append(Record(f"ids{i}", "", "identifiers", b_text, pii, negatives))
+    return out
+
+
+def per_type_scores(
+    mask: Masker, records: list[Record], find: Callable[[str], list[Any]] | None = None
+) -> dict[str, tuple[float, float, float]]:
+    """Per identifier type: recall (valid values gone from the output), hard negatives kept
+    (failing look-alikes left whole) and, when ``find`` gives typed spans, precision (spans of
+    the type that are a labelled value of it, over all spans of the type)."""
+    found: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    negs: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
+    spans_of: Counter[str] = Counter()
+    for rec in records:
+        out = mask(rec.text)
+        for kind, s, e in rec.pii:
+            total[kind] += 1
+            found[kind] += rec.text[s:e] not in out
+        for kind, s, e in rec.negatives:
+            negs[kind] += 1
+            kept[kind] += rec.text[s:e] in out
+        if find is not None:
+            labelled = {(k, s, e) for k, s, e in rec.pii}
+            for span in find(rec.text):
+                spans_of[span.type] += 1
+                hits[span.type] += (span.type, span.start, span.end) in labelled
+    return {
+        kind: (
+            found[kind] / total[kind],
+            kept[kind] / max(negs[kind], 1),
+            hits[kind] / spans_of[kind] if spans_of[kind] else float("nan"),
+        )
+        for kind in total
+    }
+
+
+def bytes_per_label(records: list[Record]) -> float:
+    """UTF-8 bytes of text per labelled value or look-alike."""
+    labels = sum(len(rec.pii) + len(rec.negatives) for rec in records)
+    return sum(len(rec.text.encode()) for rec in records) / max(labels, 1)
+
+
 def candidates_per_kb(texts: list[str]) -> float:
     """Places where the engine's scan stops, per KB of UTF-8 text."""
     hits = sum(sum(1 for _ in SCAN.finditer(text)) for text in texts)
@@ -276,6 +378,18 @@ def main() -> None:
         help="realistic mix: bytes of text per personal value (default: 3000)",
     )
     parser.add_argument(
+        "--dense-bytes",
+        type=int,
+        default=100,
+        help="dense pages: bytes of text per personal value or look-alike (default: 100)",
+    )
+    parser.add_argument(
+        "--ids-per-type",
+        type=int,
+        default=100,
+        help="identifier sheet: values (and as many look-alikes) per type (default: 100)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=3,
@@ -295,9 +409,11 @@ def main() -> None:
     )
     prose = prose_pages(args.seed + 1000, 2 * args.records)
     dense = dense_records(records)
+    dense_page = dense_pages(records, args.seed + 4000, args.dense_bytes)
     density = {
         "labelled": candidates_per_kb([r.text for r in records]),
-        "dense": candidates_per_kb([r.text for r in dense]),
+        "dense_pages": candidates_per_kb([r.text for r in dense_page]),
+        "dense_lines": candidates_per_kb([r.text for r in dense]),
         "mix": candidates_per_kb([r.text for r in mixed]),
         "prose": candidates_per_kb(prose),
     }
@@ -325,8 +441,19 @@ def main() -> None:
         dense_result = evaluate(mask, dense[:n], passes, reset)
         results[name]["_dense_mb_per_s"] = dense_result["_mb_per_s"]
         results[name]["_dense_recall_all"] = dense_result["_recall_all"]
+        pages_result = evaluate(mask, dense_page[:n], passes, reset)
+        results[name]["_dense_pages_mb_per_s"] = pages_result["_mb_per_s"]
+        results[name]["_dense_pages_recall_all"] = pages_result["_recall_all"]
+        results[name]["_dense_pages_hard_negatives_kept"] = pages_result["_hard_negatives_kept"]
 
     names = list(results)
+    sheet = identifier_records(args.seed + 6000, args.ids_per_type)
+    engine = PiiMasker()
+    id_scores = {
+        name: per_type_scores(mask, sheet, engine.find if name == "proxystack" else None)
+        for name, mask, *_ in engines
+        if mask is not None
+    }
     counts = Counter(k for r in records for k, _, _ in r.pii)
     values = sum(counts.values())
     corpus_mb = results["proxystack"]["_mb"]
@@ -337,7 +464,11 @@ def main() -> None:
     print(
         "candidates per KB (where the scan stops): "
         + ", ".join(f"{k} {v:.1f}" for k, v in density.items())
-        + f"; dense input: {sum(len(r.text.encode()) for r in dense) / 1e6:.2f} MB"
+        + "; bytes per labelled value or look-alike: "
+        + ", ".join(
+            f"{k} {bytes_per_label(v):.0f}"
+            for k, v in (("labelled", records), ("dense_pages", dense_page), ("dense_lines", dense))
+        )
     )
     print(f"{'type':<22}{'n':>6}" + "".join(f"{n:>14}" for n in names))
     for kind in STRUCTURED + OTHER:
@@ -348,13 +479,28 @@ def main() -> None:
         ("_preservation", "preservation"),
         ("_mix_recall_all", "recall, realistic mix"),
         ("_mix_hard_negatives_kept", "hard neg. kept, mix"),
-        ("_dense_recall_all", "recall, dense"),
+        ("_dense_recall_all", "recall, dense lines"),
+        ("_dense_pages_recall_all", "recall, dense pages"),
+        ("_dense_pages_hard_negatives_kept", "hard neg. kept, dense"),
         ("_mb_per_s", "MB/s labelled corpus"),
+        ("_dense_pages_mb_per_s", "MB/s dense pages"),
         ("_dense_mb_per_s", "MB/s dense lines"),
         ("_mix_mb_per_s", "MB/s realistic mix"),
         ("_prose_mb_per_s", "MB/s prose pages"),
     ]:
         print(f"{label:<28}" + "".join(f"{results[n][key]:>14.3f}" for n in names))
+    print(
+        f"identifier sheet: {args.ids_per_type} values that pass their check and as many "
+        "look-alikes that fail it, per type, after a label of the country; recall / hard "
+        "negatives kept / precision (proxystack's typed spans)"
+    )
+    print(f"{'type':<22}" + "".join(f"{n:>20}" for n in names))
+    for kind in ID_FORMS:
+        row = ""
+        for n in names:
+            r, k, prec = id_scores[n].get(kind, (float("nan"),) * 3)
+            row += f"{r:>6.3f} {k:>6.3f} " + (f"{prec:>6.3f}" if n == "proxystack" else " " * 6)
+        print(f"{kind:<22}{row}")
     print(
         f"MB/s: CPU time of one thread; best of {args.repeat} passes for proxystack (its "
         "validation caches emptied before each) and the naive regex, one pass for the others. "
@@ -378,6 +524,14 @@ def main() -> None:
                 key.lstrip("_"): round(value, 4) for key, value in result.items() if key != "_mb"
             }
             for name, result in results.items()
+        },
+        "identifiers": {
+            name: {
+                kind: {"recall": round(r, 4), "hard_negatives_kept": round(k, 4)}
+                | ({"precision": round(prec, 4)} if name == "proxystack" else {})
+                for kind, (r, k, prec) in scores.items()
+            }
+            for name, scores in id_scores.items()
         },
     }
     print(json.dumps(summary, sort_keys=True))

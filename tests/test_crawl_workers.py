@@ -7,6 +7,8 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from scrapy_proxystack.testing.hostile import max_in_window
 from scrapy_proxystack.testing.redis_server import RedisServer
 from tests.crawl import finish_crawl, start_crawl
@@ -114,8 +116,8 @@ def test_without_shared_state_three_workers_triple_the_rate(
     finally:
         queue.stop()
     assert_each_page_once(site, results)
-    times = page_times(site)
-    assert times[-1] - times[0] < (PAGES - 1) / RATE / 2  # at least twice the stated rate
+    with pytest.raises(AssertionError):  # the site sees more than its stated rate
+        assert_rate_holds(page_times(site))
 
 
 def test_losing_the_shared_state_mid_crawl_loses_no_page(
@@ -153,12 +155,4 @@ def test_losing_the_shared_state_mid_crawl_loses_no_page(
     assert sum(r.stat("proxystack/redis/local_budget") for r in results) >= 1
     assert "does not answer" in "".join(r.log for r in results)
     # While it was away each worker took a third of the site's budget: the rate still holds.
-    import json as _j
-
-    times = page_times(site)
-    print("TIMES", [round(t - times[0], 3) for t in times])
-    for r in results:
-        print(
-            "STATS", _j.dumps({k: v for k, v in r.stats.items() if "redis" in k or "throttle" in k})
-        )
-    assert max_in_window(page_times(site), 1.0) <= RATE + 1
+    assert_rate_holds(page_times(site))

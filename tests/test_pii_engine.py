@@ -227,7 +227,10 @@ def test_long_input_is_linear() -> None:
 
 
 _PII_ALPHABET = st.sampled_from(
-    [*list("0123456789 +-./()@[]:abcXYZ\n＠é漢"), "at", "dot", "Tel:", "SSN ", "IBAN "]
+    [
+        *list("0123456789 +-./()@[]:abcXYZ\n＠é漢,*"),
+        *("at", "dot", "Tel:", "SSN ", "IBAN ", "ABN ", "PAN ", "NRIC S", "ID ", "DE", "27AAPFU"),
+    ]
 )
 _texts = st.one_of(
     st.text(max_size=200),

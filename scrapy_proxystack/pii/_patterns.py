@@ -128,6 +128,13 @@ ID_SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...] = (
     (t.SE_PERSONNUMMER, re.compile(r"(?<!\d)(?:\d{2})?\d{6}[\-+]?\d{4}(?!\d)", re.ASCII), None),
 )
 
+#: The identifier shapes with every digit class widened to ``\d``: they match a cluster's
+#: layout (every digit written ``0``) wherever the real shape can match the cluster.
+LOOSE_ID_SHAPES: dict[str, re.Pattern[str]] = {
+    pii_type: re.compile(shape.pattern.replace("[12]", r"\d").replace("[2-9]", r"\d"), re.ASCII)
+    for pii_type, shape, _ in ID_SHAPES
+}
+
 # Letter-led identifiers, matched at a position just before a digit cluster.
 IBAN = re.compile(
     r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]{4}){2,7}(?:[ \-]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", re.ASCII
@@ -141,37 +148,61 @@ DNI = re.compile(r"(?:\d{8}|\d{2}\.\d{3}\.\d{3})[\- ]?[A-Za-z](?![A-Za-z0-9])", 
 _TO_SPACE = str.maketrans(dict.fromkeys("\n\r\t:;,()[]{}\"'«»|/*_\u2013-", " "))
 
 
+def context_window(text: str, pos: int, window: int = 60) -> str:
+    """The text on the same line, at most ``window`` characters before ``pos`` (a label on the
+    previous line belongs to the previous value).
+
+    The window also stops at a ``]``: masking shortens text, and a context word must not come
+    into reach once an earlier value became a placeholder (idempotence).
+    """
+    start = max(0, pos - window)
+    nl = max(text.rfind("\n", start, pos), text.rfind("]", start, pos))
+    return text[nl + 1 if nl >= 0 else start : pos]
+
+
 class Keywords:
     """Context words looked up in the text just before a candidate.
 
     Plain substring tests on a lower-cased window are several times faster than a
     case-insensitive alternation (which ``re`` can only try position by position). A word that
     starts with a space must start a word; punctuation in the window counts as a space.
+    ``acronyms`` are matched as whole words in their case only: ``SIN`` is a label, "sin" a
+    Spanish word.
     """
 
-    __slots__ = ("fragments", "words")
+    __slots__ = ("acronyms", "fragments", "words")
 
-    def __init__(self, *words: str) -> None:
+    acronyms: frozenset[str]
+
+    def __init__(self, *words: str, acronyms: tuple[str, ...] = ()) -> None:
         self.words = tuple(words)
         # The longest space-free part of each word: it occurs in the lower-cased window
         # whenever the word occurs in the normalized one, and testing it first spares the
         # normalization (str.translate, the costliest step) for most windows.
         self.fragments = tuple(dict.fromkeys(max(w.split(" "), key=len) for w in words))
+        self.acronyms = frozenset(acronyms)
 
     def before(self, text: str, pos: int, window: int = 60) -> bool:
-        """Whether one of the words occurs on the same line, at most ``window`` characters
-        before ``pos`` (a label on the previous line belongs to the previous value).
+        """Whether one of the words occurs in ``context_window(text, pos, window)``."""
+        raw = context_window(text, pos, window)
+        return self.within(raw, raw.lower(), upper_words(raw) if self.acronyms else frozenset())
 
-        The window also stops at a ``]``: masking shortens text, and a context word must not
-        come into reach once an earlier value became a placeholder (idempotence).
-        """
-        start = max(0, pos - window)
-        nl = max(text.rfind("\n", start, pos), text.rfind("]", start, pos))
-        lowered = text[nl + 1 if nl >= 0 else start : pos].lower()
-        if not any(f in lowered for f in self.fragments):
-            return False
-        w = " " + lowered.translate(_TO_SPACE)
-        return any(k in w for k in self.words)
+    def within(self, raw: str, lowered: str, upper: frozenset[str]) -> bool:
+        """Whether one of the words occurs in a window: ``lowered`` is ``raw.lower()`` and
+        ``upper`` its ``upper_words``, computed once when several types look at one window."""
+        if any(f in lowered for f in self.fragments):
+            w = " " + lowered.translate(_TO_SPACE)
+            if any(k in w for k in self.words):
+                return True
+        return not self.acronyms.isdisjoint(upper)
+
+
+_UPPER_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2,5}(?![A-Za-z])")
+
+
+def upper_words(raw: str) -> frozenset[str]:
+    """The upper-case words of two to five letters in a window (``SIN``, ``PAN``, ``ID``)."""
+    return frozenset(_UPPER_WORD.findall(raw))
 
 
 #: Words that make a NINO written in lower case ("hh 01 02 03 d") one: in lower case the shape
@@ -293,6 +324,7 @@ _MONTHS = (
     r"|de[cz](?:ember|embre|iembre|embro)?|d[ée]cembre|dicembre|diciembre|gen(?:naio)?|ene(?:ro)?"
     r"|januari|februari|augustus|dezember|janeiro|maio|outubro"
 )
+MONTH = re.compile(_MONTHS, re.IGNORECASE)
 # A written date that ends at a year (searched backwards from the year).
 WRITTEN_DATE_BEFORE = re.compile(
     rf"(?:\b\d{{1,2}}(?:st|nd|rd|th|er|º|°|\.)?\s+(?:de\s+)?(?:{_MONTHS})\.?,?\s+(?:de\s+)?"

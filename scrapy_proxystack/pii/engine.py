@@ -14,8 +14,16 @@ How a text is processed:
    longer token the scan had read as a whole, the text is read again with the values masked,
    as a second pass over the output would be, so masking stays idempotent.
 
-Nothing here imports Scrapy. A ``PiiMasker`` holds only immutable configuration, and the caches
-it uses are ``functools.lru_cache`` (thread-safe), so one instance can serve many threads.
+Nothing here imports Scrapy. A ``PiiMasker`` holds only immutable configuration (and a bounded
+table of cluster layouts, see ``_layout``), and the caches it uses are ``functools.lru_cache``
+(thread-safe), so one instance can serve many threads.
+
+What the engine reads lives beside it, by data: the patterns and context words in
+``_patterns``, the identifier table in ``identifiers``, e-mail forms in ``emails``, addresses and
+dates of birth in ``places``, span lists in ``spans``, checksums in ``validators`` and
+``phones``. This module stays whole because it is one classifier: the branches of
+``_number`` share the cluster, its neighbours and where the scan resumes, and splitting them
+would pass that state between modules on every candidate, the hottest path of the engine.
 """
 
 from __future__ import annotations
@@ -23,12 +31,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from scrapy_proxystack.pii import _patterns as p
+from scrapy_proxystack.pii import identifiers as ids
 from scrapy_proxystack.pii import types as t
+from scrapy_proxystack.pii.emails import find_email, worded_emails
 from scrapy_proxystack.pii.phones import (
     DEFAULT_LANGUAGES,
     is_international_phone,
@@ -36,6 +46,8 @@ from scrapy_proxystack.pii.phones import (
     regions_for,
 )
 from scrapy_proxystack.pii.phones import prepare as prepare_phones
+from scrapy_proxystack.pii.places import street_address, written_dob, year_at_edge
+from scrapy_proxystack.pii.spans import merge, push, repeats
 from scrapy_proxystack.pii.validators import (
     compact,
     ip_kind,
@@ -54,15 +66,11 @@ NameDetector = Callable[[str], Iterable[tuple[int, int]]]
 
 _NON_DIGITS = re.compile(r"[^0-9]")
 _NANP = re.compile(r"(?:\(\d{3}\) ?|\d{3}[ .\-])[2-9]\d{2}[ .\-]\d{4}")
-_OBF_DOT = re.compile(r"\s*[\[(<{]?\s*(?:dot|DOT|Dot|\.)\s*[\])>}]?\s*")
-_EXAMPLE_SUBDOMAINS = tuple("." + d for d in sorted(p.EXAMPLE_DOMAINS))
 _CONTEXT_WINDOW = 60
 _EMAIL_KINDS = frozenset({"at", "oat", "pct", "ent"})
 _MAX_PHONE_DIGITS = 17
 # Deletes what separates the digit groups of a cluster: what is left are its digits.
 _DROP_SEPARATORS = str.maketrans(dict.fromkeys(" \u00a0-./()+\uff0b"))
-_REPEAT_FACTOR = 16
-_REPEAT_MIN_REACH = 256
 _SETTLE_ROUNDS = 3
 _MIN_DIGITS = {
     t.FR_NIR: 15,
@@ -74,61 +82,82 @@ _MIN_DIGITS = {
     t.JP_MY_NUMBER: 12,
     t.NL_BSN: 9,
     t.SE_PERSONNUMMER: 10,
+    **{rule.type: rule.min_digits for rule in ids.DIGIT_RULES},
+}
+# Identifiers in digit clusters: (type, shape, the written form that needs no context word).
+_ID_SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...] = (
+    *p.ID_SHAPES,
+    *((rule.type, rule.shape, None) for rule in ids.DIGIT_RULES),
+)
+_ID_CONTEXT: dict[str, p.Keywords] = {
+    **p.ID_CONTEXT,
+    **{rule.type: rule.context for rule in ids.DIGIT_RULES},
+}
+_LOOSE_ID_SHAPES: dict[str, re.Pattern[str]] = {
+    **p.LOOSE_ID_SHAPES,
+    **{rule.type: rule.shape for rule in ids.DIGIT_RULES},
 }
 _HEX_LETTERS = frozenset("abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
+# What separates and ends the groups of a cluster (an IPv6 address's colons included).
+_GROUP_SEPARATORS = frozenset(" \u00a0-./():")
+_IN_IPV6 = _DIGITS | frozenset("abcdefABCDEF:")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _LETTERS = _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz")
 # Letters right before a cluster (or before a space or dash before it) that can start an
 # identifier: upper case, and x, y, z for lower-case NIEs.
 _LETTER_LED_PREV = _UPPER | frozenset("xyz")
 _ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_TOKEN_START = _ASCII_ALNUM | frozenset("(+")
 _GLUE = frozenset("-_/\\.,")
 # A cluster right after one of these is part of a word, a longer number or a placeholder.
 # (x, y, z are left to _number: they start lower-case NIEs, x9613851n.)
 _GLUED = frozenset("0123456789abcdefghijklmnopqrstuvw_]")
-_ADDRESS_NEXT = frozenset(" ,abcdefghijklmnopqrstuvwxyzAB")
-_STREET_SUFFIXES = (
-    "straße",
-    "strasse",
-    "str.",
-    "weg",
-    "gasse",
-    "platz",
-    "allee",
-    "ring",
-    "damm",
-    "ufer",
-    "straat",
-    "laan",
-    "gracht",
-    "plein",
-    "singel",
-    "kade",
-    "dijk",
-    "gatan",
-    "vägen",
-    "väg",
-    "gränd",
-)
-# Street words before a house number. Every alternative of the first pattern starts with a
-# capital, so the regex engine skips lower-case prose in its C loop; the Polish abbreviations
-# (lower case) are only looked for when the window holds one of their endings.
-_STREET_HINT = re.compile(
-    r"Calle|C/|Avda|Avenida|Paseo|Plaza|Camino|Carrer|Rua|Travessa|Alameda|Praça|Via|Viale"
-    r"|Piazza|Corso|Largo|Vicolo"
-)
-_STREET_ABBR = re.compile(r"ul\.|al\.|os\.|pl\.")
 
 
-_LETTER_LED: tuple[tuple[str, re.Pattern[str], int], ...] = (
-    (t.IBAN, p.IBAN, 2),
-    (t.GB_NINO, p.NINO, 2),
-    (t.GB_NINO, p.NINO, 3),
-    (t.IT_FISCAL_CODE, p.FISCAL_CODE, 6),
-    (t.ES_NIE, p.NIE, 1),
-    (t.ES_NIE, p.NIE, 2),
+# (type, shape, how many characters before the digits it starts, context words or None)
+_LETTER_LED: tuple[tuple[str, re.Pattern[str], int, p.Keywords | None], ...] = (
+    (t.IBAN, p.IBAN, 2, None),
+    (t.GB_NINO, p.NINO, 2, None),
+    (t.GB_NINO, p.NINO, 3, None),
+    (t.IT_FISCAL_CODE, p.FISCAL_CODE, 6, None),
+    (t.ES_NIE, p.NIE, 1, None),
+    (t.ES_NIE, p.NIE, 2, None),
+    *((rule.type, rule.shape, rule.back, rule.context) for rule in ids.LETTER_RULES),
 )
+
+
+# Every digit becomes 0: the layout of a cluster, what the shape regexes really look at.
+_LAYOUT = str.maketrans("123456789", "000000000")
+_MAX_LAYOUTS = 4096
+
+
+class _Layout(NamedTuple):
+    """What a cluster's layout allows (see ``PiiMasker._layout``)."""
+
+    date_end: int  # end of a leading numeric date (followed by the end or a space), or 0
+    ipv4: bool  # holds a dotted quad
+    card: bool  # holds a card-like run of 13-19 digits
+    ids: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]  # shapes that occur
+
+
+def _analyse(
+    key: str, id_shapes: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]
+) -> _Layout:
+    dm = p.NUM_DATE.match(key)
+    date_end = dm.end() if dm is not None and (dm.end() == len(key) or key[dm.end()] == " ") else 0
+    if date_end:
+        return _Layout(date_end, False, False, ())
+    if key.count(".") >= 3 and p.IPV4.search(key):
+        return _Layout(0, True, False, ())
+    nd = key.count("0")
+    card = len(key) >= 13 and p.CARD.search(key) is not None
+    ids = tuple(
+        entry
+        for entry in id_shapes
+        if nd >= _MIN_DIGITS[entry[0]] and _LOOSE_ID_SHAPES[entry[0]].search(key) is not None
+    )
+    return _Layout(0, False, card, ids)
 
 
 class MaskResult(NamedTuple):
@@ -199,25 +228,21 @@ class PiiMasker:
             raise ValueError(f"partial_keep must be >= 0, got {partial_keep!r}")
         self._keep = partial_keep
         self._name_detector = name_detector
-        self._id_shapes = tuple(s for s in p.ID_SHAPES if s[0] in self._types)
-        # One search tells whether any identifier shape occurs in a cluster at all (phone
-        # numbers, the most common long clusters, usually match none).
-        self._any_id_shape = (
-            re.compile("|".join(f"(?:{shape.pattern})" for _, shape, _ in self._id_shapes))
-            if self._id_shapes
-            else None
+        self._id_shapes = tuple(s for s in _ID_SHAPES if s[0] in self._types)
+        # What the layout of a cluster allows, by layout ("000 00 0000"): see _layout.
+        self._layouts: dict[str, _Layout] = {}
+        self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
+        self._letter_led = bool(self._letter_tries) or t.ES_DNI in self._types
+        self._trailing_letter = tuple(
+            rule for rule in ids.TRAILING_LETTER_RULES if rule.type in self._types
         )
-        self._letter_led = bool(
-            self._types & {t.IBAN, t.GB_NINO, t.IT_FISCAL_CODE, t.ES_NIE, t.ES_DNI}
-        )
+        self._want_gstin = t.IN_GSTIN in self._types
         self._want_address = t.STREET_ADDRESS in self._types
         self._want_ip = t.IP_ADDRESS in self._types
         self._want_dni = t.ES_DNI in self._types
         self._want_dob = t.DATE_OF_BIRTH in self._types
         self._want_crypto = t.CRYPTO_WALLET in self._types
         self._want_mac = t.MAC_ADDRESS in self._types
-        # (type, shape, how many characters before the digits it starts)
-        self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
 
     @property
     def types(self) -> frozenset[str]:
@@ -236,7 +261,7 @@ class PiiMasker:
             return []
         spans = self._scan(text)
         if t.PERSON in self._types:
-            spans = _merge(spans, self._persons(text))
+            spans = merge(spans, self._persons(text))
         if spans:
             spans = self._settle(text, spans)
         return spans
@@ -245,13 +270,17 @@ class PiiMasker:
         """Add the other occurrences of the detected values, then what a second pass over the
         masked text would find: an occurrence inside a longer token (a glued word, a number
         cluster) becomes a placeholder, and the rest of that token reads differently. Looking
-        again keeps masking idempotent; it only runs when a value occurs more than once."""
-        found = _repeats(text, spans)
+        again keeps masking idempotent; it only runs when a value occurs more than once, or
+        when one sits inside a longer token ("010000 0/401111111111": once the identifier is
+        masked, "010000 0" is a cluster of its own; see ``_inside_token``)."""
+        found = repeats(text, spans)
+        inside = _inside_token(text, found)
         for _ in range(_SETTLE_ROUNDS):
-            if len(found) == len(spans):
+            if len(found) == len(spans) and not inside:
                 break
-            spans = _merge(found, self._rescan(text, found))
-            found = _repeats(text, spans)
+            inside = False
+            spans = merge(found, self._rescan(text, found))
+            found = repeats(text, spans)
         return found
 
     def _rescan(self, text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
@@ -350,9 +379,9 @@ class PiiMasker:
             if kind in _EMAIL_KINDS:
                 pos = m.end()
                 if want_email:
-                    span = self._email(text, s, m.end(), encoded=kind[0] in "pe")
+                    span = find_email(text, s, m.end(), encoded=kind[0] in "pe")
                     if span is not None:
-                        _push(out, span)
+                        push(out, span)
                         pos = span.end
                 continue
             if kind == "pnum" and text[s] == "(" and not text[s + 1 : s + 2].isdigit():
@@ -368,57 +397,24 @@ class PiiMasker:
                 ):
                     span = self._wallet(text, s - 2)  # bech32: bc1q...
                     if span is not None:
-                        _push(out, span)
+                        push(out, span)
                         pos = span.end
                         continue
                 pos = m.end()  # the most common rejection, without a call (see _number)
                 continue
-            found, end = self._number(text, s, m.end())
+            found, end = self._number(text, s, m.end(), out[-1].end if out else 0)
             for span in found:
-                _push(out, span)
+                push(out, span)
             pos = max(end, m.start() + 1)
         # Two substring tests (C memchr loops) rather than a regex search: " dot " is rare.
         if want_email and (" dot " in text or " DOT " in text):
-            out = _merge(out, _worded_emails(text))
+            out = merge(out, worded_emails(text))
         return out
 
-    def _email(
-        self, text: str, at_start: int, at_end: int, *, encoded: bool = False
-    ) -> t.PiiSpan | None:
-        """An e-mail around the ``@`` at ``text[at_start:at_end]`` (or its obfuscated, URL- or
-        HTML-encoded form); zero-width characters on either side of it are part of the value."""
-        local_end = at_start
-        while local_end and text[local_end - 1] in p.ZERO_WIDTH and at_start - local_end < 4:
-            local_end -= 1
-        local = p.LOCAL_TAIL.search(text, max(0, local_end - 66), local_end)
-        if local is None:
-            return None
-        start = local.start()
-        while start < local_end and text[start] in ".-'":
-            start += 1
-        if start >= local_end or not text[start].isalnum():
-            return None
-        n = len(text)
-        while at_end < n and text[at_end] in p.ZERO_WIDTH and at_end - at_start < 8:
-            at_end += 1
-        obfuscated = not encoded and (
-            text[at_start] not in "@\uff20" or text[local_end - 1].isspace()
-        )
-        dom = (p.OBF_DOMAIN if obfuscated else p.DOMAIN).match(text, at_end)
-        if dom is None:
-            return None
-        domain = dom.group().strip()
-        if obfuscated:
-            domain = _OBF_DOT.sub(".", domain)
-        domain = domain.lower()
-        if domain in p.EXAMPLE_DOMAINS or domain.rsplit(".", 1)[-1] in p.EXAMPLE_TLDS:
-            return None
-        if domain.endswith(_EXAMPLE_SUBDOMAINS):
-            return None
-        return t.PiiSpan(t.EMAIL, start, dom.end(), text[start : dom.end()])
-
-    def _number(self, text: str, s: int, e: int) -> tuple[Sequence[t.PiiSpan], int]:
-        """Classify one digit cluster ``text[s:e]``; returns spans and where scanning resumes."""
+    def _number(self, text: str, s: int, e: int, floor: int = 0) -> tuple[Sequence[t.PiiSpan], int]:
+        """Classify one digit cluster ``text[s:e]``; returns spans and where scanning resumes.
+        ``floor`` is the end of the last value found: a context word before it is read as the
+        second pass over the masked text would read it, not at all (see ``_long_number``)."""
         prev = text[s - 1] if s else " "
         # Identifiers that start with letters: IBAN, NINO, codice fiscale, NIE (in lower case
         # too: x9613851n, hh 01 02 03 d).
@@ -471,6 +467,10 @@ class PiiMasker:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
+            if nxt in _UPPER and self._trailing_letter:
+                span = self._trailing_letter_id(text, s)
+                if span is not None:
+                    return (span,), span.end
             if nxt != ":":
                 return (), e  # glued to letters: 3px, 2nd, a hash
         if nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
@@ -479,7 +479,7 @@ class PiiMasker:
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
             return (), e  # 2024-abc, 123-ABC: part of a longer token
-        return self._long_number(text, s, e, text[s:e])
+        return self._long_number(text, s, e, text[s:e], floor)
 
     def _short_number(
         self, text: str, s: int, e: int, prev: str, nxt: str
@@ -488,7 +488,11 @@ class PiiMasker:
         postcodes), so this path is kept short. Only a house number, a birth year or the first
         group of an IPv6 address can start here (a DNI needs eight digits)."""
         if self._want_address:
-            span = self._address(text, s, e, prev, nxt)
+            span = street_address(text, s, e, prev, nxt)
+            if span is not None:
+                return (span,), span.end
+        if e - s == 2 and nxt in _UPPER and self._want_gstin:
+            span = self._trailing_letter_id(text, s)  # 27AAPFU0939F1ZV
             if span is not None:
                 return (span,), span.end
         if nxt == ":" or nxt in _HEX_LETTERS:
@@ -504,7 +508,7 @@ class PiiMasker:
         elif nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
             return (), e  # 2024-abc: part of a longer token
         if e - s == 4 and self._want_dob and p.YEAR.fullmatch(text, s, e):
-            span = self._written_dob(text, s, e)
+            span = written_dob(text, s, e)
             if span is not None:
                 return (span,), span.end
         return (), e
@@ -537,18 +541,33 @@ class PiiMasker:
             return None  # read as numbers, as before addresses outside 2000::/3 were known
         return ((span,) if span else ()), m.end()
 
-    def _long_number(self, text: str, s: int, e: int, raw: str) -> tuple[Sequence[t.PiiSpan], int]:
+    def _layout(self, raw: str) -> _Layout:
+        """What the shapes of the cluster ``raw`` allow, looked up by its layout (every digit
+        written ``0``): dates, addresses, cards and identifiers are told apart by where the
+        separators fall, and a page has few layouts, so the shape regexes run once per layout
+        rather than once per cluster. The table is bounded (emptied when full)."""
+        key = raw.translate(_LAYOUT)
+        layout = self._layouts.get(key)
+        if layout is None:
+            if len(self._layouts) >= _MAX_LAYOUTS:
+                self._layouts.clear()
+            layout = self._layouts[key] = _analyse(key, self._id_shapes)
+        return layout
+
+    def _long_number(
+        self, text: str, s: int, e: int, raw: str, floor: int = 0
+    ) -> tuple[Sequence[t.PiiSpan], int]:
         types = self._types
-        dm = p.NUM_DATE.match(raw)
-        if dm is not None and (dm.end() == len(raw) or raw[dm.end()] == " "):
+        layout = self._layout(raw)
+        if layout.date_end:
             if t.DATE_OF_BIRTH in types and _has_context(p.BIRTH_CONTEXT, text, s):
-                end = s + dm.end()
+                end = s + layout.date_end
                 return [t.PiiSpan(t.DATE_OF_BIRTH, s, end, text[s:end])], end
             # A plain date or timestamp; what follows it in the cluster (a time, a year in
             # a written date) is scanned on its own, as it would be once the date is masked.
-            return (), s + dm.end()
-        if raw.count(".") >= 3 and p.IPV4.search(raw):
-            found = []
+            return (), s + layout.date_end
+        found: list[t.PiiSpan] = []
+        if layout.ipv4:
             if t.IP_ADDRESS in types:
                 for m in p.IPV4.finditer(raw):
                     span = self._ip(text, s + m.start(), s + m.end(), m.group())
@@ -556,8 +575,8 @@ class PiiMasker:
                         found.append(span)
             # An address (scanning resumes after it), or a version such as 2.4.1.187.
             return found, (found[-1].end if found else e)
-        found = []
-        if t.CREDIT_CARD in types and len(raw) >= 13:
+        cards = []
+        if layout.card and t.CREDIT_CARD in types:
             for m in p.CARD.finditer(raw):
                 # The shape is greedy ("4111 1111 1111 1111 2024"): drop trailing groups
                 # until the number checks, as long as it has the digits of a card.
@@ -569,18 +588,13 @@ class PiiMasker:
                         break
                 else:
                     end = s + m.start() + len(value)
-                    found.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
+                    cards.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
         ctx: dict[str, bool] = {}
         blocked = False
-        nd = len(_NON_DIGITS.sub("", raw))
-        id_shapes = (
-            self._id_shapes
-            if self._any_id_shape is not None and self._any_id_shape.search(raw)
-            else ()
-        )
-        for pii_type, shape, strong in id_shapes:
-            if nd < _MIN_DIGITS[pii_type]:
-                continue
+        window: tuple[str, str, frozenset[str]] | None = None  # read once per cluster
+        # An identifier after its label wins over a card number on the same digits (a
+        # 13-digit South African ID can pass Luhn with a Visa prefix).
+        for pii_type, shape, strong in layout.ids:
             for m in shape.finditer(raw):
                 ms, me = s + m.start(), s + m.end()
                 if any(f.start < me and ms < f.end for f in found):
@@ -590,10 +604,26 @@ class PiiMasker:
                 # candidates (phone numbers, order numbers) fail for want of context.
                 if pii_type != t.FR_NIR and not (strong and strong.fullmatch(value)):
                     if pii_type not in ctx:
-                        ctx[pii_type] = _has_context(p.ID_CONTEXT[pii_type], text, s)
+                        if window is None:
+                            # A label before a value found on the same line is cut off,
+                            # as the placeholder's "]" cuts it off once masked.
+                            raw_window = p.context_window(text, s)
+                            if floor > s - len(raw_window):
+                                raw_window = text[floor:s]
+                            window = (
+                                raw_window,
+                                raw_window.lower(),
+                                p.upper_words(raw_window),
+                            )
+                        ctx[pii_type] = _ID_CONTEXT[pii_type].within(*window)
                     if not ctx[pii_type]:
                         continue
-                if not is_national_id(pii_type, _NON_DIGITS.sub("", value)):
+                checked = (
+                    value.replace(" ", "").upper()
+                    if pii_type in ids.KEEP_FORM
+                    else _NON_DIGITS.sub("", value)
+                )
+                if not is_national_id(pii_type, checked):
                     # A labelled identifier that fails its own check is a look-alike of that
                     # type: no looser rule of another type takes it. One only written the
                     # way that type is (123-45-6789) is a phone number only after a phone word.
@@ -603,6 +633,10 @@ class PiiMasker:
                         blocked = blocked or not _has_context(p.PHONE_CONTEXT, text, s)
                     continue
                 found.append(t.PiiSpan(pii_type, ms, me, value))
+        if cards and not blocked:
+            found.extend(
+                c for c in cards if not any(f.start < c.end and c.start < f.end for f in found)
+            )
         if found:
             found.sort(key=lambda x: x.start)
             return found, found[-1].end
@@ -611,22 +645,10 @@ class PiiMasker:
             if span is not None:
                 return [span], span.end
         if self._want_dob:
-            span = self._year_at_edge(text, s, e, raw)
+            span = year_at_edge(text, s, e, raw)
             if span is not None:
                 return (span,), span.end
         return (), e
-
-    def _year_at_edge(self, text: str, s: int, e: int, raw: str) -> t.PiiSpan | None:
-        """A year that starts a cluster can end a written date of birth ("born 12 March 1985
-        2 children"), one that ends it can start a Japanese one ("... 1985年3月12日生"): read
-        on its own, as it is once the rest of the cluster is masked."""
-        if raw[4:5] == " " and p.YEAR.fullmatch(raw, 0, 4):
-            span = self._written_dob(text, s, s + 4)
-            if span is not None:
-                return span
-        if raw[-5:-4] == " " and p.YEAR.fullmatch(raw, len(raw) - 4):
-            return self._written_dob(text, e - 4, e)
-        return None
 
     def _phone(self, text: str, s: int, raw: str) -> t.PiiSpan | None:
         digits = _NON_DIGITS.sub("", raw)
@@ -683,12 +705,14 @@ class PiiMasker:
         it, or after an IBAN-shaped run whose checksum failed (its digit groups are not read
         again as phone numbers), or at ``s``."""
         rejected = s
-        for pii_type, rx, back in self._letter_tries:
+        for pii_type, rx, back, context in self._letter_tries:
             start = s - back
             if start < 0 or (start and text[start - 1] in _ASCII_ALNUM):
                 continue
             m = rx.match(text, start)
             if m is None:
+                continue
+            if context is not None and not context.before(text, start):
                 continue
             value = m.group()
             if pii_type == t.IBAN:
@@ -708,49 +732,18 @@ class PiiMasker:
                 return t.PiiSpan(pii_type, start, m.end(), value), m.end()
         return None, rejected
 
-    def _written_dob(self, text: str, s: int, e: int) -> t.PiiSpan | None:
-        start = -1
-        end = e
-        m = p.WRITTEN_DATE_BEFORE.search(text, max(0, s - 32), s)
-        if m is not None:
-            start = m.start()
-        else:
-            j = p.JA_DATE.match(text, s)
-            if j is not None:
-                start, end = s, j.end()
-                if text.startswith(("生まれ", "生"), end):
-                    return t.PiiSpan(t.DATE_OF_BIRTH, start, end, text[start:end])
-        if start < 0 or not _has_context(p.BIRTH_CONTEXT, text, start):
-            return None
-        return t.PiiSpan(t.DATE_OF_BIRTH, start, end, text[start:end])
-
-    def _address(self, text: str, s: int, e: int, prev: str, nxt: str) -> t.PiiSpan | None:
-        n = len(text)
-        if nxt in _ADDRESS_NEXT and e + 2 < n:
-            m = p.ADDRESS_AFTER.match(text, e)
-            if m is not None:
-                end = m.end()
-                return t.PiiSpan(t.STREET_ADDRESS, s, end, text[s:end])
-        # A house number after its street starts with a digit (not "(" or "+": "(12 replies)").
-        if prev in " ,º" and s >= 4 and text[s] in _DIGITS:
-            # Cheap tests first: a street word right before the number, or a street hint
-            # within 50 characters. ADDRESS_BEFORE (a search ending at the number) costs more.
-            window = text[max(0, s - 50) : s]
-            if (
-                window.rstrip(" ,")[-8:].lower().endswith(_STREET_SUFFIXES)
-                or _STREET_HINT.search(window)
-                or (("l." in window or "s." in window) and _STREET_ABBR.search(window))
-            ):
-                m = p.ADDRESS_BEFORE.search(text, max(0, s - 50), s)
-                if m is not None:
-                    end = e
-                    if (
-                        end < n
-                        and text[end] in "abcdefgh"
-                        and not text[end + 1 : end + 2].isalpha()
-                    ):
-                        end += 1  # 12a
-                    return t.PiiSpan(t.STREET_ADDRESS, m.start(), end, text[m.start() : end])
+    def _trailing_letter_id(self, text: str, s: int) -> t.PiiSpan | None:
+        """An identifier whose digits at ``s`` are followed by letters (a GSTIN, a HETU)."""
+        for rule in self._trailing_letter:
+            m = rule.shape.match(text, s)
+            if m is None:
+                continue
+            if rule.context is not None and not rule.context.before(text, s):
+                continue
+            value = m.group()
+            checked = value if rule.type in ids.KEEP_FORM else compact(value)
+            if is_national_id(rule.type, checked):
+                return t.PiiSpan(rule.type, s, m.end(), value)
         return None
 
     def _persons(self, text: str) -> list[t.PiiSpan]:
@@ -759,6 +752,22 @@ class PiiMasker:
         else:
             pairs = (m.span("name") for m in p.PERSON_CONTEXT.finditer(text))
         return [t.PiiSpan(t.PERSON, a, b, text[a:b]) for a, b in pairs if 0 <= a < b <= len(text)]
+
+
+def _inside_token(text: str, spans: list[t.PiiSpan]) -> bool:
+    """Whether a span starts right after a digit group and its separator, or ends right before
+    a separator and more of a token: once it is a placeholder, what is around it reads
+    differently ("010000 0,4111111111111111": the card is no longer the tail of a token)."""
+    n = len(text)
+    return any(
+        (
+            x.start >= 2
+            and text[x.start - 2] in (_IN_IPV6 if text[x.start - 1] == ":" else _DIGITS)
+            and text[x.start - 1] in _GROUP_SEPARATORS
+        )
+        or (x.end + 1 < n and text[x.end] in _GLUE and text[x.end + 1] in _TOKEN_START)
+        for x in spans
+    )
 
 
 def _lower_nino_shape(text: str, s: int, e: int) -> bool:
@@ -780,94 +789,6 @@ def _grouped(value: str) -> bool:
 
 def _has_context(words: p.Keywords, text: str, s: int, window: int = _CONTEXT_WINDOW) -> bool:
     return words.before(text, s, window)
-
-
-def _push(out: list[t.PiiSpan], span: t.PiiSpan) -> None:
-    # A later, longer match (an e-mail whose local part held digits) replaces what it covers.
-    while out and out[-1].end > span.start:
-        out.pop()
-    out.append(span)
-
-
-def _merge(spans: list[t.PiiSpan], extra: list[t.PiiSpan]) -> list[t.PiiSpan]:
-    """Add the ``extra`` spans that overlap no span of ``spans`` (sorted, disjoint; they win)."""
-    if not extra:
-        return spans
-    starts = [x.start for x in spans]
-    keep = []
-    for x in extra:
-        # Sorted and disjoint: if any span overlaps x, the last one starting before x.end does.
-        k = bisect_left(starts, x.end)
-        if k == 0 or spans[k - 1].end <= x.start:
-            keep.append(x)
-    out: list[t.PiiSpan] = []
-    for x in sorted([*spans, *keep], key=lambda x: x.start):
-        if out and x.start < out[-1].end:
-            continue
-        out.append(x)
-    return out
-
-
-def _repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
-    """Add every other occurrence of a detected value (even one the rules would not confirm
-    there, such as a phone number glued to a word), so no detected value survives in the
-    output.
-
-    Each distinct value is looked for in the whole text while that costs at most
-    ``_REPEAT_FACTOR`` characters searched per character of text; beyond that (a large text
-    with many distinct values), in a window around its first occurrence that shrinks with the
-    number of values. The search stays linear in the text whatever it holds.
-    """
-    firsts: dict[str, t.PiiSpan] = {}
-    for span in spans:
-        firsts.setdefault(span.value, span)
-    n = len(text)
-    reach = max(_REPEAT_MIN_REACH, _REPEAT_FACTOR * n // (2 * len(firsts) or 1))
-    extra: list[t.PiiSpan] = []
-    for value, span in firsts.items():
-        lo, hi = (0, n) if reach >= n else (max(0, span.start - reach), min(n, span.end + reach))
-        i = text.find(value, lo, hi)
-        if i == span.start:
-            i = text.find(value, span.start + 1, hi)
-        if i < 0:
-            continue  # the usual case: the value occurs once
-        i = text.find(value, lo, hi)
-        while i >= 0:
-            j = i + len(value)
-            extra.append(t.PiiSpan(span.type, i, j, value))
-            i = text.find(value, j, hi)
-    return _merge(spans, extra)
-
-
-def _worded_emails(text: str) -> list[t.PiiSpan]:
-    """E-mail addresses spelled out in words ("jane AT mailbox DOT org", "jane.roe at mailbox
-    dot org"). Looked for only around each " dot ", which prose rarely holds."""
-    out: list[t.PiiSpan] = []
-    last = 0
-    n = len(text)
-    for d in p.WORDED_DOT.finditer(text):
-        if d.start() < last:
-            continue
-        for m in p.WORDED_EMAIL.finditer(text, max(last, d.start() - 140), min(n, d.end() + 400)):
-            if not m.start() <= d.start() < m.end():
-                continue
-            labels = p.WORDED_DOT.split(m.group("domain"))
-            shouting = m.group("at") == "AT" and " dot " not in m.group("domain")
-            local = m.group("local")
-            if not shouting and not (
-                local[0].isalpha() and any(ch in "._%+-0123456789" for ch in local)
-            ):
-                continue  # "look at the dot com bubble", "1.2 at build dot net": no user name
-            tld = labels[-1].lower()
-            domain = ".".join(labels).lower()
-            if tld not in p.WORDED_TLDS or domain in p.EXAMPLE_DOMAINS:
-                continue
-            if domain.endswith(_EXAMPLE_SUBDOMAINS):
-                continue
-            out.append(t.PiiSpan(t.EMAIL, m.start(), m.end(), m.group()))
-            last = m.end()
-            break
-    return out
 
 
 def _iban_span(text: str, start: int, value: str) -> t.PiiSpan | None:

@@ -27,13 +27,40 @@ IT_FISCAL_CODE = "it_fiscal_code"
 NL_BSN = "nl_bsn"
 PL_PESEL = "pl_pesel"
 SE_PERSONNUMMER = "se_personnummer"
+US_ITIN = "us_itin"
+US_ABA_ROUTING = "us_aba_routing"
+US_EIN = "us_ein"
+GB_NHS = "gb_nhs"
+GB_UTR = "gb_utr"
+DE_TAX_NUMBER = "de_tax_number"
+DE_VAT_ID = "de_vat_id"
+DE_HEALTH_INSURANCE = "de_health_insurance"
+CA_SIN = "ca_sin"
+AU_ABN = "au_abn"
+AU_ACN = "au_acn"
+AU_TFN = "au_tfn"
+AU_MEDICARE = "au_medicare"
+FI_HETU = "fi_hetu"
+KR_RRN = "kr_rrn"
+KR_BRN = "kr_brn"
+IN_PAN = "in_pan"
+IN_GSTIN = "in_gstin"
+IN_VOTER_ID = "in_voter_id"
+IT_VAT = "it_vat"
+ES_CIF = "es_cif"
+SE_ORGNR = "se_orgnr"
+SG_NRIC = "sg_nric"
+ZA_ID = "za_id"
+TR_TC_KIMLIK = "tr_tc_kimlik"
 CRYPTO_WALLET = "crypto_wallet"
 MAC_ADDRESS = "mac_address"
 DATE_OF_BIRTH = "date_of_birth"
 STREET_ADDRESS = "street_address"
 PERSON = "person"
 
-#: National identifiers, each confirmed by its official checksum.
+#: National, tax and company identifiers, each confirmed by its official checksum (the Indian
+#: PAN, which has none published, by its format) and, where the format alone is weak, by a
+#: context word in one of the country's languages.
 NATIONAL_ID_TYPES: tuple[str, ...] = (
     US_SSN,
     FR_NIR,
@@ -48,6 +75,31 @@ NATIONAL_ID_TYPES: tuple[str, ...] = (
     NL_BSN,
     PL_PESEL,
     SE_PERSONNUMMER,
+    US_ITIN,
+    US_ABA_ROUTING,
+    US_EIN,
+    GB_NHS,
+    GB_UTR,
+    DE_TAX_NUMBER,
+    DE_VAT_ID,
+    DE_HEALTH_INSURANCE,
+    CA_SIN,
+    AU_ABN,
+    AU_ACN,
+    AU_TFN,
+    AU_MEDICARE,
+    FI_HETU,
+    KR_RRN,
+    KR_BRN,
+    IN_PAN,
+    IN_GSTIN,
+    IN_VOTER_ID,
+    IT_VAT,
+    ES_CIF,
+    SE_ORGNR,
+    SG_NRIC,
+    ZA_ID,
+    TR_TC_KIMLIK,
 )
 
 #: Every type the engine knows. ``person`` needs a name detector (see ``PiiMasker``).

@@ -1,8 +1,10 @@
 """Checksum and structure validators that confirm candidates found by the scanner.
 
 Checksums come from python-stdnum wherever it has them, so that the rules (excluded ranges,
-check-digit algorithms, date parts) are the maintained ones rather than our own copies. Only the
-British NINO, which stdnum does not cover, is checked here by its published format rules, and
+check-digit algorithms, date parts) are the maintained ones rather than our own copies. The
+identifiers stdnum does not cover are checked here by their published rules: the British NINO
+(format), the Australian Medicare number, the Singapore NRIC/FIN and the German health-insurance
+number (check digits); and
 the IBAN's mod-97 is computed here (with stdnum's registry and national checks): the general
 path of ``stdnum.iban`` looks the registry up for every candidate. IP addresses outside special
 ranges are classified without ``ipaddress``, which tests every special network in turn.
@@ -23,19 +25,41 @@ from stdnum import isbn as _isbn
 from stdnum import luhn as _luhn
 from stdnum import mac as _mac
 from stdnum import numdb
+from stdnum.au import abn as _abn
+from stdnum.au import acn as _acn
+from stdnum.au import tfn as _tfn
 from stdnum.br import cpf as _cpf
+from stdnum.ca import sin as _sin
 from stdnum.de import idnr as _idnr
+from stdnum.de import stnr as _stnr
+from stdnum.de import vat as _de_vat
+from stdnum.es import cif as _cif
 from stdnum.es import dni as _dni
 from stdnum.es import nie as _nie
+from stdnum.fi import hetu as _hetu
 from stdnum.fr import nir as _nir
+from stdnum.gb import nhs as _nhs
+from stdnum.gb import utr as _utr
 from stdnum.in_ import aadhaar as _aadhaar
+from stdnum.in_ import epic as _epic
+from stdnum.in_ import gstin as _gstin
+from stdnum.in_ import pan as _pan
 from stdnum.it import codicefiscale as _cf
+from stdnum.it import iva as _iva
 from stdnum.jp import in_ as _jp_in
+from stdnum.kr import brn as _brn
+from stdnum.kr import rrn as _rrn
 from stdnum.nl import bsn as _bsn
 from stdnum.pl import pesel as _pesel
+from stdnum.se import orgnr as _orgnr
 from stdnum.se import personnummer as _pnr
+from stdnum.tr import tckimlik as _tckimlik
+from stdnum.us import ein as _ein
+from stdnum.us import itin as _itin
+from stdnum.us import rtn as _rtn
 from stdnum.us import ssn as _ssn
 from stdnum.util import get_cc_module
+from stdnum.za import idnr as _za_idnr
 
 from scrapy_proxystack.pii import types as t
 from scrapy_proxystack.pii.types import CACHE_SIZE
@@ -212,6 +236,46 @@ def is_gb_nino(c: str) -> bool:
     return _NINO.fullmatch(c) is not None and c[:2] not in _NINO_BAD_PREFIX
 
 
+def is_au_medicare(c: str) -> bool:
+    """Australian Medicare card number: 10 digits (11 with the individual reference number),
+    the first 2-6, the ninth a check digit (weights 1, 3, 7, 9 over the first eight, mod 10)."""
+    if len(c) not in (10, 11) or not c.isdigit() or c[0] not in "23456":
+        return False
+    total = sum(int(d) * w for d, w in zip(c[:8], (1, 3, 7, 9, 1, 3, 7, 9), strict=True))
+    return total % 10 == int(c[8]) and (len(c) == 10 or c[10] != "0")
+
+
+_NRIC_WEIGHTS = (2, 7, 6, 5, 4, 3, 2)
+_NRIC_LETTERS = {"S": "JZIHGFEDCBA", "T": "JZIHGFEDCBA", "F": "XWUTRQPNMLK", "G": "XWUTRQPNMLK"}
+
+
+def is_sg_nric(c: str) -> bool:
+    """Singapore NRIC (S, T) or FIN (F, G): a prefix letter, seven digits and a check letter
+    (weights 2, 7, 6, 5, 4, 3, 2, plus 4 for T and G, mod 11). FINs of the M series (issued
+    since 2022) use another table and are not recognised."""
+    letters = _NRIC_LETTERS.get(c[:1])
+    if letters is None or len(c) != 9 or not c[1:8].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(c[1:8], _NRIC_WEIGHTS, strict=True))
+    total += 4 if c[0] in "TG" else 0
+    return letters[total % 11] == c[8]
+
+
+def is_de_health_insurance(c: str) -> bool:
+    """German health-insurance number (Krankenversichertennummer, the 10-character part that
+    never changes): a letter and nine digits; the letter as its two-digit position (A = 01)
+    and the next eight digits, weighted 1, 2, 1, 2, ..., with the digits of each product
+    summed, give the last digit mod 10."""
+    if len(c) != 10 or not ("A" <= c[0] <= "Z") or not c[1:].isdigit():
+        return False
+    digits = f"{ord(c[0]) - 64:02d}" + c[1:9]
+    total = 0
+    for i, d in enumerate(digits):
+        product = int(d) * (2 if i % 2 else 1)
+        total += product // 10 + product % 10
+    return total % 10 == int(c[9])
+
+
 _CHECKS: dict[str, Callable[[str], bool]] = {
     t.US_SSN: lambda c: _ok(_ssn, c),
     t.FR_NIR: lambda c: _ok(_nir, c),
@@ -226,6 +290,31 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
     t.NL_BSN: lambda c: _ok(_bsn, c),
     t.PL_PESEL: lambda c: _ok(_pesel, c),
     t.SE_PERSONNUMMER: lambda c: _ok(_pnr, c),
+    t.US_ITIN: lambda c: _ok(_itin, c),
+    t.US_ABA_ROUTING: lambda c: _ok(_rtn, c),
+    t.US_EIN: lambda c: _ok(_ein, c),
+    t.GB_NHS: lambda c: _ok(_nhs, c),
+    t.GB_UTR: lambda c: _ok(_utr, c),
+    t.DE_TAX_NUMBER: lambda c: _ok(_stnr, c),
+    t.DE_VAT_ID: lambda c: _ok(_de_vat, c),
+    t.DE_HEALTH_INSURANCE: is_de_health_insurance,
+    t.CA_SIN: lambda c: _ok(_sin, c),
+    t.AU_ABN: lambda c: _ok(_abn, c),
+    t.AU_ACN: lambda c: _ok(_acn, c),
+    t.AU_TFN: lambda c: _ok(_tfn, c),
+    t.AU_MEDICARE: is_au_medicare,
+    t.FI_HETU: lambda c: _ok(_hetu, c),
+    t.KR_RRN: lambda c: _ok(_rrn, c),
+    t.KR_BRN: lambda c: _ok(_brn, c),
+    t.IN_PAN: lambda c: _ok(_pan, c),
+    t.IN_GSTIN: lambda c: _ok(_gstin, c),
+    t.IN_VOTER_ID: lambda c: _ok(_epic, c),
+    t.IT_VAT: lambda c: _ok(_iva, c),
+    t.ES_CIF: lambda c: _ok(_cif, c),
+    t.SE_ORGNR: lambda c: _ok(_orgnr, c),
+    t.SG_NRIC: is_sg_nric,
+    t.ZA_ID: lambda c: _ok(_za_idnr, c),
+    t.TR_TC_KIMLIK: lambda c: _ok(_tckimlik, c),
 }
 
 

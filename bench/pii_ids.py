@@ -1,0 +1,128 @@
+# ruff: noqa: RUF001
+"""Identifier values for the per-type figures of ``bench/pii.py``: for every national, tax and
+company identifier type, values that pass their check and look-alikes written the same way that
+fail it, each after a label in one of the country's languages.
+
+Values are drawn at random from the type's written form until they pass (or fail) the engine's
+own validator, which wraps python-stdnum wherever it has the type; deterministic by seed.
+
+    python bench/pii_ids.py --seed 1 --per-type 3   # print a few
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import string
+
+from scrapy_proxystack.pii import types as t
+from scrapy_proxystack.pii.validators import compact, is_national_id
+
+# type -> (written forms: d digit, L upper-case letter, A digit or upper-case letter, anything
+# else literal; labels before the value)
+FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    t.US_SSN: (("ddd-dd-dddd",), ("SSN:", "Social Security number")),
+    t.FR_NIR: (("1 dd dd dd ddd ddd dd", "2dddddddddddddd"), ("N° de sécurité sociale :",)),
+    t.DE_TAX_ID: (("ddddddddddd", "dd ddd ddd ddd"), ("Steuer-ID:", "IdNr.")),
+    t.ES_DNI: (("ddddddddL", "dd.ddd.ddd-L"), ("DNI:",)),
+    t.ES_NIE: (("XdddddddL", "YdddddddL"), ("NIE:",)),
+    t.GB_NINO: (("LL dd dd dd L", "LLddddddL"), ("NI number:",)),
+    t.BR_CPF: (("ddd.ddd.ddd-dd",), ("CPF:",)),
+    t.IN_AADHAAR: (("dddd dddd dddd",), ("Aadhaar:", "UID No.")),
+    t.JP_MY_NUMBER: (("dddd dddd dddd",), ("マイナンバー：",)),
+    t.NL_BSN: (("ddddddddd",), ("BSN:",)),
+    t.PL_PESEL: (("ddddddddddd",), ("PESEL:",)),
+    t.SE_PERSONNUMMER: (("dddddd-dddd",), ("Personnummer:",)),
+    t.US_ITIN: (("9dd-dd-dddd", "9dd dd dddd"), ("ITIN:", "Individual Taxpayer Identification")),
+    t.US_ABA_ROUTING: (("ddddddddd",), ("ABA routing number:", "Routing no.", "RTN")),
+    t.US_EIN: (("dd-ddddddd",), ("EIN:", "Employer Identification Number", "FEIN")),
+    t.GB_NHS: (("ddd ddd dddd", "dddddddddd"), ("NHS number:", "NHS No.")),
+    t.GB_UTR: (("dddddddddd", "ddddd ddddd"), ("UTR:", "Unique Taxpayer Reference")),
+    t.DE_TAX_NUMBER: (("ddd/ddd/ddddd", "dd/ddd/ddddd", "ddddddddddddd"), ("Steuernummer:",)),
+    t.DE_VAT_ID: (("DEddddddddd", "DE ddddddddd"), ("USt-IdNr.:", "VAT:", "")),
+    t.DE_HEALTH_INSURANCE: (("Lddddddddd",), ("Krankenversichertennummer:", "KVNR")),
+    t.CA_SIN: (("ddd-ddd-ddd", "ddd ddd ddd"), ("SIN:", "Numéro d'assurance sociale :")),
+    t.AU_ABN: (("dd ddd ddd ddd", "ddddddddddd"), ("ABN:", "Australian Business Number")),
+    t.AU_ACN: (("ddd ddd ddd",), ("ACN:", "Australian Company Number")),
+    t.AU_TFN: (("ddd ddd ddd",), ("TFN:", "Tax File Number")),
+    t.AU_MEDICARE: (("dddd ddddd d", "dddddddddd"), ("Medicare card:", "Medicare No.")),
+    t.FI_HETU: (("dddddd-dddL", "ddddddAdddL"), ("Henkilötunnus:", "HETU")),
+    t.KR_RRN: (("dddddd-ddddddd",), ("주민등록번호:", "RRN")),
+    t.KR_BRN: (("ddd-dd-ddddd",), ("사업자등록번호:", "BRN")),
+    t.IN_PAN: (("LLLPLddddL", "LLLCLddddL"), ("PAN:", "Permanent Account Number")),
+    t.IN_GSTIN: (("ddLLLPLddddLdZA", "ddLLLCLddddLdZA"), ("GSTIN:", "")),
+    t.IN_VOTER_ID: (("LLLddddddd",), ("Voter ID:", "EPIC No.")),
+    t.IT_VAT: (("ddddddddddd", "ITddddddddddd"), ("Partita IVA:", "P.IVA")),
+    t.ES_CIF: (("Bdddddddd", "QdddddddL", "B-ddddddd-d"), ("CIF:", "NIF")),
+    t.SE_ORGNR: (("55dddd-dddd",), ("Organisationsnummer:", "Org.nr")),
+    t.SG_NRIC: (("SdddddddL", "TdddddddL", "FdddddddL"), ("NRIC:", "FIN No.")),
+    t.ZA_ID: (("ddddddddddddd",), ("ID number:", "Identiteitsnommer:")),
+    t.TR_TC_KIMLIK: (("ddddddddddd",), ("T.C. Kimlik No:", "TCKN")),
+}
+
+
+def _fill(rng: random.Random, form: str) -> str:
+    out = []
+    for ch in form:
+        if ch == "d":
+            out.append(rng.choice(string.digits))
+        elif ch == "L":
+            out.append(rng.choice(string.ascii_uppercase))
+        elif ch == "A":
+            out.append(rng.choice(string.digits + string.ascii_uppercase))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _checked(pii_type: str, value: str) -> str:
+    return value.replace(" ", "") if pii_type == t.FI_HETU else compact(value)
+
+
+def values(pii_type: str, rng: random.Random, *, valid: bool, tries: int = 200_000) -> str:
+    """One value of the type's written forms that passes (``valid``) or fails its check; a
+    failing one differs from a passing one in one character."""
+    forms, _ = FORMS[pii_type]
+    for _ in range(tries):
+        value = _fill(rng, rng.choice(forms))
+        if not is_national_id(pii_type, _checked(pii_type, value)):
+            continue
+        if valid:
+            return value
+        # The same value with one character changed, the last one first (a check digit, as a
+        # typo would); a type without a check digit fails on another part (an ITIN group, an
+        # EIN prefix, a PAN holder letter).
+        for i in range(len(value) - 1, -1, -1):
+            if not value[i].isalnum():
+                continue
+            pool = string.digits if value[i].isdigit() else string.ascii_uppercase
+            for ch in rng.sample(pool, len(pool)):
+                wrong = value[:i] + ch + value[i + 1 :]
+                if ch != value[i] and not is_national_id(pii_type, _checked(pii_type, wrong)):
+                    return wrong
+    raise RuntimeError(f"no {'valid' if valid else 'invalid'} {pii_type} drawn")
+
+
+def sheet(seed: int, per_type: int) -> list[tuple[str, str, str, bool]]:
+    """``(type, label, value, valid)`` rows: ``per_type`` values that pass and as many
+    look-alikes that fail, for every identifier type."""
+    rng = random.Random(seed)
+    rows = []
+    for pii_type, (_, labels) in FORMS.items():
+        for i in range(2 * per_type):
+            valid = i % 2 == 0
+            rows.append((pii_type, rng.choice(labels), values(pii_type, rng, valid=valid), valid))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--per-type", type=int, default=2)
+    args = parser.parse_args()
+    for row in sheet(args.seed, args.per_type):
+        print(*row, sep="\t")
+
+
+if __name__ == "__main__":
+    main()

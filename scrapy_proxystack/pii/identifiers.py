@@ -1,0 +1,253 @@
+"""The table of national, tax and company identifiers added to the first thirteen: how each one
+is written, the context words (in its country's languages) that must precede it when its format
+alone is weak, and where the scan meets it.
+
+Three kinds, by the character the value starts with and what follows its digits:
+
+* ``DIGIT_RULES``: digits only (with spaces, dashes, dots or slashes between groups), read in a
+  digit cluster like the first national identifiers (see ``_patterns.ID_SHAPES``). Shapes use
+  ``\\d`` only: the engine matches them against a cluster's layout, where every digit is ``0``,
+  before it reads the digits, so constraints on digit values belong to the validators.
+* ``LETTER_RULES``: a value that starts with letters before the digits (``DE136695976``,
+  ``ABCPE1234F``), tried when the scan stops at a digit right after an upper-case letter.
+* ``TRAILING_LETTER_RULES``: digits followed by letters (``131052-308T``, ``27AAPFU0939F1ZV``),
+  tried when a digit cluster is glued to a letter.
+
+A rule with ``context=None`` is confirmed by its checksum and format alone; every other one needs
+one of its words on the same line within 60 characters before the value, then its checksum.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from scrapy_proxystack.pii import types as t
+from scrapy_proxystack.pii._patterns import Keywords
+
+
+class DigitRule(NamedTuple):
+    """An identifier written with digits only."""
+
+    type: str
+    shape: re.Pattern[str]
+    min_digits: int
+    context: Keywords
+
+
+class LetterRule(NamedTuple):
+    """An identifier that starts with letters; ``back`` is how many characters before the
+    first digit it starts."""
+
+    type: str
+    shape: re.Pattern[str]
+    back: int
+    context: Keywords | None
+
+
+def _digits(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\d){pattern}(?!\d)", re.ASCII)
+
+
+def _token(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"{pattern}(?![A-Za-z0-9])", re.ASCII)
+
+
+_ITIN = Keywords(
+    " itin ",
+    "individual taxpayer",
+    "taxpayer identification",
+    "identificación personal del contribuyente",
+    "identificacion personal del contribuyente",
+    acronyms=("ITIN",),
+)
+_ABA = Keywords(
+    "routing",
+    "aba number",
+    "transit number",
+    "número de ruta",
+    "numero de ruta",
+    "número de tránsito",
+    acronyms=("ABA", "RTN"),
+)
+_EIN = Keywords(
+    "employer identification",
+    "federal tax id",
+    "tax id",
+    "número de identificación patronal",
+    "número de identificación del empleador",
+    acronyms=("EIN", "FEIN"),
+)
+_NHS = Keywords(" nhs", "national health service", "rhif gig", acronyms=("GIG",))
+_UTR = Keywords(
+    "unique taxpayer reference",
+    "taxpayer reference",
+    "self assessment",
+    "cyfeirnod trethdalwr",
+    acronyms=("UTR",),
+)
+_STNR = Keywords(
+    "steuernummer", "steuer nr", "st. nr", "st.nr", " stnr", "tax number", "numéro fiscal"
+)
+_KVNR = Keywords(
+    "krankenversicherten",
+    "versichertennummer",
+    "versicherten nr",
+    "versicherten id",
+    "krankenkasse",
+    "gesundheitskarte",
+    "health insurance",
+    acronyms=("KVNR",),
+)
+_SIN = Keywords(
+    "social insurance",
+    "assurance sociale",
+    acronyms=("SIN", "NAS"),
+)
+_ABN = Keywords("australian business number", "business number", acronyms=("ABN",))
+_ACN = Keywords("australian company number", "company number", acronyms=("ACN",))
+_TFN = Keywords("tax file number", "tax file no", acronyms=("TFN",))
+_MEDICARE = Keywords("medicare")
+_HETU = Keywords(
+    "henkilötunnus",
+    " hetu",
+    " sotu",
+    "personbeteckning",
+    "personal identity code",
+    "social security",
+)
+_RRN = Keywords(
+    "주민등록번호", "주민번호", "외국인등록번호", "resident registration", acronyms=("RRN",)
+)
+_BRN = Keywords(
+    "사업자등록번호", "사업자 등록 번호", "사업자번호", "business registration", acronyms=("BRN",)
+)
+_PAN = Keywords(
+    "permanent account number",
+    "pan card",
+    "pan number",
+    "pan no",
+    "पैन",
+    "स्थायी खाता",
+    acronyms=("PAN",),
+)
+_EPIC = Keywords(
+    "voter",
+    "electoral photo",
+    "epic no",
+    "epic number",
+    "मतदाता",
+    "निर्वाचक",
+    acronyms=("EPIC",),
+)
+_IVA = Keywords(
+    "partita iva",
+    "p.iva",
+    "p. iva",
+    " piva",
+    "codice iva",
+    "numero iva",
+    "vat number",
+    "vat no",
+    acronyms=("IVA", "VAT"),
+)
+_CIF = Keywords(
+    "código de identificación fiscal",
+    "codigo de identificacion fiscal",
+    "identificación fiscal",
+    "identificació fiscal",
+    "identificación tributaria",
+    acronyms=("CIF", "NIF"),
+)
+_ORGNR = Keywords(
+    "organisationsnummer",
+    "organisationsnr",
+    "org.nr",
+    "org. nr",
+    " orgnr",
+    " org nr",
+    "organisation number",
+    "organization number",
+)
+_NRIC = Keywords(
+    "nric",
+    "identity card",
+    "ic number",
+    "ic no",
+    "fin number",
+    "fin no",
+    "kad pengenalan",
+    "身份证",
+    "அடையாள அட்டை",
+    acronyms=("NRIC", "FIN", "IC"),
+)
+_ZA_ID = Keywords(
+    "id number",
+    "identity number",
+    "id no",
+    "identity document",
+    "identiteitsnommer",
+    "id nommer",
+    "south african id",
+    " rsa id",
+    acronyms=("ID",),
+)
+_TCKN = Keywords(
+    "kimlik",
+    "tckn",
+    "t.c. no",
+    " tc no",
+    "turkish id",
+    "nüfus",
+    acronyms=("TCKN", "TC"),
+)
+
+DIGIT_RULES: tuple[DigitRule, ...] = (
+    DigitRule(t.US_ITIN, _digits(r"\d{3}(?P<sep>[\- ]?)\d{2}(?P=sep)\d{4}"), 9, _ITIN),
+    DigitRule(t.US_ABA_ROUTING, _digits(r"\d{4}[\- ]?\d{4}[\- ]?\d|\d{9}"), 9, _ABA),
+    DigitRule(t.US_EIN, _digits(r"\d{2}-?\d{7}"), 9, _EIN),
+    DigitRule(t.GB_NHS, _digits(r"\d{3}(?P<sep>[\- ]?)\d{3}(?P=sep)\d{4}"), 10, _NHS),
+    DigitRule(t.GB_UTR, _digits(r"\d{5} ?\d{5}"), 10, _UTR),
+    DigitRule(
+        t.DE_TAX_NUMBER,
+        _digits(r"\d{2,3}/\d{3,4}/\d{4,5}|\d{5}/\d{5}|\d{10,13}"),
+        10,
+        _STNR,
+    ),
+    DigitRule(t.CA_SIN, _digits(r"\d{3}(?P<sep>[\- ]?)\d{3}(?P=sep)\d{3}"), 9, _SIN),
+    DigitRule(t.AU_ABN, _digits(r"\d{2} ?\d{3} ?\d{3} ?\d{3}"), 11, _ABN),
+    DigitRule(t.AU_ACN, _digits(r"\d{3} ?\d{3} ?\d{3}"), 9, _ACN),
+    DigitRule(t.AU_TFN, _digits(r"\d{3} ?\d{3} ?\d{2,3}"), 8, _TFN),
+    DigitRule(t.AU_MEDICARE, _digits(r"\d{4} ?\d{5} ?\d(?:[ /\-]?\d)?"), 10, _MEDICARE),
+    DigitRule(t.FI_HETU, _digits(r"\d{6}[\-+]\d{4}"), 10, _HETU),
+    DigitRule(t.KR_RRN, _digits(r"\d{6}[\- ]?\d{7}"), 13, _RRN),
+    DigitRule(t.KR_BRN, _digits(r"\d{3}(?P<sep>[\- ]?)\d{2}(?P=sep)\d{5}"), 10, _BRN),
+    DigitRule(t.IT_VAT, _digits(r"\d{11}"), 11, _IVA),
+    DigitRule(t.SE_ORGNR, _digits(r"\d{6}-?\d{4}"), 10, _ORGNR),
+    DigitRule(t.ZA_ID, _digits(r"\d{6} ?\d{4} ?\d{2} ?\d"), 13, _ZA_ID),
+    DigitRule(t.TR_TC_KIMLIK, _digits(r"\d{11}"), 11, _TCKN),
+)
+
+LETTER_RULES: tuple[LetterRule, ...] = (
+    # A VAT id with its country prefix is confirmed by the prefix and its check digit.
+    LetterRule(t.DE_VAT_ID, _token(r"DE ?\d{9}"), 2, None),
+    LetterRule(t.DE_VAT_ID, _token(r"DE ?\d{9}"), 3, None),
+    LetterRule(t.IT_VAT, _token(r"IT ?\d{11}"), 2, None),
+    LetterRule(t.IT_VAT, _token(r"IT ?\d{11}"), 3, None),
+    LetterRule(t.DE_HEALTH_INSURANCE, _token(r"[A-Z]\d{9}"), 1, _KVNR),
+    LetterRule(t.IN_PAN, _token(r"[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z]"), 5, _PAN),
+    LetterRule(t.IN_VOTER_ID, _token(r"[A-Z]{3}\d{7}"), 3, _EPIC),
+    LetterRule(t.ES_CIF, _token(r"[A-HJNP-SUVW][\- ]?\d{7}[\- ]?[0-9A-J]"), 1, _CIF),
+    LetterRule(t.ES_CIF, _token(r"[A-HJNP-SUVW][\- ]?\d{7}[\- ]?[0-9A-J]"), 2, _CIF),
+    LetterRule(t.SG_NRIC, _token(r"[STFG]\d{7}[A-Z]"), 1, _NRIC),
+)
+
+TRAILING_LETTER_RULES: tuple[LetterRule, ...] = (
+    # A state code, a PAN, an entity digit, "Z" and a mod-36 check character.
+    LetterRule(t.IN_GSTIN, _token(r"\d{2}[A-Z]{5}\d{4}[A-Z][0-9A-Z]Z[0-9A-Z]"), 0, None),
+    # Date, century sign, serial number and a check character (a letter here).
+    LetterRule(t.FI_HETU, _token(r"\d{6}[\-+A-FU-Y]\d{3}[A-Y]"), 0, _HETU),
+)
+
+#: Identifiers validated in the form they are written (a separator is part of the value).
+KEEP_FORM = frozenset({t.FI_HETU})
