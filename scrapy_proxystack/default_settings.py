@@ -26,6 +26,12 @@ PROXYSTACK_ADAPTIVE_TIMEOUT_MIN = 5.0
 PROXYSTACK_ADAPTIVE_TIMEOUT_FACTOR = 10.0
 PROXYSTACK_EXIT_RETRY_TIMES = 5
 
+# --- Canary analysis between pools (per pool in the YAML: `canary: {baseline: ...}`) ----------
+PROXYSTACK_CANARY_ENABLED = True
+PROXYSTACK_CANARY_ALPHA = 0.01
+PROXYSTACK_CANARY_MARGIN = 0.1
+PROXYSTACK_CANARY_PROMOTE_AFTER = 500
+
 # --- Per-site throttling ---------------------------------------------------------------------
 PROXYSTACK_DOMAIN_RATE: float | None = None
 PROXYSTACK_DOMAIN_BURST = 1

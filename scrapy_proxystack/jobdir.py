@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from scrapy import Request, Spider
 
+    from scrapy_proxystack.canary.controller import CanaryController
     from scrapy_proxystack.pool import ExitPool
     from scrapy_proxystack.routing import Router
     from scrapy_proxystack.stats import StatsRecorder
@@ -46,6 +47,7 @@ class Jobdir:
         router: Router,
         stats: StatsRecorder,
         warn_once: Callable[..., bool],
+        canary: CanaryController | None = None,
     ) -> None:
         self.path = path
         self.pool = pool
@@ -53,10 +55,12 @@ class Jobdir:
         self.router = router
         self.stats = stats
         self.warn_once = warn_once
+        self.canary = canary
 
     def save(self, spider: Spider, waiting: list[Request]) -> None:
         """Keep the requests waiting for an exit, and the exits' state (ejections, bans with
-        their remaining cool-downs, pacing and learned delays, sticky sessions)."""
+        their remaining cool-downs, pacing and learned delays, sticky sessions), and what the
+        canary analysis decided (pool weights, evidence, decisions)."""
         self.path.mkdir(parents=True, exist_ok=True)
         now = time.time()
         state = {
@@ -64,6 +68,7 @@ class Jobdir:
             "pool": self.pool.export_state(now),
             "pacing": self.pacer.export_state(),
             "retired_sessions": self.router.retired_sessions,
+            "canary": self.canary.export_state() if self.canary is not None else {},
         }
         _write_atomically(self.path / _STATE_FILE, json.dumps(state).encode())
         kept: list[bytes] = []
@@ -99,6 +104,8 @@ class Jobdir:
                 restored = self.pool.import_state(state.get("pool", {}), time.time())
                 restored += self.pacer.import_state(state.get("pacing", []))
                 self.router.retired_sessions.update(state.get("retired_sessions", {}))
+                if self.canary is not None:
+                    restored += self.canary.import_state(state.get("canary", {}))
                 self.stats.set("exits", "state_restored", value=restored)
             if waiting_path.exists():
                 with waiting_path.open("rb") as f:

@@ -73,6 +73,8 @@ class Route:
     #: The exit this attempt leaves through, and the locale that exit belongs to.
     exit_id: str | None = None
     exit_locale: str | None = None
+    #: The pool (of ``exit_locale``) that exit belongs to.
+    exit_pool: str | None = None
     #: The exit came from a fallback locale / was chosen in panic mode (all ejected).
     fallback: bool = False
     panic: bool = False
@@ -288,6 +290,7 @@ class Router:
             exit_id=None,
             held=None,
             exit_locale=None,
+            exit_pool=None,
             fallback=False,
             panic=False,
             timeout=None,
@@ -425,6 +428,7 @@ class Router:
             exit_id=entry.id,
             held=entry.id,
             exit_locale=choice.locale,
+            exit_pool=entry.pool,
             fallback=choice.fallback,
             panic=choice.panic,
         )
@@ -494,7 +498,7 @@ class Router:
         """Count, log (once per locale and reason) and build the error for a request not sent."""
         self.stats.inc("requests", "no_exit", reason)
         self.count_drop(request, "no_exit", locale)
-        _update(request, exit_locale=None, fallback=False, panic=False)
+        _update(request, exit_locale=None, exit_pool=None, fallback=False, panic=False)
         self.emit(request, "no_exit", reason)
         key = ("no_exit", str(locale), reason)
         if key not in self._told:  # the breakdown is O(chain): only for the first one
@@ -685,6 +689,7 @@ class Router:
         *,
         status: int | None = None,
         exit_id: str | None = None,
+        size: int | None = None,
     ) -> None:
         """Send :data:`~scrapy_proxystack.signals.exit_outcome` for one attempt of ``request``."""
         meta = request.meta
@@ -704,5 +709,7 @@ class Router:
             retries=int(meta.get("retry_times", 0)),
             fallback=route.fallback,
             panic=route.panic,
+            exit_pool=route.exit_pool if exit_id is None or exit_id == route.exit_id else None,
+            size=size,
         )
         self.sink.send_outcome(outcome, request)

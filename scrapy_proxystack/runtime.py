@@ -26,6 +26,7 @@ from scrapy.utils.asyncio import call_later, is_asyncio_available
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 
+from scrapy_proxystack.canary.controller import CanaryController
 from scrapy_proxystack.config import ConfigError, ProxyConfig, load_proxy_config
 from scrapy_proxystack.jobdir import Jobdir
 from scrapy_proxystack.locales import LocaleDecision, LocaleResolver
@@ -197,6 +198,19 @@ class ProxyStack:
             default_timeout=s.getfloat("DOWNLOAD_TIMEOUT"),
             dispatch_binding=bool(s.getdict("_PROXYSTACK_INNER_DOWNLOAD_HANDLERS")),
         )
+        #: Canary analysis between the pools of a locale (None: no ``canary:`` in the YAML, or
+        #: ``PROXYSTACK_CANARY_ENABLED`` is False).
+        self.canary = (
+            CanaryController.from_config(
+                config,
+                settings.canary_defaults(),
+                pool,
+                self.stats,
+                log_extra={"crawler": crawler},
+            )
+            if settings.canary_enabled
+            else None
+        )
         #: State shared with the crawl's other workers (None: this worker alone, in memory).
         self.shared: RedisState | None = None
         self._warned: set[tuple[str, ...]] = set()
@@ -237,6 +251,19 @@ class ProxyStack:
             pool.listener = stack.shared.listener
         stack.stats.set("exits", "configured", value=len(config.all_proxies))
         stack._connect(crawler)
+        if stack.canary is not None:
+            logger.info(
+                "Canary analysis: %(canaries)s",
+                {
+                    "canaries": "; ".join(
+                        f"{j.spec.label} against {j.spec.baseline} at {j.share:g}% "
+                        f"(alpha {j.spec.alpha:g}, margin {j.spec.margin:g}"
+                        + (f", steps {list(j.spec.steps)}" if j.spec.steps else "")
+                        + ")"
+                        for j in stack.canary.judges
+                    )
+                },
+            )
         logger.info(
             "Proxy config from %(source)s: %(n)d exits in %(l)d locales (%(locales)s), "
             "strategy %(strategy)s",
@@ -268,6 +295,8 @@ class ProxyStack:
     # -- what the router asks of the crawler -----------------------------------------------------
 
     def send_outcome(self, outcome: ExitOutcome, request: Request) -> None:
+        if self.canary is not None and outcome.exit_pool is not None:
+            self.canary.observe(outcome)
         self.crawler.signals.send_catch_log(exit_outcome, outcome=outcome, request=request)
 
     def warn_once(
@@ -400,6 +429,7 @@ class ProxyStack:
             router=self.router,
             stats=self.stats,
             warn_once=self.warn_once,
+            canary=self.canary,
         )
 
     def _crawl_all(self, requests: list[Request]) -> None:

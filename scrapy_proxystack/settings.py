@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.settings import SETTINGS_PRIORITIES
 
 from scrapy_proxystack import default_settings
+from scrapy_proxystack.canary.controller import CanaryDefaults
 from scrapy_proxystack.config import STRATEGIES, ConfigError
 from scrapy_proxystack.pool import HealthParams
 from scrapy_proxystack.redact import redact_url
@@ -336,6 +337,10 @@ class ProxyStackSettings:
     adaptive_timeout_min: float
     adaptive_timeout_factor: float
     exit_retry_times: int
+    canary_enabled: bool
+    canary_alpha: float
+    canary_margin: float
+    canary_promote_after: int
     ban_enabled: bool
     ban_max_retries: int
     ban_http_codes: frozenset[int]
@@ -398,6 +403,10 @@ class ProxyStackSettings:
             exit_retry_times=r.integer(
                 "PROXYSTACK_EXIT_RETRY_TIMES", fallback="ROTATING_PROXY_PAGE_RETRY_TIMES"
             ),
+            canary_enabled=r.boolean("PROXYSTACK_CANARY_ENABLED"),
+            canary_alpha=r.number("PROXYSTACK_CANARY_ALPHA", strict=True, maximum=0.5),
+            canary_margin=r.number("PROXYSTACK_CANARY_MARGIN", maximum=10.0),
+            canary_promote_after=r.integer("PROXYSTACK_CANARY_PROMOTE_AFTER", minimum=1),
             ban_enabled=r.boolean("PROXYSTACK_BAN_ENABLED"),
             ban_max_retries=r.integer(
                 "PROXYSTACK_BAN_MAX_RETRIES", fallback="ROTATING_PROXY_PAGE_RETRY_TIMES"
@@ -450,6 +459,14 @@ class ProxyStackSettings:
             ban_cooldown_cap=self.ban_cooldown_cap,
             site_backoff=self.site_backoff,
             session_max_idle=self.session_max_idle,
+        )
+
+    def canary_defaults(self) -> CanaryDefaults:
+        """What a YAML ``canary:`` block does not set itself."""
+        return CanaryDefaults(
+            alpha=self.canary_alpha,
+            margin=self.canary_margin,
+            promote_after=self.canary_promote_after,
         )
 
     def accept_language_for(self, locale: str | None, yaml_value: str | None) -> str | None:

@@ -40,3 +40,8 @@ class ExitOutcome:
     retries: int = 0  #: retries of this request before this attempt
     fallback: bool = False
     panic: bool = False
+    #: the pool (of ``exit_locale``) the exit belongs to: ``default`` for a locale's plain
+    #: ``proxies`` list; None when no exit was chosen
+    exit_pool: str | None = None
+    #: bytes of the response body, when there was a response
+    size: int | None = None

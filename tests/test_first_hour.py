@@ -192,7 +192,7 @@ def test_served_world_is_checked_and_crawled_from_a_fresh_project(
     assert banner[0] == (
         "Loopback world running: 6 sites and 13 proxies on 127.0.0.0/8 (Ctrl-C stops it)"
     )
-    assert banner[1] == "Proxy file: proxies.yaml"
+    assert banner[1] == "Proxy file: proxies.yaml (start pages: start_urls.json)"
     assert re.fullmatch(r"http://127\.0\.100\.6:\d+/echo", served.echo_url)
     config = (fresh.project / "proxies.yaml").read_text(encoding="utf-8")
     assert "127.0.100.1: fr" in config

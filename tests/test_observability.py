@@ -310,6 +310,7 @@ def test_audit_log_lines(ref: Reference) -> None:
             "url",
             "locale",
             "exit_locale",
+            "pool",
             "exit",
             "status",
             "verdict",
@@ -361,12 +362,14 @@ def test_audit_record_host_mode_and_redaction() -> None:
         latency=0.0123,
         retries=2,
         fallback=True,
+        exit_pool="vendor-b",
     )
     assert audit_record(outcome, urls="host") == {
         "time": "1970-01-01T00:00:00.000+00:00",
         "host": "127.0.100.1",
         "locale": "fr",
         "exit_locale": "eu",
+        "pool": "vendor-b",
         "exit": "127.0.1.1:8000",
         "status": 200,
         "verdict": "success/ok",

@@ -11,6 +11,8 @@ PURE_MODULES = [
     "scrapy_proxystack.config",
     "scrapy_proxystack.default_settings",
     "scrapy_proxystack.pool",
+    "scrapy_proxystack.canary",
+    "scrapy_proxystack.canary.controller",
     "scrapy_proxystack.parking",
     "scrapy_proxystack.throttle",
     "scrapy_proxystack.locales",

@@ -16,6 +16,7 @@ __all__ = [
     "ANONYMITY_GRADES",
     "SOCKS_SCHEMES",
     "STRATEGIES",
+    "CanaryConfig",
     "ConfigError",
     "DomainRule",
     "LocaleConfig",
@@ -83,12 +84,30 @@ class ProxyEntry:
 
 
 @dataclass(frozen=True)
+class CanaryConfig:
+    """A pool's ``canary:`` block: judge it against ``baseline`` (another pool of its locale).
+
+    ``None`` means "not given": the ``PROXYSTACK_CANARY_*`` setting of the same name applies.
+    ``latency_margin`` ``None`` leaves latency unjudged; ``steps`` (percentages of the two
+    pools' traffic, increasing) enable progressive promotion.
+    """
+
+    baseline: str
+    alpha: float | None = None
+    margin: float | None = None
+    latency_margin: float | None = None
+    steps: tuple[float, ...] = ()
+    promote_after: int | None = None
+
+
+@dataclass(frozen=True)
 class PoolConfig:
     """A named group of proxies inside one locale (a vendor, say), with its share of traffic."""
 
     name: str
     weight: float
     proxies: tuple[ProxyEntry, ...]
+    canary: CanaryConfig | None = None
 
 
 @dataclass(frozen=True)

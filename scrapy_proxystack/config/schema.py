@@ -31,6 +31,7 @@ from scrapy_proxystack.config.model import (
     SOCKS_SCHEMES,
     STRATEGIES,
     BanRules,
+    CanaryConfig,
     ConfigError,
     DomainRule,
     LocaleConfig,
@@ -48,7 +49,13 @@ _UNSUPPORTED_SCHEMES = {"socks4", "socks4a", "socks"}
 _SOCKS_MAX_CREDENTIAL = 255
 _TOP_KEYS = ("locales", "domains", "default_locale")
 _LOCALE_KEYS = ("proxies", "pools", "fallback", "strategy", "accept_language", "min_anonymity")
-_POOL_KEYS = ("proxies", "weight")
+_POOL_KEYS = ("proxies", "weight", "canary")
+_CANARY_KEYS = ("baseline", "alpha", "margin", "latency_margin", "steps", "promote_after")
+#: Largest ``margin`` / ``latency_margin`` (10 = "up to eleven times worse is tolerated") and
+#: ``promote_after``; ``alpha`` is a probability below one half.
+_MAX_MARGIN = 10.0
+_MAX_ALPHA = 0.5
+_MAX_PROMOTE_AFTER = 10**9
 _PROXY_KEYS = ("url", "weight", "id")
 _DOMAIN_KEYS = ("locale", "rate", "burst", "exit_delay", "lang", "bans")
 _LANG_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
@@ -206,6 +213,8 @@ class _Parser:
         #: Where each container of the ``locales`` section was first met (by object identity):
         #: met again means a YAML alias, which would make one exit two exits.
         self.blocks: dict[int, str] = {}
+        #: (locale, pool) -> (key path, its ``canary:`` block), checked once all pools are read.
+        self.canaries: dict[tuple[str, str], tuple[str, CanaryConfig]] = {}
         #: "Did you mean" hints left: each costs a difflib scan of the choices.
         self.hints_left = 50
         self._locale_names: str | None = None
@@ -486,6 +495,7 @@ def parse(
         if meta is not None:
             locale_meta[name] = meta
     _check_fallbacks(p, locale_meta, raw_locales)
+    _check_canaries(p, pool_weights)
 
     # Unlocalized proxies (migration from scrapy-rotating-proxies).
     saved_source = p.source
@@ -591,6 +601,94 @@ def _parse_pools(
             continue
         p.proxy_list(f"{ppath}.proxies", pool_raw["proxies"], name, pool_name)
         weights[pool_name] = weight
+        if "canary" in pool_raw:
+            canary = _parse_canary(p, f"{ppath}.canary", pool_raw["canary"])
+            if canary is not None:
+                p.canaries[(name, pool_name)] = (f"{ppath}.canary", canary)
+
+
+def _parse_canary(p: _Parser, path: str, raw: Any) -> CanaryConfig | None:
+    """A pool's ``canary:`` block; its baseline is checked by :func:`_check_canaries`."""
+    if not isinstance(raw, Mapping):
+        p.error(path, f"{_describe(raw)}; expected a mapping such as {{baseline: stable}}")
+        return None
+    _unknown_keys(p.problems, p.source, path, raw, _CANARY_KEYS)
+    baseline = raw.get("baseline")
+    if not isinstance(baseline, str) or not baseline:
+        shown = "missing" if "baseline" not in raw else _describe(baseline)
+        p.error(f"{path}.baseline", f"{shown}; expected the name of another pool of this locale")
+        return None
+    values: dict[str, Any] = {}
+    for key, low, strict, high in (
+        ("alpha", 0.0, True, _MAX_ALPHA),
+        ("margin", 0.0, False, _MAX_MARGIN),
+        ("latency_margin", 0.0, False, _MAX_MARGIN),
+    ):
+        if key in raw:
+            values[key] = p.number(
+                f"{path}.{key}", raw[key], minimum=low, strict=strict, maximum=high
+            )
+    if "promote_after" in raw:
+        n = raw["promote_after"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_PROMOTE_AFTER:
+            p.error(
+                f"{path}.promote_after",
+                f"{_describe(n)}; expected a whole number of attempts from 1 to "
+                f"{_MAX_PROMOTE_AFTER:g}",
+            )
+        else:
+            values["promote_after"] = n
+    steps = _parse_steps(p, f"{path}.steps", raw["steps"]) if "steps" in raw else ()
+    # A bad value is already reported: the block is still returned so its baseline is checked.
+    return CanaryConfig(baseline=baseline, steps=steps or (), **values)
+
+
+def _parse_steps(p: _Parser, path: str, raw: Any) -> tuple[float, ...] | None:
+    """``steps: [25, 50, 100]``: the candidate's successive shares, in percent, increasing."""
+    expected = "expected increasing percentages above 0 and at most 100, such as [25, 50, 100]"
+    if not isinstance(raw, list) or len(raw) > 100:
+        p.error(path, f"{_describe(raw)}; {expected}")
+        return None
+    steps: list[float] = []
+    for i, value in enumerate(raw):
+        step = p.number(f"{path}[{i}]", value, maximum=100.0)
+        if step is None:
+            return None
+        if steps and step <= steps[-1]:
+            p.error(f"{path}[{i}]", f"{_describe(value)} is not above {steps[-1]:g}; {expected}")
+            return None
+        steps.append(step)
+    return tuple(steps)
+
+
+def _check_canaries(p: _Parser, pool_weights: Mapping[str, dict[str, float]]) -> None:
+    """Each canary's baseline is another pool of its locale, neither a canary itself nor the
+    baseline of another canary (two judges would move the same weights)."""
+    taken: dict[tuple[str, str], str] = {}
+    for (locale, pool), (path, canary) in list(p.canaries.items()):
+        pools = pool_weights.get(locale, {})
+        where = f"{path}.baseline"
+        problem = None
+        if canary.baseline == pool:
+            problem = "is the pool itself"
+        elif canary.baseline not in pools:
+            problem = (
+                f"is not a pool of locale {_shown_key(locale)}{p.hint(canary.baseline, pools)}"
+            )
+        elif (locale, canary.baseline) in p.canaries:
+            problem = "is itself a canary"
+        elif (locale, canary.baseline) in taken:
+            problem = f"is already the baseline of {taken[(locale, canary.baseline)]}"
+        if problem is not None:
+            others = [n for n in pools if n != pool]
+            p.error(
+                where,
+                f"{_shown_str(canary.baseline)} {problem}; expected one of "
+                f"{_one_of(others) if others else '(no other pool)'} that no other canary uses",
+            )
+            del p.canaries[(locale, pool)]
+            continue
+        taken[(locale, canary.baseline)] = f"locales.{_shown_key(locale)}.pools.{_shown_key(pool)}"
 
 
 def _parse_locale_options(p: _Parser, path: str, raw: Mapping[Any, Any]) -> dict[str, Any]:
@@ -690,10 +788,16 @@ def _build(
     if p.problems:
         raise ConfigError(p.problems)
 
+    canary_of = {key: canary for key, (_path, canary) in p.canaries.items()}
     locales: dict[str, LocaleConfig] = {}
     for name, meta in locale_meta.items():
         pools = tuple(
-            PoolConfig(name=pool, weight=weight, proxies=tuple(built.get((name, pool), ())))
+            PoolConfig(
+                name=pool,
+                weight=weight,
+                proxies=tuple(built.get((name, pool), ())),
+                canary=canary_of.get((name, pool)),
+            )
             for pool, weight in pool_weights.get(name, {}).items()
         )
         locales[name] = LocaleConfig(

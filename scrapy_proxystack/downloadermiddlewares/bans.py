@@ -270,7 +270,7 @@ class BanDetectionMiddleware:
         )
         self.throttle.exit_pushed_back(exit_id, domain, verdict.retry_after)
         stats.inc("bans", "reason", verdict.reason)
-        router.emit(request, "ban", verdict.reason, status=response.status)
+        router.emit(request, "ban", verdict.reason, status=response.status, size=len(response.body))
         stats.inc("bans", "kind", verdict.kind.name.lower())
         stats.inc("bans", "locale", router.exit_locale(request) or "none")
         if verdict.retry_after is not None:
@@ -314,7 +314,9 @@ class BanDetectionMiddleware:
         stats.inc("throttle", "pushbacks", verdict.reason)
         if verdict.retry_after is not None:
             stats.inc("bans", "retry_after_honoured")
-        self.router.emit(request, "ban", verdict.reason, status=response.status)
+        self.router.emit(
+            request, "ban", verdict.reason, status=response.status, size=len(response.body)
+        )
         logger.debug(
             "Slow down (%(reason)s) from %(domain)s for exit %(exit)s: one request per "
             "%(delay).2fs, next after %(retry_after)s",

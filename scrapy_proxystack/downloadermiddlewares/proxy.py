@@ -139,7 +139,7 @@ class ProxyMiddleware:
             router.site_recovered(domain)
         self.throttle.exit_succeeded(exit_id, domain)
         self.stats.inc("responses", "locale", router.exit_locale(request) or "none")
-        router.emit(request, "success", "ok", status=response.status)
+        router.emit(request, "success", "ok", status=response.status, size=len(response.body))
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:

@@ -26,6 +26,7 @@ __all__ = [
     "ExitAggregate",
     "LatencyHistogram",
     "LocaleAggregate",
+    "PoolAggregate",
     "label_of",
 ]
 
@@ -39,6 +40,8 @@ MAX_TIME_BUCKETS: Final = 60
 _FIRST_BUCKET_WIDTH: Final = 5.0
 _MAX_SITES: Final = 500
 _MAX_REASONS: Final = 50
+#: Sites tracked per pool for the "where the pools differ" table; later ones are not tracked.
+_MAX_POOL_SITES: Final = 500
 
 
 def label_of(locale: str | None) -> str:
@@ -112,6 +115,45 @@ class LocaleAggregate:
 
 
 @dataclass
+class PoolAggregate:
+    """What happened to the attempts of one (locale, pool): the side-by-side figures of vendors.
+
+    ``sites`` holds ``[attempts, bans, transport failures]`` for the first
+    :data:`_MAX_POOL_SITES` sites the pool served.
+    """
+
+    attempts: int = 0
+    successes: int = 0
+    bans: int = 0
+    failures: int = 0
+    bytes: int = 0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    sites: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, kind: str, domain: str, latency: float | None, size: int | None) -> None:
+        self.attempts += 1
+        row = self.sites.get(domain)
+        if row is None and len(self.sites) < _MAX_POOL_SITES:
+            row = self.sites[domain] = [0, 0, 0]
+        if row is not None:
+            row[0] += 1
+        if size is not None:
+            self.bytes += size
+        if kind == "success":
+            self.successes += 1
+            if latency is not None:
+                self.latency.add(latency)
+        elif kind == "ban":
+            self.bans += 1
+            if row is not None:
+                row[1] += 1
+        else:
+            self.failures += 1
+            if row is not None:
+                row[2] += 1
+
+
+@dataclass
 class ExitAggregate:
     """Per-exit totals, created on the first outcome of that exit only."""
 
@@ -158,6 +200,8 @@ class CrawlAggregate:
         self.start = start
         self.per_exit_histograms = per_exit_histograms
         self.locales: dict[str, LocaleAggregate] = {}
+        #: (locale label, pool) -> its figures; pools are configured, so this stays small.
+        self.pools: dict[tuple[str, str], PoolAggregate] = {}
         self.exits: dict[str, ExitAggregate] = {}
         self.sites = _Capped(_MAX_SITES)  # site -> outcome kind -> count
         self.site_bans = _Capped(_MAX_SITES)  # site -> ban reason -> count
@@ -194,6 +238,12 @@ class CrawlAggregate:
         latency = outcome.latency
         if kind == "success" and latency is not None:
             agg.latency.add(latency)
+        if outcome.exit_pool is not None:
+            key = (locale, outcome.exit_pool)
+            pool = self.pools.get(key)
+            if pool is None:
+                pool = self.pools[key] = PoolAggregate()
+            pool.add(kind, outcome.domain, latency, outcome.size)
         exit_id = outcome.exit_id
         if exit_id is not None:
             ex = self.exits.get(exit_id)

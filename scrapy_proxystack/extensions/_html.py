@@ -9,24 +9,19 @@ them back without parsing prose.
 
 from __future__ import annotations
 
-import math
+from datetime import datetime, timezone
 from html import escape
 from typing import Any, Final
 
+from scrapy_proxystack.extensions._charts import (
+    fmt_ms,
+    health_bars,
+    latency_chart,
+    stacked_bars,
+)
+
 __all__ = ["render_html"]
 
-_COLORS: Final = (
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
-)
 _HEALTH_COLORS: Final = {"healthy": "#2e7d32", "degraded": "#ef6c00", "unhealthy": "#c62828"}
 
 _CSS: Final = """
@@ -75,161 +70,6 @@ def _table(headers: list[str], rows: list[str], empty: str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _legend(names: list[str]) -> str:
-    items = "".join(
-        f'<span><i style="background:{_COLORS[i % len(_COLORS)]}"></i>{escape(n)}</span>'
-        for i, n in enumerate(names)
-    )
-    return f'<div class="legend">{items}</div>'
-
-
-def _latency_chart(locale: str, latency: dict[str, Any]) -> str:
-    """Histogram of one locale's latencies on a log scale, with p50/p95 markers."""
-    buckets: list[list[float]] = latency.get("buckets") or []
-    if not buckets:
-        return ""
-    width, height, pad = 320, 150, 24
-    peak = max(n for _, n in buckets) or 1
-    bar = (width - 2 * pad) / len(buckets)
-    parts = [
-        f'<svg role="img" aria-label="latency distribution {escape(locale)}" '
-        f'width="{width}" height="{height + 30}" viewBox="0 0 {width} {height + 30}">'
-    ]
-    for i, (_upper, n) in enumerate(buckets):
-        h = (height - pad) * n / peak
-        x = pad + i * bar
-        parts.append(
-            f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{max(bar - 1, 1):.1f}" '
-            f'height="{h:.1f}" fill="{_COLORS[0]}"><title>{int(n)}</title></rect>'
-        )
-
-    def x_of(ms: float) -> float | None:
-        uppers = [u for u, _ in buckets]
-        for i, upper in enumerate(uppers):
-            if ms <= upper:
-                low = uppers[i - 1] if i else upper / 1.25
-                frac = 0.0
-                if math.isfinite(upper) and upper > low > 0 and ms > 0:
-                    frac = (math.log(max(ms, low)) - math.log(low)) / (
-                        math.log(upper) - math.log(low)
-                    )
-                return pad + (i + frac) * bar
-        return None
-
-    for key, color in (("p50_ms", "#2e7d32"), ("p95_ms", "#c62828")):
-        value = latency.get(key)
-        marker = x_of(float(value)) if value is not None else None
-        if marker is not None:
-            x = marker
-            parts.append(
-                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{pad - 10}" y2="{height}" '
-                f'stroke="{color}" stroke-dasharray="3 2"/>'
-                f'<text x="{x + 2:.1f}" y="{pad - 12}" fill="{color}">{key[:3]}</text>'
-            )
-    first, last = buckets[0][0], buckets[-1][0]
-    last_text = f"{last:.0f} ms" if math.isfinite(last) else "more"
-    parts.append(
-        f'<line x1="{pad}" x2="{width - pad}" y1="{height}" y2="{height}" stroke="#999"/>'
-        f'<text x="{pad}" y="{height + 14}">≤{first:.1f} ms</text>'
-        f'<text x="{width - pad}" y="{height + 14}" text-anchor="end">≤{last_text}</text>'
-        f'<text x="{width / 2}" y="{height + 27}" text-anchor="middle">'
-        f"latency (log scale), {int(latency.get('count', 0))} answers</text></svg>"
-    )
-    return (
-        f"<figure>{''.join(parts)}<figcaption>{escape(locale)}: p50 "
-        f"{_fmt_ms(latency.get('p50_ms'))}, p95 {_fmt_ms(latency.get('p95_ms'))}"
-        "</figcaption></figure>"
-    )
-
-
-def _fmt_ms(value: Any) -> str:
-    return "-" if value is None else f"{value} ms"
-
-
-def _stacked_bars(
-    title: str, labels: list[str], series: dict[str, list[int]], x_caption: str
-) -> str:
-    """Vertical stacked bars: one bar per label, one colour per series."""
-    if not labels or not series:
-        return ""
-    width, height, pad = max(360, 28 * len(labels) + 60), 180, 30
-    totals = [sum(s[i] for s in series.values()) for i in range(len(labels))]
-    peak = max(totals) or 1
-    bar = (width - 2 * pad) / len(labels)
-    parts = [
-        f'<svg role="img" aria-label="{escape(title)}" width="{width}" height="{height + 34}" '
-        f'viewBox="0 0 {width} {height + 34}">'
-    ]
-    for i, label in enumerate(labels):
-        y = float(height)
-        for k, (name, values) in enumerate(series.items()):
-            n = values[i]
-            if not n:
-                continue
-            h = (height - pad) * n / peak
-            y -= h
-            parts.append(
-                f'<rect x="{pad + i * bar + 1:.1f}" y="{y:.1f}" width="{max(bar - 2, 1):.1f}" '
-                f'height="{h:.1f}" fill="{_COLORS[k % len(_COLORS)]}">'
-                f"<title>{escape(label)} {escape(name)}: {n}</title></rect>"
-            )
-        if len(labels) <= 24 or i % max(1, len(labels) // 12) == 0:
-            parts.append(
-                f'<text x="{pad + (i + 0.5) * bar:.1f}" y="{height + 13}" '
-                f'text-anchor="middle">{escape(label)}</text>'
-            )
-    parts.append(
-        f'<line x1="{pad}" x2="{width - pad}" y1="{height}" y2="{height}" stroke="#999"/>'
-        f'<text x="{pad - 4}" y="{pad}" text-anchor="end">{peak}</text>'
-        f'<text x="{width / 2}" y="{height + 29}" text-anchor="middle">'
-        f"{escape(x_caption)}</text></svg>"
-    )
-    return (
-        f"<figure>{''.join(parts)}{_legend(list(series))}"
-        f"<figcaption>{escape(title)}</figcaption></figure>"
-    )
-
-
-def _health_bars(locales: list[dict[str, Any]]) -> str:
-    """One horizontal bar per locale: usable, banned by a site, ejected."""
-    rows = [loc for loc in locales if loc["exits"]["total"]]
-    if not rows:
-        return ""
-    width, row_h, left = 520, 22, 90
-    height = row_h * len(rows) + 10
-    colors = {"usable": "#59a14f", "banned": "#f28e2b", "ejected": "#e15759"}
-    parts = [
-        f'<svg role="img" aria-label="exits by health" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">'
-    ]
-    for r, loc in enumerate(rows):
-        ex = loc["exits"]
-        total = ex["total"]
-        banned = min(ex["banned"], ex["usable"])
-        parts_of = {"usable": ex["usable"] - banned, "banned": banned, "ejected": ex["ejected"]}
-        y = 4 + r * row_h
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{escape(loc["locale"])}</text>'
-        )
-        x = float(left)
-        for state, n in parts_of.items():
-            if not n:
-                continue
-            w = (width - left - 50) * n / total
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 6}" '
-                f'fill="{colors[state]}"><title>{state}: {n}</title></rect>'
-            )
-            x += w
-        parts.append(f'<text x="{x + 4:.1f}" y="{y + 13}">{ex["usable"]}/{total}</text>')
-    parts.append("</svg>")
-    legend = "".join(f'<span><i style="background:{c}"></i>{s}</span>' for s, c in colors.items())
-    return (
-        f'<figure>{"".join(parts)}<div class="legend">{legend}</div>'
-        "<figcaption>Exits by health at the end of the crawl</figcaption></figure>"
-    )
-
-
 def _exit_rows(exits: list[dict[str, Any]]) -> list[str]:
     return [
         f'<tr data-exit="{escape(e["exit"])}"><td>{escape(e["exit"])}</td>'
@@ -247,6 +87,28 @@ def _exit_rows(exits: list[dict[str, Any]]) -> list[str]:
 
 def render_html(data: dict[str, Any]) -> str:
     """The report page for ``data`` (the structure written to the JSON file)."""
+    body = (
+        _head(data)
+        + _locales_section(data["locales"])
+        + _pools_section(data.get("pools", []), data.get("pool_sites", []))
+        + _canary_section(data.get("canary", []))
+        + _bans_section(data["bans"])
+        + _traffic_section(data["sites"])
+        + _exits_section(data["exits"])
+        + _pii_section(data["pii"])
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; img-src data:\">"
+        f"<title>Crawl report: {escape(data['spider'])}</title><style>{_CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )
+
+
+def _head(data: dict[str, Any]) -> str:
+    """Title, times, health badge and reasons, and the headline cards."""
     totals = data["totals"]
     health = data["health"]
     color = _HEALTH_COLORS.get(health["status"], "#555")
@@ -262,7 +124,7 @@ def render_html(data: dict[str, Any]) -> str:
         )
     )
     reasons = "".join(f"<li>{escape(r)}</li>" for r in health["reasons"])
-    head = (
+    return (
         f"<h1>Crawl report: {escape(data['spider'])}</h1>"
         f'<p class="meta">{escape(data["start"])} → {escape(data["finish"])} '
         f"({data['duration_s']:.1f} s), closed: {escape(str(data['close_reason']))} "
@@ -271,8 +133,29 @@ def render_html(data: dict[str, Any]) -> str:
         f"{f'<ul>{reasons}</ul>' if reasons else ''}<div class='cards'>{cards}</div>"
     )
 
-    locales: list[dict[str, Any]] = data["locales"]
-    locale_rows = [
+
+_LOCALE_HEADERS: Final = [
+    "locale",
+    "attempts",
+    "usable answers",
+    "bans",
+    "ban rate",
+    "transport failures",
+    "no exit",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "usable exits",
+    "ejected",
+    "banned",
+    "exits",
+    "",
+]
+
+
+def _locales_section(locales: list[dict[str, Any]]) -> str:
+    """The per-locale table, the outcome and health charts, and the latency histograms."""
+    rows = [
         f'<tr data-locale="{escape(loc["locale"])}"><td>{escape(loc["locale"])}</td>'
         + _num(loc["attempts"], "attempts")
         + _num(loc["successes"], "successes")
@@ -290,28 +173,8 @@ def render_html(data: dict[str, Any]) -> str:
         + f"<td>{'ran dry' if loc['ran_dry'] else ''}</td></tr>"
         for loc in locales
     ]
-    locale_table = _table(
-        [
-            "locale",
-            "attempts",
-            "usable answers",
-            "bans",
-            "ban rate",
-            "transport failures",
-            "no exit",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "usable exits",
-            "ejected",
-            "banned",
-            "exits",
-            "",
-        ],
-        locale_rows,
-        "No request went through an exit.",
-    )
-    outcome_chart = _stacked_bars(
+    table = _table(_LOCALE_HEADERS, rows, "No request went through an exit.")
+    outcome_chart = stacked_bars(
         "Attempts per locale by outcome",
         [loc["locale"] for loc in locales],
         {
@@ -322,14 +185,22 @@ def render_html(data: dict[str, Any]) -> str:
         },
         "locale",
     )
-    latency_charts = "".join(_latency_chart(loc["locale"], loc["latency"]) for loc in locales)
+    latency_charts = "".join(latency_chart(loc["locale"], loc["latency"]) for loc in locales)
+    return (
+        f"<h2>Locales</h2>{table}<div class='charts'>{outcome_chart}"
+        f"{health_bars(locales)}</div>"
+        f"<h2>Latency distribution per locale</h2><div class='charts'>"
+        f"{latency_charts or '<p class=empty>No latency samples.</p>'}</div>"
+    )
 
-    bans = data["bans"]
+
+def _bans_section(bans: dict[str, Any]) -> str:
+    """Bans over time by reason, by reason, and per site and reason."""
     series: dict[str, list[int]] = bans["series"]
     n_buckets = max((len(s) for s in series.values()), default=0)
     width = bans["bucket_seconds"]
     time_labels = [f"{i * width:g}s" for i in range(n_buckets)]
-    ban_chart = _stacked_bars(
+    ban_chart = stacked_bars(
         "Bans over time by reason", time_labels, series, f"seconds since start ({width:g} s bars)"
     )
     reason_names = list(bans["by_reason"])
@@ -346,8 +217,14 @@ def render_html(data: dict[str, Any]) -> str:
         for r, n in bans["by_reason"].items()
     ]
     reason_table = _table(["reason", "bans"], reason_rows, "No bans.")
+    return (
+        f"<h2>Bans</h2><div class='charts'>{ban_chart}</div>"
+        f"<h3>Bans by reason</h3>{reason_table}<h3>Bans per site and reason</h3>{ban_table}"
+    )
 
-    traffic_rows = [
+
+def _traffic_section(sites: list[dict[str, Any]]) -> str:
+    rows = [
         f'<tr data-site="{escape(s["site"])}"><td>{escape(s["site"])}</td>'
         + _num(s["requests"], "requests")
         + _num(s["successes"], "successes")
@@ -355,27 +232,36 @@ def render_html(data: dict[str, Any]) -> str:
         + _num(s["failures"], "failures")
         + _num(s["no_exit"], "no_exit")
         + "</tr>"
-        for s in data["sites"]
+        for s in sites
     ]
-    traffic_table = _table(
+    table = _table(
         ["site", "attempts", "usable answers", "bans", "transport failures", "no exit"],
-        traffic_rows,
+        rows,
         "No traffic.",
     )
-    exit_headers = [
-        "exit",
-        "locale",
-        "attempts",
-        "usable answers",
-        "bans",
-        "failures",
-        "mean ms",
-        "max ms",
-    ]
-    slowest = _table(exit_headers, _exit_rows(data["exits"]["slowest"]), "No latency samples.")
-    most_banned = _table(exit_headers, _exit_rows(data["exits"]["most_banned"]), "No bans.")
-    pii = data["pii"]
-    pii_rows = [
+    return f"<h2>Traffic per site</h2>{table}"
+
+
+_EXIT_HEADERS: Final = [
+    "exit",
+    "locale",
+    "attempts",
+    "usable answers",
+    "bans",
+    "failures",
+    "mean ms",
+    "max ms",
+]
+
+
+def _exits_section(exits: dict[str, Any]) -> str:
+    slowest = _table(_EXIT_HEADERS, _exit_rows(exits["slowest"]), "No latency samples.")
+    most_banned = _table(_EXIT_HEADERS, _exit_rows(exits["most_banned"]), "No bans.")
+    return f"<h2>Slowest exits</h2>{slowest}<h2>Most-banned exits</h2>{most_banned}"
+
+
+def _pii_section(pii: dict[str, Any]) -> str:
+    rows = [
         f'<tr data-pii="{escape(t)}"><td>{escape(t)}</td>{_num(n, "masked")}</tr>'
         for t, n in pii["masked"].items()
     ]
@@ -385,26 +271,145 @@ def render_html(data: dict[str, Any]) -> str:
         if pii.get("items_scanned")
         else "PII masking was off (PROXYSTACK_PII_ENABLED) or saw no item."
     )
-    pii_table = _table(["type", "values masked"], pii_rows, empty)
-
-    body = (
-        f"{head}<h2>Locales</h2>{locale_table}<div class='charts'>{outcome_chart}"
-        f"{_health_bars(locales)}</div>"
-        f"<h2>Latency distribution per locale</h2><div class='charts'>"
-        f"{latency_charts or '<p class=empty>No latency samples.</p>'}</div>"
-        f"<h2>Bans</h2><div class='charts'>{ban_chart}</div>"
-        f"<h3>Bans by reason</h3>{reason_table}<h3>Bans per site and reason</h3>{ban_table}"
-        f"<h2>Traffic per site</h2>{traffic_table}"
-        f"<h2>Slowest exits</h2>{slowest}<h2>Most-banned exits</h2>{most_banned}"
+    table = _table(["type", "values masked"], rows, empty)
+    return (
         f"<h2>Personal data masked</h2><p class='meta'>items scanned: "
         f"<b data-key='items_scanned'>{pii['items_scanned']}</b>, with personal data: "
-        f"<b data-key='items_with_pii'>{pii['items_with_pii']}</b></p>{pii_table}"
+        f"<b data-key='items_with_pii'>{pii['items_with_pii']}</b></p>{table}"
     )
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; img-src data:\">"
-        f"<title>Crawl report: {escape(data['spider'])}</title><style>{_CSS}</style></head>"
-        f"<body><main>{body}</main></body></html>\n"
-    )
+
+
+_POOL_HEADERS: Final = [
+    "locale",
+    "pool",
+    "weight (configured → now)",
+    "attempts",
+    "usable answers",
+    "ban rate [95% CI]",
+    "transport failures [95% CI]",
+    "p50 ms [95% CI]",
+    "p95 ms [95% CI]",
+    "bytes",
+]
+
+
+def _ci(figure: dict[str, Any]) -> str:
+    interval = figure.get("ci95")
+    if figure.get("rate") is None or not interval:
+        return "-"
+    return f"{_pct(figure['rate'])} [{_pct(interval[0])}, {_pct(interval[1])}]"
+
+
+def _ci_ms(figure: dict[str, Any]) -> str:
+    interval = figure.get("ci95_ms")
+    text = fmt_ms(figure.get("ms"))
+    return f"{text} [{interval[0]}, {interval[1]}]" if interval and figure.get("ms") else text
+
+
+def _pools_section(pools: list[dict[str, Any]], differences: list[dict[str, Any]]) -> str:
+    """The pools of each locale side by side, and the sites where they differ most."""
+    shown = [p for p in pools if p["attempts"] or p["weight"] != p["weight_now"]]
+    several = {p["locale"] for p in pools if sum(q["locale"] == p["locale"] for q in pools) > 1}
+    rows = [
+        f'<tr data-pool="{escape(p["locale"])}:{escape(p["pool"])}">'
+        f"<td>{escape(p['locale'])}</td><td>{escape(p['pool'])}</td>"
+        f'<td class="num" data-key="weight_now">{p["weight"]:g} → {p["weight_now"]:g}</td>'
+        + _num(p["attempts"], "attempts")
+        + _num(p["successes"], "successes")
+        + f'<td class="num" data-key="ban_rate">{escape(_ci(p["ban_rate"]))}</td>'
+        + f'<td class="num" data-key="failure_rate">{escape(_ci(p["failure_rate"]))}</td>'
+        + f'<td class="num" data-key="p50_ms">{escape(_ci_ms(p["p50"]))}</td>'
+        + f'<td class="num" data-key="p95_ms">{escape(_ci_ms(p["p95"]))}</td>'
+        + _num(p["bytes"], "bytes")
+        + "</tr>"
+        for p in shown
+        if p["locale"] in several
+    ]
+    if not rows:
+        return ""
+    parts = [
+        "<h2>Pools side by side</h2>",
+        _table(_POOL_HEADERS, rows, "No pool traffic."),
+    ]
+    for diff in differences:
+        if not diff["sites"]:
+            continue
+        names = diff["pools"]
+        site_rows = [
+            f'<tr data-site="{escape(s["site"])}"><td>{escape(s["site"])}</td>'
+            + "".join(f'<td class="num">{escape(_site_cell(s["pools"][n]))}</td>' for n in names)
+            + _num(s["z"], "z")
+            + "</tr>"
+            for s in diff["sites"]
+        ]
+        parts.append(
+            f"<h3>{escape(diff['locale'])}: sites where the pools' ban rates differ most</h3>"
+            + _table(["site", *(f"{n}: bans / attempts" for n in names), "gap (z)"], site_rows, "")
+        )
+    return "".join(parts)
+
+
+def _site_cell(row: dict[str, int]) -> str:
+    reached = row["attempts"] - row["failures"]
+    rate = _pct(row["bans"] / reached) if reached else "-"
+    return f"{row['bans']} / {reached} ({rate})"
+
+
+def _canary_section(canaries: list[dict[str, Any]]) -> str:
+    """Each canary: its state and share, the matched-pair figures, and what was decided."""
+    if not canaries:
+        return ""
+    parts = ["<h2>Canary analysis</h2>"]
+    for c in canaries:
+        label = f"{c['locale']}:{c['candidate']}"
+        state = c["state"].replace("_", " ")
+        criteria_rows = [
+            f'<tr data-criterion="{escape(name)}"><td>{escape(name)}</td>'
+            + _num(f["pairs"], "pairs")
+            + _num(f["candidate"], "candidate_worse")
+            + _num(f["baseline"], "baseline_worse")
+            + _num(f["evidence"], "evidence")
+            + _num(f["threshold"], "threshold")
+            + "</tr>"
+            for name, f in c["criteria"].items()
+        ]
+        decisions = "".join(
+            f'<li data-action="{escape(d["action"])}">{escape(_iso(d["time"]))}: '
+            f"{escape(d['message'])}</li>"
+            for d in c["decisions"]
+        )
+        parts.append(
+            f'<h3 data-canary="{escape(label)}">{escape(label)} against '
+            f"{escape(c['baseline'])}: <span data-key='state'>{escape(state)}</span>, "
+            f"now {c['share_pct']:g}% of the two pools' traffic</h3>"
+            f"<p class='meta'>{escape(_params(c))}"
+            + f"; attempts: candidate {c['attempts']['candidate']}, baseline "
+            f"{c['attempts']['baseline']}</p>"
+            + _table(
+                [
+                    "criterion",
+                    "matched pairs",
+                    "only the candidate worse",
+                    "only the baseline worse",
+                    "evidence",
+                    "rollback at",
+                ],
+                criteria_rows,
+                "",
+            )
+            + (f"<ul>{decisions}</ul>" if decisions else "<p class='empty'>No decision yet.</p>")
+        )
+    return "".join(parts)
+
+
+def _params(c: dict[str, Any]) -> str:
+    text = f"alpha {c['alpha']:g}, margin {c['margin']:g}"
+    if c["latency_margin"] is not None:
+        text += f", latency margin {c['latency_margin']:g}"
+    if c["steps"]:
+        text += f", steps {', '.join(f'{s:g}%' for s in c['steps'])}"
+    return text
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")

@@ -52,6 +52,7 @@ def audit_record(outcome: ExitOutcome, *, urls: str = "full") -> dict[str, Any]:
         {
             "locale": outcome.locale,
             "exit_locale": outcome.exit_locale,
+            "pool": outcome.exit_pool,
             "exit": outcome.exit_id,
             "status": outcome.status,
             "verdict": f"{outcome.kind}/{outcome.reason}",

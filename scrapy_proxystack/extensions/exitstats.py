@@ -1,4 +1,5 @@
-"""Latency percentiles per locale and, on request, per-exit breakdowns in the crawl stats."""
+"""Latency percentiles per locale, figures per (locale, pool) and, on request, per-exit
+breakdowns in the crawl stats."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class ExitStatsExtension:
             if p50 is not None and p95 is not None:
                 self.stats.set("latency", "p50_ms", locale, value=round(p50 * 1000))
                 self.stats.set("latency", "p95_ms", locale, value=round(p95 * 1000))
+        self._pool_stats()
         if not self.settings.stats_per_exit:
             return
         for exit_id, ex in self.observer.aggregate.exits.items():
@@ -64,3 +66,23 @@ class ExitStatsExtension:
             assert p95 is not None
             self.stats.set("exit", exit_id, "latency_p50_ms", value=round(p50 * 1000))
             self.stats.set("exit", exit_id, "latency_p95_ms", value=round(p95 * 1000))
+
+    def _pool_stats(self) -> None:
+        """``proxystack/pool/{metric}/{locale}:{pool}`` for locales split into several pools
+        (vendors, canaries): the figures to compare them by. Pools are configured: few keys."""
+        config = self.observer.stack.config
+        for (locale, pool), agg in self.observer.aggregate.pools.items():
+            split = config.locales.get(locale)
+            if split is None or len(split.pools) < 2:
+                continue
+            label = f"{locale}:{pool}"
+            self.stats.set("pool", "attempts", label, value=agg.attempts)
+            self.stats.set("pool", "successes", label, value=agg.successes)
+            self.stats.set("pool", "bans", label, value=agg.bans)
+            self.stats.set("pool", "failures", label, value=agg.failures)
+            self.stats.set("pool", "bytes", label, value=agg.bytes)
+            p50 = agg.latency.quantile(0.5)
+            p95 = agg.latency.quantile(0.95)
+            if p50 is not None and p95 is not None:
+                self.stats.set("pool", "p50_ms", label, value=round(p50 * 1000))
+                self.stats.set("pool", "p95_ms", label, value=round(p95 * 1000))

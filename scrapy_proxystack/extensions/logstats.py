@@ -1,4 +1,5 @@
-"""A periodic log line per locale: exit health, request rate, ban rate and latency."""
+"""A periodic log line per locale (exit health, request rate, ban rate and latency), and one per
+pool for locales split into pools (vendors, canaries), so they can be compared as they go."""
 
 from __future__ import annotations
 
@@ -23,14 +24,26 @@ logger = logging.getLogger(__name__)
 
 
 class _Snapshot:
-    """Cumulative counters of one locale at the previous tick, to compute the interval's rates."""
+    """Cumulative counters of a locale or pool at the previous tick, for the interval's rates."""
 
-    __slots__ = ("attempts", "bans", "latency")
+    __slots__ = ("attempts", "bans", "failures", "latency")
 
     def __init__(self) -> None:
         self.attempts = 0
         self.bans = 0
+        self.failures = 0
         self.latency: list[int] = []
+
+    def window(self, hist: LatencyHistogram) -> LatencyHistogram:
+        """The latencies added since the previous tick (and remember the current counts)."""
+        window = LatencyHistogram()
+        current = hist.counts
+        old = self.latency or [0] * len(current)
+        window.counts = [c - o for c, o in zip(current, old, strict=True)]
+        window.count = sum(window.counts)
+        window.max = hist.max
+        self.latency = list(current)
+        return window
 
 
 class ProxyStackLogStats:
@@ -48,6 +61,14 @@ class ProxyStackLogStats:
         self.crawler = crawler
         self.interval = self.settings.logstats_interval
         self.previous: dict[str, _Snapshot] = {}
+        self.previous_pools: dict[tuple[str, str], _Snapshot] = {}
+        config = self.observer.stack.config
+        #: Locales split into several pools, with their pool names.
+        self.pools = {
+            name: [p.name for p in loc.pools]
+            for name, loc in config.locales.items()
+            if len(loc.pools) > 1
+        }
         self.task: AsyncioLoopingCall | LoopingCall | None = None
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -77,14 +98,7 @@ class ProxyStackLogStats:
             prev = self.previous.setdefault(label, _Snapshot())
             attempts = agg.attempts if agg else 0
             bans = agg.outcomes.get("ban", 0) if agg else 0
-            window = LatencyHistogram()
-            if agg is not None:
-                current = agg.latency.counts
-                old = prev.latency or [0] * len(current)
-                window.counts = [c - o for c, o in zip(current, old, strict=True)]
-                window.count = sum(window.counts)
-                window.max = agg.latency.max
-                prev.latency = list(current)
+            window = prev.window(agg.latency) if agg is not None else LatencyHistogram()
             delta, delta_bans = attempts - prev.attempts, bans - prev.bans
             prev.attempts, prev.bans = attempts, bans
             usable = counts.usable if counts else 0
@@ -110,6 +124,39 @@ class ProxyStackLogStats:
                     "p50": _ms(p50),
                     "p95": _ms(p95),
                     "waiting": waiting,
+                },
+                extra={"crawler": self.crawler},
+            )
+            if name in self.pools:
+                self.log_pools(name, per_minute)
+
+    def log_pools(self, locale: str, per_minute: float) -> None:
+        """One line per pool of ``locale`` that had traffic in the interval."""
+        pool = self.observer.stack.pool
+        for name in self.pools[locale]:
+            agg = self.observer.aggregate.pools.get((locale, name))
+            if agg is None:
+                continue
+            prev = self.previous_pools.setdefault((locale, name), _Snapshot())
+            window = prev.window(agg.latency)
+            delta = agg.attempts - prev.attempts
+            bans, failures = agg.bans - prev.bans, agg.failures - prev.failures
+            prev.attempts, prev.bans, prev.failures = agg.attempts, agg.bans, agg.failures
+            if not delta:
+                continue
+            logger.info(
+                "  pool %(locale)s:%(pool)s (weight %(weight)g): %(rpm).0f requests/min, "
+                "ban rate %(ban_rate).1f%%, transport failures %(failure_rate).1f%%, latency "
+                "p50 %(p50)s p95 %(p95)s",
+                {
+                    "locale": locale,
+                    "pool": name,
+                    "weight": pool.pool_weight(locale, name),
+                    "rpm": delta * per_minute,
+                    "ban_rate": 100.0 * bans / delta,
+                    "failure_rate": 100.0 * failures / delta,
+                    "p50": _ms(window.quantile(0.5)),
+                    "p95": _ms(window.quantile(0.95)),
                 },
                 extra={"crawler": self.crawler},
             )

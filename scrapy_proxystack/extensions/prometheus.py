@@ -78,9 +78,23 @@ class PrometheusExtension:
         self.thread: threading.Thread | None = None
         self.task: AsyncioLoopingCall | LoopingCall | None = None
 
-        registry = prometheus_client.CollectorRegistry(auto_describe=True)
-        self.registry = registry
-        pc = prometheus_client
+        self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self._traffic_metrics(prometheus_client)
+        self._state_metrics(prometheus_client)
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self.on_outcome, signal=exit_outcome)
+        throttle_signal = getattr(proxystack_signals, "throttle_wait", None)
+        if throttle_signal is not None:  # sent by the throttle middleware, when installed
+            crawler.signals.connect(self.on_throttle_wait, signal=throttle_signal)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrometheusExtension:
+        return cls(crawler)
+
+    def _traffic_metrics(self, pc: Any) -> None:
+        """Counters and histograms fed by each outcome and each throttle wait."""
+        registry = self.registry
         self.requests = pc.Counter(
             "proxystack_requests",
             "Request attempts by locale, pool and outcome (success, ban, transport_failure, "
@@ -107,6 +121,17 @@ class PrometheusExtension:
             ["locale", "reason"],
             registry=registry,
         )
+        self.throttle = pc.Histogram(
+            "proxystack_throttle_wait_seconds",
+            "Waits imposed by per-site throttling, by locale",
+            ["locale"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def _state_metrics(self, pc: Any) -> None:
+        """Gauges refreshed from the pool every :data:`GAUGE_INTERVAL` seconds."""
+        registry = self.registry
         self.exits = pc.Gauge(
             "proxystack_exits",
             "Exits by locale, pool and state (usable, ejected); in_flight counts requests",
@@ -125,23 +150,12 @@ class PrometheusExtension:
             ["locale"],
             registry=registry,
         )
-        self.throttle = pc.Histogram(
-            "proxystack_throttle_wait_seconds",
-            "Waits imposed by per-site throttling, by locale",
-            ["locale"],
-            buckets=LATENCY_BUCKETS,
+        self.pool_weight = pc.Gauge(
+            "proxystack_pool_weight",
+            "Current weight of each pool of a locale (a canary decision may change it)",
+            ["locale", "pool"],
             registry=registry,
         )
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
-        crawler.signals.connect(self.on_outcome, signal=exit_outcome)
-        throttle_signal = getattr(proxystack_signals, "throttle_wait", None)
-        if throttle_signal is not None:  # sent by the throttle middleware, when installed
-            crawler.signals.connect(self.on_throttle_wait, signal=throttle_signal)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> PrometheusExtension:
-        return cls(crawler)
 
     # -- labels ---------------------------------------------------------------------------------
 
@@ -189,6 +203,9 @@ class PrometheusExtension:
             label = label_of(name)
             for part in counts.pools or (counts,):
                 pool = part.pool or "default"
+                if name is not None and part.pool is not None:
+                    weight = observer.stack.pool.pool_weight(name, part.pool)
+                    self.pool_weight.labels(label, pool).set(weight)
                 self.exits.labels(label, pool, "usable").set(part.usable)
                 self.exits.labels(label, pool, "ejected").set(part.ejected)
                 self.exits.labels(label, pool, "in_flight").set(part.in_flight)

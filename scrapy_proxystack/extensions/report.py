@@ -1,7 +1,8 @@
 """The end-of-crawl report: a self-contained HTML page and the same data as JSON.
 
 It answers, after the fact and at a glance, whether the crawl was healthy: attempts, bans and
-latency per locale, bans per site and reason over time, exits by health, the slowest and
+latency per locale, the pools of each locale side by side (vendors, canaries) and what the canary
+analysis decided, bans per site and reason over time, exits by health, the slowest and
 most-banned exits (by id), traffic per site, and how much personal data was masked.
 """
 
@@ -20,6 +21,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy_proxystack.extensions._aggregate import OTHER
 from scrapy_proxystack.extensions._base import observe
 from scrapy_proxystack.extensions._html import render_html
+from scrapy_proxystack.extensions._pools import pool_rows, pool_site_differences
 from scrapy_proxystack.stats import stat_key
 
 if TYPE_CHECKING:
@@ -120,17 +122,44 @@ def build_report(
     """The report's data, from the observer's aggregates, the pool's state and the stats."""
     agg: CrawlAggregate = observer.aggregate
     finish = time.time() if finish is None else finish
+    locales = _locale_rows(observer)
+    totals = _totals(locales)
+    panics = sum(loc["panic"] for loc in locales)
+    canary = observer.stack.canary
+    return {
+        "version": 1,
+        "spider": spider,
+        "start": _iso(agg.start),
+        "finish": _iso(finish),
+        "duration_s": round(finish - agg.start, 3),
+        "close_reason": close_reason,
+        "health": _health(totals, sorted(observer.dry), panics),
+        "totals": totals,
+        "locales": locales,
+        "pools": pool_rows(observer),
+        "pool_sites": pool_site_differences(observer),
+        "canary": canary.report() if canary is not None else [],
+        "bans": _bans(agg),
+        "sites": _sites(agg),
+        "exits": _exits(agg, top),
+        "pii": _pii(stats),
+    }
+
+
+def _locale_rows(observer: CrawlObserver) -> list[dict[str, Any]]:
+    """One row per configured locale (and any other seen), with its exits' state."""
+    agg = observer.aggregate
     banned = observer.banned_exits()
-    locales: list[dict[str, Any]] = []
     names = [n if n is not None else "none" for n in observer.locale_names]
     names += sorted(n for n in agg.locales if n not in names)
+    rows: list[dict[str, Any]] = []
     for label in names:
         la = agg.locales.get(label)
         outcomes = la.outcomes if la else {}
         counts = observer.counts(None if label == "none" else label)
         attempts = la.attempts if la else 0
         bans = outcomes.get("ban", 0)
-        locales.append(
+        rows.append(
             {
                 "locale": label,
                 "attempts": attempts,
@@ -159,14 +188,22 @@ def build_report(
                 "waiting_now": observer.stack.lot.waiting(None if label == "none" else label),
             }
         )
-    totals = {
+    return rows
+
+
+def _totals(locales: list[dict[str, Any]]) -> dict[str, Any]:
+    totals: dict[str, Any] = {
         key: sum(loc[key] for loc in locales)
         for key in ("attempts", "successes", "bans", "transport_failures", "no_exit")
     }
     totals["ban_rate"] = (
         round(totals["bans"] / totals["attempts"], 4) if totals["attempts"] else None
     )
+    return totals
 
+
+def _bans(agg: CrawlAggregate) -> dict[str, Any]:
+    """Bans over time by reason, by reason, and per site and reason."""
     series = {
         reason: values[: max((i + 1 for i, v in enumerate(values) if v), default=0)]
         for reason, values in sorted(agg.ban_series.items())
@@ -185,21 +222,32 @@ def build_report(
         ),
         key=lambda s: (-int(s["total"]), s["site"] == OTHER, str(s["site"])),
     )
-    sites: list[dict[str, Any]] = []
-    for site, row in agg.sites.data.items():
-        sites.append(
-            {
-                "site": site,
-                "requests": sum(n for k, n in row.items() if k != "no_exit"),
-                "successes": row.get("success", 0),
-                "bans": row.get("ban", 0),
-                "failures": row.get("transport_failure", 0),
-                "no_exit": row.get("no_exit", 0),
-            }
-        )
-    sites.sort(key=lambda s: (-s["requests"], s["site"]))
-    del sites[_TOP_SITES:]
+    return {
+        "bucket_seconds": agg.bucket_width,
+        "series": series,
+        "by_reason": by_reason,
+        "by_site": by_site,
+    }
 
+
+def _sites(agg: CrawlAggregate) -> list[dict[str, Any]]:
+    """Traffic per site, busiest first, at most :data:`_TOP_SITES`."""
+    sites: list[dict[str, Any]] = [
+        {
+            "site": site,
+            "requests": sum(n for k, n in row.items() if k != "no_exit"),
+            "successes": row.get("success", 0),
+            "bans": row.get("ban", 0),
+            "failures": row.get("transport_failure", 0),
+            "no_exit": row.get("no_exit", 0),
+        }
+        for site, row in agg.sites.data.items()
+    ]
+    sites.sort(key=lambda s: (-s["requests"], s["site"]))
+    return sites[:_TOP_SITES]
+
+
+def _exits(agg: CrawlAggregate, top: int) -> dict[str, Any]:
     exits = agg.exits.items()
     slowest = sorted(
         ((i, e) for i, e in exits if e.latency_n),
@@ -208,40 +256,23 @@ def build_report(
     most_banned = sorted(((i, e) for i, e in exits if e.bans), key=lambda ie: (-ie[1].bans, ie[0]))[
         :top
     ]
+    return {
+        "slowest": [_exit_row(i, e) for i, e in slowest],
+        "most_banned": [_exit_row(i, e) for i, e in most_banned],
+    }
 
+
+def _pii(stats: dict[str, Any]) -> dict[str, Any]:
     pii_prefix = stat_key("pii", "masked") + "/"
     masked = {
         key[len(pii_prefix) :]: int(value)
         for key, value in sorted(stats.items())
         if key.startswith(pii_prefix)
     }
-    panics = sum(loc["panic"] for loc in locales)
     return {
-        "version": 1,
-        "spider": spider,
-        "start": _iso(agg.start),
-        "finish": _iso(finish),
-        "duration_s": round(finish - agg.start, 3),
-        "close_reason": close_reason,
-        "health": _health(totals, sorted(observer.dry), panics),
-        "totals": totals,
-        "locales": locales,
-        "bans": {
-            "bucket_seconds": agg.bucket_width,
-            "series": series,
-            "by_reason": by_reason,
-            "by_site": by_site,
-        },
-        "sites": sites,
-        "exits": {
-            "slowest": [_exit_row(i, e) for i, e in slowest],
-            "most_banned": [_exit_row(i, e) for i, e in most_banned],
-        },
-        "pii": {
-            "masked": masked,
-            "items_scanned": int(stats.get(stat_key("pii", "items_scanned"), 0)),
-            "items_with_pii": int(stats.get(stat_key("pii", "items_with_pii"), 0)),
-        },
+        "masked": masked,
+        "items_scanned": int(stats.get(stat_key("pii", "items_scanned"), 0)),
+        "items_with_pii": int(stats.get(stat_key("pii", "items_with_pii"), 0)),
     }
 
 

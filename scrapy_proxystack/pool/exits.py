@@ -394,7 +394,9 @@ class ExitPool:
             u = rand() * total
             chosen = -1
             for k, pool in enumerate(pools):
-                if pool.usable and not (skipped >> k) & 1:
+                # A pool at weight 0 (a canary rolled back) is never chosen, not even when
+                # rounding leaves u just above the total.
+                if pool.usable and pool.weight > 0.0 and not (skipped >> k) & 1:
                     chosen = k
                     u -= pool.weight
                     if u < 0.0:
@@ -1155,6 +1157,30 @@ class ExitPool:
         every = self._all
         every.add(i, wint)
         every.ejected -= 1
+
+    # -- run-time weights (canary analysis) -----------------------------------------------------
+
+    def _group(self, locale: str, pool: str) -> ExitGroup:
+        loc = self._locales.get(locale)
+        found = None if loc is None else next((g for g in loc.pools if g.name == pool), None)
+        if found is None:
+            raise KeyError(f"no pool {pool!r} in locale {locale!r}")
+        return found
+
+    def pool_weight(self, locale: str, pool: str) -> float:
+        """The current weight of one (locale, pool), as configured or as last set."""
+        return self._group(locale, pool).weight
+
+    def set_pool_weight(self, locale: str, pool: str, weight: float) -> float:
+        """Change the share of traffic a (locale, pool) gets among its locale's pools, now;
+        returns the previous weight. ``0`` sends it nothing (its in-flight requests finish).
+        Only the choice between pools reads it: O(1), nothing else to update."""
+        if not (0.0 <= weight < _INF):
+            raise ValueError(f"weight={weight!r}: expected a finite number >= 0")
+        group = self._group(locale, pool)
+        previous = group.weight
+        group.weight = weight
+        return previous
 
     # -- state learned by other workers ----------------------------------------------------------
 

@@ -24,7 +24,7 @@ from scrapy_proxystack.testing._server import Endpoint
 if TYPE_CHECKING:
     import asyncio
     import ssl
-    from collections.abc import Awaitable, Callable, Collection, Iterable
+    from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 
 __all__ = ["BAN_FORMS", "GEO_BLOCKS", "BanForm", "BanRule", "GeoBlock", "RecordedRequest", "Site"]
 
@@ -54,6 +54,10 @@ class BanRule:
     clients: Collection[str] | None = None
     after: int = 0
     retry_after: float = 2.0
+    #: client IP -> share of its requests that get ``form`` (spread evenly: 0.25 bans every
+    #: fourth request), instead of every request once banned: a vendor whose exits are refused
+    #: more often than another's. Clients not listed are never banned; ``clients`` is ignored.
+    shares: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         form = str(self.form)
@@ -67,10 +71,24 @@ class BanRule:
         if self.clients is not None:
             clients = (self.clients,) if isinstance(self.clients, str) else self.clients
             object.__setattr__(self, "clients", frozenset(clients))
+        if self.shares is not None:
+            for ip, share in self.shares.items():
+                if not 0.0 <= share <= 1.0:
+                    raise ValueError(f"BanRule shares[{ip!r}]={share!r} must be in 0..1")
+            object.__setattr__(self, "shares", dict(self.shares))
 
     def applies_to(self, client_ip: str) -> bool:
         """Whether this rule targets ``client_ip`` at all (regardless of ``after``)."""
+        if self.shares is not None:
+            return client_ip in self.shares
         return self.clients is None or client_ip in self.clients
+
+    def hits(self, client_ip: str, count: int) -> bool:
+        """Whether the ``count``-th request (0-based) of ``client_ip`` gets the ban."""
+        if self.shares is None:
+            return True
+        share = self.shares.get(client_ip, 0.0)
+        return math.floor((count + 1) * share) > math.floor(count * share)
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,8 @@ class Site(Endpoint):
         self._ban = ban
         self._requests: list[RecordedRequest] = []
         self._successes: defaultdict[str, int] = defaultdict(int)
+        #: Requests per client the ban rule looked at (for ``BanRule.shares``).
+        self._counts: defaultdict[str, int] = defaultdict(int)
         self._windows: dict[str, deque[float]] = {}
         self._cache: dict[str, bytes] = {}
         self.strikes = strikes
@@ -220,6 +240,7 @@ class Site(Endpoint):
         with self._lock:
             self._requests.clear()
             self._successes.clear()
+            self._counts.clear()
             self._windows.clear()
             self._strikes.clear()
             self._banned_until.clear()
@@ -327,6 +348,7 @@ class Site(Endpoint):
             ban is not None
             and ban.applies_to(client_ip)
             and self._successes[client_ip] >= ban.after
+            and ban.hits(client_ip, self._next_count(client_ip))
         ):
             return self._banned(ban, path, query)
         if self.strikes is not None and self._banned_until.get(client_ip, 0.0) > now:
@@ -345,6 +367,11 @@ class Site(Endpoint):
         if answer.status == 200:
             self._successes[client_ip] += 1
         return answer
+
+    def _next_count(self, client_ip: str) -> int:
+        count = self._counts[client_ip]
+        self._counts[client_ip] = count + 1
+        return count
 
     def _cached(self, key: str, render: Callable[[], bytes]) -> bytes:
         body = self._cache.get(key)
