@@ -128,27 +128,7 @@ def finish_crawl(crawl: RunningCrawl) -> CrawlResult:
     )
 
 
-def run_crawl(
-    tmp_path: Path,
-    *,
-    urls: list[Any],
-    settings: dict[str, Any] | None = None,
-    spider: str = "tests.spiders.WorldSpider",
-    spider_kwargs: dict[str, Any] | None = None,
-    addon: bool = True,
-    timeout: float = 90.0,
-    record_lookups: bool = False,
-) -> CrawlResult:
-    """Run a real Scrapy crawl in a subprocess and return its items, stats and log."""
-    return finish_crawl(
-        start_crawl(
-            tmp_path,
-            urls=urls,
-            settings=settings,
-            spider=spider,
-            spider_kwargs=spider_kwargs,
-            addon=addon,
-            timeout=timeout,
-            record_lookups=record_lookups,
-        )
-    )
+def run_crawl(tmp_path: Path, **kwargs: Any) -> CrawlResult:
+    """Run a real Scrapy crawl in a subprocess and return its items, stats and log (the
+    arguments of :func:`start_crawl`)."""
+    return finish_crawl(start_crawl(tmp_path, **kwargs))

@@ -25,12 +25,14 @@ import logging
 import threading
 import time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from scrapy_proxystack.testing.proxies import Proxy
 from scrapy_proxystack.testing.sites import Site
 from scrapy_proxystack.testing.socks import SocksProxy
 from scrapy_proxystack.testing.tls import make_certificate
+
+_E = TypeVar("_E", Proxy, SocksProxy)
 
 if TYPE_CHECKING:
     import ssl
@@ -287,15 +289,10 @@ class LoopbackWorld:
         (real proxies differ; Scrapy sends ``HTTPPROXY_AUTH_ENCODING``, latin-1 by default).
         ``port`` 0 takes any free port (see :meth:`add_site`).
         """
-        if region not in self.regions:
-            raise ValueError(f"region {region!r} is not one of {sorted(self.regions)}")
-        with self._lock:
-            self._check_not_stopped()
-            number = self._proxy_numbers.get(region, 0) + 1
-            if number > 254:
-                raise ValueError(f"region {region} holds at most 254 proxies")
-            proxy = Proxy(
-                f"127.0.{region}.{number}",
+        return self._add_exit(
+            region,
+            lambda ip: Proxy(
+                ip,
                 region=region,
                 country=self.regions[region],
                 submit=self._submit,
@@ -308,13 +305,8 @@ class LoopbackWorld:
                 seed=seed,
                 auth_encoding=auth_encoding,
                 port=port,
-            )
-            self._proxy_numbers[region] = number
-            self._proxies.append(proxy)
-            started = self._state == "running"
-        if started:
-            self._call(proxy._apply_state)
-        return proxy
+            ),
+        )
 
     def add_socks_proxy(
         self,
@@ -335,15 +327,10 @@ class LoopbackWorld:
         Names are resolved with
         :meth:`add_name`'s table, as seen from the region's country.
         """
-        if region not in self.regions:
-            raise ValueError(f"region {region!r} is not one of {sorted(self.regions)}")
-        with self._lock:
-            self._check_not_stopped()
-            number = self._proxy_numbers.get(region, 0) + 1
-            if number > 254:
-                raise ValueError(f"region {region} holds at most 254 proxies")
-            proxy = SocksProxy(
-                f"127.0.{region}.{number}",
+        return self._add_exit(
+            region,
+            lambda ip: SocksProxy(
+                ip,
                 region=region,
                 country=self.regions[region],
                 submit=self._submit,
@@ -356,7 +343,20 @@ class LoopbackWorld:
                 seed=seed,
                 reply=reply,
                 gateway=gateway,
-            )
+            ),
+        )
+
+    def _add_exit(self, region: int, make: Callable[[str], _E]) -> _E:
+        """An exit of either kind on the region's next address 127.0.R.N, started when the
+        world runs."""
+        if region not in self.regions:
+            raise ValueError(f"region {region!r} is not one of {sorted(self.regions)}")
+        with self._lock:
+            self._check_not_stopped()
+            number = self._proxy_numbers.get(region, 0) + 1
+            if number > 254:
+                raise ValueError(f"region {region} holds at most 254 proxies")
+            proxy = make(f"127.0.{region}.{number}")
             self._proxy_numbers[region] = number
             self._proxies.append(proxy)
             started = self._state == "running"
