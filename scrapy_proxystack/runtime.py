@@ -6,6 +6,9 @@ that object on first use (during component construction, so before any request) 
 same instance to every component of the same crawler. It holds no per-request logic (that is
 :mod:`scrapy_proxystack.routing`): it connects signals, runs the parking lot's timer, keeps the
 exits' state across a ``JOBDIR`` pause, and logs the summary at close.
+
+It is longer than most modules because each optional part (shared state, canary analysis)
+brings its own set-up and signal handlers; each part's logic lives in its own module.
 """
 
 from __future__ import annotations

@@ -436,16 +436,7 @@ class ProxyStackSettings:
             redis_mirror_interval=r.number("PROXYSTACK_REDIS_MIRROR_INTERVAL", strict=True),
             redis_required=r.boolean("PROXYSTACK_REDIS_REQUIRED"),
         )
-        if result.backoff_cap < result.backoff_base:
-            r.problem(
-                f"setting PROXYSTACK_BACKOFF_CAP: {result.backoff_cap!r} is below "
-                f"PROXYSTACK_BACKOFF_BASE ({result.backoff_base!r}); expected cap >= base"
-            )
-        if result.ban_cooldown_cap < result.ban_cooldown:
-            r.problem(
-                f"setting PROXYSTACK_BAN_COOLDOWN_CAP: {result.ban_cooldown_cap!r} is below "
-                f"PROXYSTACK_BAN_COOLDOWN ({result.ban_cooldown!r}); expected cap >= cooldown"
-            )
+        _check_caps(r, result)
         r.done()
         return result
 
@@ -477,6 +468,20 @@ class ProxyStackSettings:
             return yaml_value
         key = locale.lower()
         return self.accept_languages.get(key) or DEFAULT_ACCEPT_LANGUAGES.get(key)
+
+
+def _check_caps(r: SettingsReader, st: ProxyStackSettings) -> None:
+    """Caps below their bases: each is fine alone, the pair is not."""
+    if st.backoff_cap < st.backoff_base:
+        r.problem(
+            f"setting PROXYSTACK_BACKOFF_CAP: {st.backoff_cap!r} is below "
+            f"PROXYSTACK_BACKOFF_BASE ({st.backoff_base!r}); expected cap >= base"
+        )
+    if st.ban_cooldown_cap < st.ban_cooldown:
+        r.problem(
+            f"setting PROXYSTACK_BAN_COOLDOWN_CAP: {st.ban_cooldown_cap!r} is below "
+            f"PROXYSTACK_BAN_COOLDOWN ({st.ban_cooldown!r}); expected cap >= cooldown"
+        )
 
 
 def _redis_url(r: SettingsReader) -> str | None:

@@ -13,6 +13,10 @@ the network. The world provides them:
   after which the world stops by itself even if a test forgets to.
 
 On Linux the whole 127.0.0.0/8 block answers on ``lo``, so no interface set-up is needed.
+
+The module is longer than most because it is the one place that allocates addresses and
+ports, starts and stops every endpoint and keeps the world's clock; sites, proxies and SOCKS
+exits live in their own modules.
 """
 
 from __future__ import annotations
