@@ -69,7 +69,7 @@ def polite_world(world: LoopbackWorld) -> tuple[Site, dict[str, Any]]:
     return site, config
 
 
-def assert_rate_holds(times: list[float]) -> None:
+def assert_rate_holds(times: list[float], *, outage: bool = False) -> None:
     """The site's view: its stated rate over the whole crawl and over any two seconds.
 
     What the suite books is exact on Redis's clock; the site sees each arrival shifted by the
@@ -77,7 +77,10 @@ def assert_rate_holds(times: list[float]) -> None:
     machine, see tests/test_crawl_throttle.py), so a window may hold one request more on
     each of its edges.
     """
-    assert times[-1] - times[0] >= (PAGES - 1) / RATE - SPAN_SLACK
+    # When the shared state is lost, each worker knows the site's schedule only as of its own
+    # last booking: the others may each have booked one more slot since.
+    overlap = 2 / RATE if outage else 0.0
+    assert times[-1] - times[0] >= (PAGES - 1) / RATE - SPAN_SLACK - overlap
     assert max_in_window(times, 2.0) <= 2 * RATE + 2
 
 
@@ -155,4 +158,4 @@ def test_losing_the_shared_state_mid_crawl_loses_no_page(
     assert sum(r.stat("proxystack/redis/local_budget") for r in results) >= 1
     assert "does not answer" in "".join(r.log for r in results)
     # While it was away each worker took a third of the site's budget: the rate still holds.
-    assert_rate_holds(page_times(site))
+    assert_rate_holds(page_times(site), outage=True)

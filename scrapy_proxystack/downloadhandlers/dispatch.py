@@ -248,8 +248,11 @@ class SendGate:
             )
         else:
             alone.set_rule(domain, RateRule(rate=None))
-        # The slots the workers booked together still hold: book after them.
-        alone.book_until(domain, self._shared_until.get(domain, 0.0))
+        # The slots the workers booked together still hold: book after them, and after one
+        # more per other worker (they may have booked since this one last looked).
+        shared_until = self._shared_until.get(domain, 0.0)
+        if shared_until > 0.0 and rule is not None:
+            alone.book_until(domain, shared_until + (workers - 1) * rule.interval)
         return alone
 
     async def _wait(self, request: Request, seconds: float) -> None:
