@@ -119,3 +119,23 @@ def test_bad_settings_name_the_setting(name: str, value: object) -> None:
 def test_json_path_for(tmp_path: Any) -> None:
     assert json_path_for(tmp_path / "r.html") == tmp_path / "r.json"
     assert json_path_for(tmp_path / "report") == tmp_path / "report.json"
+
+
+def test_close_latency_markers_keep_their_labels_apart() -> None:
+    from scrapy_proxystack.extensions._charts import latency_chart
+
+    latency = {
+        "buckets": [[1.0, 3], [2.0, 5], [4.0, 9], [8.0, 2]],
+        "p50_ms": 3.0,
+        "p95_ms": 3.2,
+        "p99_ms": 7.0,
+    }
+    svg = latency_chart("fr", latency)
+    assert 'text-anchor="end" fill="#2e7d32">p50<' in svg  # left of its marker
+    assert 'text-anchor="start" fill="#c62828">p95<' in svg  # right of its marker
+
+
+def test_every_column_of_the_locale_table_has_a_header() -> None:
+    from scrapy_proxystack.extensions._html import _LOCALE_HEADERS
+
+    assert all(_LOCALE_HEADERS)

@@ -66,15 +66,18 @@ def latency_chart(locale: str, latency: dict[str, Any]) -> str:
                 return pad + (i + frac) * bar
         return None
 
-    for key, color in (("p50_ms", "#2e7d32"), ("p95_ms", "#c62828")):
+    # p50's label to the left of its marker, p95's to the right: close values never overlap.
+    for key, color, side in (("p50_ms", "#2e7d32", -1), ("p95_ms", "#c62828", 1)):
         value = latency.get(key)
         marker = x_of(float(value)) if value is not None else None
         if marker is not None:
             x = marker
+            anchor = "end" if side < 0 else "start"
             parts.append(
                 f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{pad - 10}" y2="{height}" '
                 f'stroke="{color}" stroke-dasharray="3 2"/>'
-                f'<text x="{x + 2:.1f}" y="{pad - 12}" fill="{color}">{key[:3]}</text>'
+                f'<text x="{x + 2 * side:.1f}" y="{pad - 12}" text-anchor="{anchor}" '
+                f'fill="{color}">{key[:3]}</text>'
             )
     first, last = buckets[0][0], buckets[-1][0]
     last_text = f"{last:.0f} ms" if math.isfinite(last) else "more"

@@ -149,7 +149,7 @@ _LOCALE_HEADERS: Final = [
     "ejected",
     "banned",
     "exits",
-    "",
+    "state",
 ]
 
 
