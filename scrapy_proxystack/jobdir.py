@@ -114,7 +114,8 @@ class Jobdir:
                     request_from_dict(pickle.loads(d), spider=spider)  # noqa: S301 - ours too
                     for d in kept
                 ]
-        except Exception as exc:  # a damaged file must not stop the crawl: logged
+        except Exception as exc:  # a damaged file must not stop the crawl: counted, logged
+            self.stats.inc("exits", "state_restore_failed")
             logger.error(
                 "Cannot restore the proxy state kept in JOBDIR (%(error)s); starting without it",
                 {"error": type(exc).__name__},

@@ -333,3 +333,25 @@ def test_workers_mask_the_same_and_keep_the_order(tmp_path: Path, workers: int) 
 def test_bad_workers_setting(value: object) -> None:
     with pytest.raises(ValueError, match="PROXYSTACK_PII_WORKERS"):
         make({"PROXYSTACK_PII_WORKERS": value})
+
+
+class _Unclearable(dict[str, Any]):
+    def clear(self) -> None:
+        raise TypeError("this mapping cannot be emptied")
+
+
+def test_an_item_that_cannot_be_emptied_either_is_counted_and_said(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipe = make()
+
+    def broken(text: str) -> Any:
+        raise RuntimeError("scan failed")
+
+    monkeypatch.setattr(pipe.masker, "scan", broken)
+    with caplog.at_level(logging.WARNING), pytest.raises(DropItem):
+        pipe.process_item(_Unclearable(contact=EMAIL))
+    assert stats(pipe)["proxystack/pii/unblankable_items"] == 1
+    assert stats(pipe)["proxystack/pii/unmaskable_items/error"] == 1
+    assert "could not be emptied either" in caplog.text
+    assert "jane" not in caplog.text.lower()

@@ -11,7 +11,6 @@ key; an item it cannot mask is emptied and dropped, so that Scrapy cannot log it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from collections import Counter
@@ -149,7 +148,14 @@ class PiiMaskingPipeline:
         except Exception as exc:
             reason = exc.reason if isinstance(exc, _Unmaskable) else "error"
             error = type(exc).__name__  # the class only: a message could quote a value
-        _blank(item)
+        if not _blank(item):
+            # Scrapy logs a dropped item; this one may still hold what could not be masked.
+            self._inc("unblankable_items")
+            logger.warning(
+                "An item that could not be masked could not be emptied either (%(type)s): "
+                "Scrapy's own 'Dropped' line may show its content",
+                {"type": type(item).__name__},
+            )
         self._inc(f"unmaskable_items/{reason}")
         key = f"unmaskable/{reason}"
         level = logging.DEBUG if key in self._logged_drops else logging.WARNING
@@ -346,19 +352,24 @@ def _set_field(item: Any, adapter: ItemAdapter, name: Any, value: Any) -> None:
         object.__setattr__(item, name, value)
 
 
-def _blank(item: Any) -> None:
-    """Empty an item in place, so that what Scrapy logs of a dropped item holds nothing."""
+def _blank(item: Any) -> bool:
+    """Empty an item in place, so that what Scrapy logs of a dropped item holds nothing;
+    False when some of it could not be emptied (the caller counts and says so)."""
     try:
         if isinstance(item, MutableMapping):
             item.clear()
-            return
+            return True
         adapter = ItemAdapter(item)
         names = list(adapter.field_names())
-    except Exception:
-        return
+    except Exception:  # any item type may fail here: reported by the caller
+        return False
+    emptied = True
     for name in names:
-        with contextlib.suppress(Exception):  # a read-only attribute: nothing more to do
+        try:
             _set_field(item, adapter, name, None)
+        except Exception:  # a read-only attribute: reported by the caller
+            emptied = False
+    return emptied
 
 
 #: Items with less text than this are masked in the crawl's thread even with workers: sending a
@@ -428,6 +439,7 @@ class OffloadingPiiMaskingPipeline(PiiMaskingPipeline):
                 masked = await asyncio.wrap_future(self._pool.submit(texts))
             except Exception as exc:  # a worker died: mask here from now on
                 self._pool_failed = True
+                self._inc("workers_failed")
                 logger.warning(
                     "PII masking workers failed (%(error)s); masking in the crawl's thread from "
                     "now on",
