@@ -71,6 +71,9 @@ class ProxyRequest(NamedTuple):
 class Proxy(Endpoint):
     """A forward proxy on its own loopback address. Create it with ``LoopbackWorld.add_proxy``."""
 
+    #: The scheme of its URL in a proxy list.
+    scheme = "http"
+
     def __init__(
         self,
         ip: str,
@@ -136,20 +139,21 @@ class Proxy(Endpoint):
 
     @property
     def url_without_auth(self) -> str:
-        return f"http://{self.ip}:{self.port}"
+        return f"{self.scheme}://{self.ip}:{self.port}"
 
     @property
     def url(self) -> str:
-        """``http://user:pass@ip:port`` when the proxy needs credentials, else without them."""
+        """``scheme://user:pass@ip:port`` (percent-encoded) when the proxy needs credentials,
+        else without them."""
         if self.auth is None:
             return self.url_without_auth
         user, password = (quote(part, safe="") for part in self.auth)
-        return f"http://{user}:{password}@{self.ip}:{self.port}"
+        return f"{self.scheme}://{user}:{password}@{self.ip}:{self.port}"
 
     @property
     def exit_id(self) -> str:
         """The suite's id of this proxy when configured by :attr:`url`."""
-        return exit_id("http", self.ip, self.port, self.auth[0] if self.auth else None)
+        return exit_id(self.scheme, self.ip, self.port, self.auth[0] if self.auth else None)
 
     @property
     def requests(self) -> list[ProxyRequest]:

@@ -16,9 +16,7 @@ import hmac
 import logging
 import time
 from typing import TYPE_CHECKING, NamedTuple
-from urllib.parse import quote
 
-from scrapy_proxystack.config.schema import exit_id
 from scrapy_proxystack.testing._http import loopback_literal
 from scrapy_proxystack.testing._server import abort_transport
 from scrapy_proxystack.testing.proxies import Proxy, ProxyRequest, _pipe
@@ -67,6 +65,8 @@ class SocksProxy(Proxy):
     or a country from the user name do.
     """
 
+    scheme = "socks5h"
+
     def __init__(
         self,
         ip: str,
@@ -106,23 +106,6 @@ class SocksProxy(Proxy):
         self._auth_bytes = (
             (auth[0].encode("utf-8"), auth[1].encode("utf-8")) if auth is not None else None
         )
-
-    @property
-    def url_without_auth(self) -> str:
-        return f"socks5h://{self.ip}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """``socks5h://user:pass@ip:port`` (percent-encoded) when it needs credentials."""
-        if self.auth is None:
-            return self.url_without_auth
-        user, password = (quote(part, safe="") for part in self.auth)
-        return f"socks5h://{user}:{password}@{self.ip}:{self.port}"
-
-    @property
-    def exit_id(self) -> str:
-        """The suite's id of this exit when configured by :attr:`url`."""
-        return exit_id("socks5h", self.ip, self.port, self.auth[0] if self.auth else None)
 
     @property
     def socks_requests(self) -> list[SocksRequest]:
