@@ -176,7 +176,6 @@ class Router:
         #: locale -> drop reason -> requests, for the summary at close.
         self.dropped: dict[str | None, dict[str, int]] = {}
         self._told: set[tuple[str, ...]] = set()
-        self._socks_entries: dict[str, ProxyEntry] | None = None
 
     # -- the record ---------------------------------------------------------------------------
 
@@ -218,21 +217,13 @@ class Router:
         """The configured SOCKS exit this attempt is bound to (None for any other), for the
         download handler that needs its credentials."""
         exit_id = route_of(request).exit_id
-        if exit_id is None:
+        if exit_id is None or not self.has_socks_exits():
             return None
-        return self._socks().get(exit_id)
+        entry = self.pool.entry_of(exit_id)
+        return entry if entry is not None and entry.scheme in SOCKS_SCHEMES else None
 
     def has_socks_exits(self) -> bool:
-        return bool(self._socks())
-
-    def _socks(self) -> dict[str, ProxyEntry]:
-        if self._socks_entries is None:
-            self._socks_entries = {
-                entry.id: entry
-                for entry in self.pool.config.all_proxies
-                if entry.scheme in SOCKS_SCHEMES
-            }
-        return self._socks_entries
+        return self.pool.has_socks
 
     @staticmethod
     def exit_locale(request: Request) -> str | None:

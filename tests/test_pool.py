@@ -1107,7 +1107,9 @@ class PoolMachine(RuleBasedStateMachine):
             assert self.pool.ejected_until(exit_id) == (
                 self.until[exit_id] if self.ejected(exit_id) else None
             )
-            assert self.pool._inflight[self.pool._ids[exit_id]] >= 0
+            busy = self.pool.in_flight_by_exit().get(exit_id, 0)
+            assert busy == self.inflight[exit_id]
+            assert busy > 0 or exit_id not in self.pool.in_flight_by_exit()
 
 
 PoolMachine.TestCase.settings = settings(

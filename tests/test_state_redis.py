@@ -156,7 +156,7 @@ def test_in_flight_counts_are_shared_under_a_lease(server: RedisServer) -> None:
         chosen = [pool_a.choose("fr", "shop.fr").entry.id for _ in range(3)]
         expected = {e: chosen.count(e) for e in chosen}
         index = {p.id: k for k, p in enumerate(CONFIG.all_proxies)}
-        await until(lambda: all(pool_b._remote[index[e]] == n for e, n in expected.items()))
+        await until(lambda: all(pool_b._remote.get(index[e]) == n for e, n in expected.items()))
         assert stats_b.values["proxystack/redis/workers"] == 2
         await a.close()  # leaves: its counts go at once
         await until(lambda: not any(pool_b._remote))

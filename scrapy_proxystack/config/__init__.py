@@ -25,10 +25,12 @@ from scrapy_proxystack.config.model import (
     CanaryConfig,
     ConfigError,
     DomainRule,
+    ExitTable,
     LocaleConfig,
     PoolConfig,
     ProxyConfig,
     ProxyEntry,
+    ProxyList,
 )
 from scrapy_proxystack.config.schema import parse
 
@@ -45,10 +47,12 @@ __all__ = [
     "CanaryConfig",
     "ConfigError",
     "DomainRule",
+    "ExitTable",
     "LocaleConfig",
     "PoolConfig",
     "ProxyConfig",
     "ProxyEntry",
+    "ProxyList",
     "load_proxy_config",
     "parse_proxy_config",
 ]
@@ -108,6 +112,7 @@ def load_proxy_config(
         extra_unlocalized=extra_unlocalized,
         extra_source=extra_source,
         auth_encoding=auth_encoding,
+        base_dir=Path(path).expanduser().parent if path is not None else None,
     )
 
 
@@ -118,12 +123,18 @@ def parse_proxy_config(
     extra_unlocalized: Sequence[str] = (),
     extra_source: str = "ROTATING_PROXY_LIST",
     auth_encoding: str = "latin-1",
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> ProxyConfig:
-    """Validate an already-loaded mapping (see :func:`load_proxy_config`)."""
+    """Validate an already-loaded mapping (see :func:`load_proxy_config`).
+
+    ``base_dir`` is where a relative ``proxies_file`` is found (the current directory when
+    ``None``); :func:`load_proxy_config` passes the YAML file's directory.
+    """
     return parse(
         data,
         source=source,
         extra_unlocalized=extra_unlocalized,
         extra_source=extra_source,
         auth_encoding=auth_encoding,
+        base_dir=Path(base_dir) if base_dir is not None else None,
     )

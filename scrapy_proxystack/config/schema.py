@@ -19,37 +19,51 @@ import difflib
 import hashlib
 import ipaddress
 import math
+import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from scrapy_proxystack.config.model import (
     ANONYMITY_GRADES,
     DEFAULT_POOL,
+    DEFAULT_PORTS,
     SOCKS_SCHEMES,
     STRATEGIES,
     BanRules,
     CanaryConfig,
     ConfigError,
     DomainRule,
+    ExitTable,
     LocaleConfig,
     PoolConfig,
     ProxyConfig,
-    ProxyEntry,
+    split_proxy_url,
 )
 from scrapy_proxystack.redact import mask_credentials, shorten
 
 __all__ = ["parse"]
 
-_SCHEMES = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+_SCHEMES = DEFAULT_PORTS
 _UNSUPPORTED_SCHEMES = {"socks4", "socks4a", "socks"}
 #: RFC 1929: a SOCKS5 user name or password is at most 255 bytes.
 _SOCKS_MAX_CREDENTIAL = 255
 _TOP_KEYS = ("locales", "domains", "default_locale")
-_LOCALE_KEYS = ("proxies", "pools", "fallback", "strategy", "accept_language", "min_anonymity")
-_POOL_KEYS = ("proxies", "weight", "canary")
+_LOCALE_KEYS = (
+    "proxies",
+    "proxies_file",
+    "pools",
+    "fallback",
+    "strategy",
+    "accept_language",
+    "min_anonymity",
+)
+_POOL_KEYS = ("proxies", "proxies_file", "weight", "canary")
 _CANARY_KEYS = ("baseline", "alpha", "margin", "latency_margin", "steps", "promote_after")
 #: Largest ``margin`` / ``latency_margin`` (10 = "up to eleven times worse is tolerated") and
 #: ``promote_after``; ``alpha`` is a probability below one half.
@@ -78,6 +92,17 @@ _LARGEST_FLOAT = sys.float_info.max
 #: A host name: letters, digits, ``-``, ``_`` and dots (international names in punycode).
 _HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
 _HOST_MATCH = _HOST_RE.fullmatch
+#: The usual proxy URL, checked by one match: a lower-case scheme and host, user-info without
+#: ``%``, ``:`` or ``@`` in either part. Whatever it does not match takes the full check, which
+#: accepts the same URLs with the same parts (urllib's split), only slower.
+_PLAIN_URL = re.compile(
+    r"(https?|socks5h?)://"
+    r"(?:([A-Za-z0-9._~!$&'()*+,;=-]*)(?::([A-Za-z0-9._~!$&'()*+,;=-]*))?@)?"
+    r"([a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?)(?::([0-9]{1,5}))?/?"
+).fullmatch
+#: Duplicates named with the place of the entry they repeat; past this, "an earlier entry"
+#: (finding the first costs a scan of the list).
+_MAX_PLACED_DUPLICATES = 50
 #: Characters that end the user-info of a URL early: a password holding them unencoded is
 #: split by every URL parser (and by Scrapy's), so it is refused with a hint instead.
 _RESERVED_IN_USERINFO = frozenset("/?#")
@@ -151,17 +176,17 @@ def _unknown_keys(
         )
 
 
-class _RawEntry(NamedTuple):
-    url: str
-    scheme: str
-    host: str
-    port: int
-    username: str | None
+class _Run(NamedTuple):
+    """Consecutive exits read from one list: a YAML ``proxies`` list or a ``proxies_file``."""
+
+    start: int  # index of its first exit in the parser's columns
     locale: str | None
     pool: str
-    weight: float
-    given_id: str | None
-    path: str
+    source: str  # the file the messages name
+    path: str  # the key path of the list
+    lines: bool  # a proxies_file: places are line numbers
+    #: Each exit's place in the list (its index) or in the file (its line number).
+    places: array[int]
 
 
 #: An exit id given in the YAML: printable, short, and nothing that reads as a credential.
@@ -197,12 +222,43 @@ def _valid_host(host: str) -> bool:
     return len(host) <= 253 and _HOST_RE.fullmatch(host) is not None
 
 
+def _file_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    """(line number, text) of each line of a proxy list file that is not blank or a comment."""
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield number, text
+
+
+def _first_undecodable(file: Path) -> int:
+    """The number of the first line of ``file`` that is not UTF-8 (text is decoded by blocks,
+    so the error itself does not say); read again only when there is such a line."""
+    with open(file, "rb") as raw:
+        for number, line in enumerate(raw, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
+
+
 class _Parser:
-    def __init__(self, source: str, auth_encoding: str) -> None:
+    def __init__(self, source: str, auth_encoding: str, base_dir: Path | None = None) -> None:
         self.source = source
+        #: Where a relative ``proxies_file`` is looked for: the YAML file's directory.
+        self.base_dir = base_dir
         self.problems: list[str] = []
-        self.seen: dict[tuple[str, str, int, str | None], str] = {}
-        self.entries: list[_RawEntry] = []
+        # The exits read so far, as columns (see ExitTable): a million entries are two strings
+        # each. ``ids`` holds each entry's own id (exit_id), which also finds duplicates.
+        self.urls: list[str] = []
+        self.ids: list[str] = []
+        self.seen: set[str] = set()
+        self.weights: dict[int, float] = {}
+        self.given_ids: dict[int, str] = {}
+        self.runs: list[_Run] = []
+        self.placed_duplicates = 0
+        #: Whether a SOCKS exit was read (the dispatch handler then needs its SOCKS path).
+        self.socks = False
         self.auth_encoding = auth_encoding
         try:
             # ASCII credentials need no check under an ASCII-compatible encoding (the usual
@@ -275,18 +331,38 @@ class _Parser:
         self.error(path, f"{_describe(value)} is too large; expected a number {bounds}")
         return None
 
-    def proxy(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
+    def place(self, k: int) -> tuple[str, str]:
+        """(file, key path or line) of exit ``k`` read so far, for a message."""
+        run = self.runs[bisect_right([r.start for r in self.runs], k) - 1]
+        where = run.places[k - run.start]
+        return run.source, f"line {where}" if run.lines else f"{run.path}[{where}]"
+
+    def _duplicate(self, path: str, url: str, entry_id: str) -> None:
+        if self.placed_duplicates < _MAX_PLACED_DUPLICATES:
+            self.placed_duplicates += 1
+            source, first = self.place(self.ids.index(entry_id))
+            first = first if source == self.source else f"{source} {first}"
+        else:
+            first = "an earlier entry"
+        self.error(
+            path,
+            f"{_shown_str(url)} duplicates {first}; expected each proxy once "
+            "(the same URL in two places would be two votes for one exit)",
+        )
+
+    def proxy(self, path: str, raw: Any) -> bool:
+        """Read one entry of a list (a URL, or a mapping with ``url``); False if refused."""
         weight = 1.0
         given_id: str | None = None
         if isinstance(raw, Mapping):
             _unknown_keys(self.problems, self.source, path, raw, _PROXY_KEYS)
             if "url" not in raw:
                 self.error(path, "missing key 'url'; expected {url: http://host:port, weight: 1}")
-                return
+                return False
             if "weight" in raw:
                 parsed = self.number(f"{path}.weight", raw["weight"], maximum=_MAX_WEIGHT)
                 if parsed is None:
-                    return
+                    return False
                 weight = parsed
             if "id" in raw:
                 given_id = raw["id"]
@@ -296,18 +372,16 @@ class _Parser:
                         f"{_describe(given_id)}; expected up to 64 letters, digits and "
                         "'.', '_', ':', '~', '+', '-' (starting with a letter or digit)",
                     )
-                    return
+                    return False
             raw = raw["url"]
         if not isinstance(raw, str):
             self.error(path, f"{_describe(raw)} is not a proxy URL; expected http://host:port")
-            return
+            return False
         url = raw.strip()
         parts = self._split_url(path, url)
         if parts is None:
-            return
+            return False
         scheme = parts.scheme.lower()
-        host = parts.hostname or ""
-        port = parts.port if parts.port is not None else _SCHEMES[scheme]
         username = unquote(parts.username) if parts.username is not None else None
         if username is not None:
             if scheme in SOCKS_SCHEMES:
@@ -315,21 +389,114 @@ class _Parser:
             else:
                 fits = self._credentials_encode(path, url, parts, username)
             if not fits:
-                return
-        key = (scheme, host.lower(), port, username)
-        if key in self.seen:
+                return False
+        entry_id = exit_id(*split_proxy_url(url))
+        if entry_id in self.seen:
+            self._duplicate(path, url, entry_id)
+            return False
+        k = len(self.urls)
+        self.socks = self.socks or scheme in SOCKS_SCHEMES
+        self.seen.add(entry_id)
+        self.urls.append(url)
+        self.ids.append(entry_id)
+        if weight != 1.0:
+            self.weights[k] = weight
+        if given_id is not None:
+            self.given_ids[k] = given_id
+        return True
+
+    def plain_urls(
+        self, items: Iterable[tuple[int, Any]], places: array[int], path_of: Any
+    ) -> None:
+        """Read the entries of one list: the usual URL by one match, anything else in full.
+
+        ``items`` yields (place, entry) pairs; ``path_of(place)`` names an entry in a message.
+        """
+        fast = self.ascii_safe
+        blake2b = hashlib.blake2b
+        urls, ids, seen = self.urls, self.ids, self.seen
+        add_url, add_id, add_seen, add_place = urls.append, ids.append, seen.add, places.append
+        for place, raw in items:
+            match = _PLAIN_URL(raw) if fast and type(raw) is str else None
+            if match is not None:
+                scheme, user, password, host, port_text = match.groups()
+                port = int(port_text) if port_text is not None else _SCHEMES[scheme]
+                if 0 < port < 65536 and (
+                    user is None
+                    or scheme not in SOCKS_SCHEMES
+                    or (
+                        0 < len(user) <= _SOCKS_MAX_CREDENTIAL
+                        and len(password or "") <= _SOCKS_MAX_CREDENTIAL
+                    )
+                ):
+                    if scheme[0] == "s":
+                        self.socks = True
+                    # exit_id(), inlined: a million calls are a second of start-up.
+                    if user is None and scheme == "http":
+                        entry_id = f"{host}:{port}"
+                    else:
+                        key = f"{scheme}\0{host}\0{port}\0{user or ''}".encode()
+                        entry_id = f"{host}:{port}~{blake2b(key, digest_size=8).hexdigest()}"
+                    if entry_id in seen:
+                        self._duplicate(path_of(place), raw, entry_id)
+                        continue
+                    add_seen(entry_id)
+                    add_url(raw)
+                    add_id(entry_id)
+                    add_place(place)
+                    continue
+            if self.proxy(path_of(place), raw):
+                add_place(place)
+
+    def proxy_list(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list):
+            self.error(path, f"{_describe(raw)} is not a list; expected a list of proxy URLs")
+            return
+        if not raw:
+            self.error(path, "is empty; expected at least one proxy URL")
+            return
+        if not self.once(path, raw):
+            return
+        places: array[int] = array("I")
+        self.runs.append(_Run(len(self.urls), locale, pool, self.source, path, False, places))
+        self.plain_urls(enumerate(raw), places, lambda i: f"{path}[{i}]")
+
+    def proxies_file(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
+        """``proxies_file: fr.txt``: one proxy URL per line, blank lines and ``#`` comments
+        skipped, relative to the YAML file. Read line by line: a million lines are never one
+        string. Messages name the text file and the line."""
+        if not isinstance(raw, str) or not raw.strip():
+            self.error(path, f"{_describe(raw)}; expected the path of a text file of proxy URLs")
+            return
+        name = raw.strip()
+        file = Path(name).expanduser()
+        if not file.is_absolute() and self.base_dir is not None:
+            file = self.base_dir / file
+        places: array[int] = array("I")
+        saved, self.source = self.source, str(file)
+        self.runs.append(_Run(len(self.urls), locale, pool, self.source, path, True, places))
+        before = len(self.problems)
+        try:
+            with open(file, encoding="utf-8") as lines:
+                self.plain_urls(_file_lines(lines), places, lambda n: f"line {n}")
+        except FileNotFoundError:
+            self.source = saved
             self.error(
                 path,
-                f"{_shown_str(url)} duplicates {self.seen[key]}; expected each proxy once "
-                "(the same URL in two places would be two votes for one exit)",
+                f"{_shown_str(name)}: file not found (looked at {os.path.abspath(file)}); "
+                "expected a text file of proxy URLs, one per line, relative to the YAML file",
             )
             return
-        self.seen[key] = path
-        self.entries.append(
-            _RawEntry(
-                url, scheme, host.lower(), port, username, locale, pool, weight, given_id, path
-            )
-        )
+        except UnicodeDecodeError:
+            self.error(f"line {_first_undecodable(file)}", "is not UTF-8 text; expected UTF-8")
+        except OSError as exc:
+            self.error("", f"cannot be read ({exc.strerror or type(exc).__name__})")
+        finally:
+            self.source = saved
+        if not places and len(self.problems) == before:
+            self.error(path, f"{_shown_str(name)} holds no proxy URL; expected one per line")
 
     def _split_url(self, path: str, url: str) -> SplitResult | None:
         """The parts of a proxy URL, or None after recording why it is not one."""
@@ -436,20 +603,6 @@ class _Parser:
                 return False
         return True
 
-    def proxy_list(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, list):
-            self.error(path, f"{_describe(raw)} is not a list; expected a list of proxy URLs")
-            return
-        if not raw:
-            self.error(path, "is empty; expected at least one proxy URL")
-            return
-        if not self.once(path, raw):
-            return
-        for i, item in enumerate(raw):
-            self.proxy(f"{path}[{i}]", item, locale, pool)
-
 
 def parse(
     data: Any,
@@ -458,6 +611,7 @@ def parse(
     extra_unlocalized: Sequence[str],
     extra_source: str,
     auth_encoding: str,
+    base_dir: Path | None = None,
 ) -> ProxyConfig:
     """Validate an already-loaded mapping: see :func:`scrapy_proxystack.config.parse_proxy_config`.
 
@@ -465,7 +619,7 @@ def parse(
     alias) is refused or parsed once, never walked again, and no message holds more than a
     capped excerpt of any value.
     """
-    p = _Parser(source, auth_encoding)
+    p = _Parser(source, auth_encoding, base_dir)
     if not isinstance(data, Mapping):
         raise ConfigError(
             [f"{source}: the top level is {_describe(data)}; expected a mapping with 'locales'"]
@@ -498,11 +652,13 @@ def parse(
     _check_canaries(p, pool_weights)
 
     # Unlocalized proxies (migration from scrapy-rotating-proxies).
-    saved_source = p.source
-    p.source = extra_source
-    for i, url in enumerate(extra_unlocalized):
-        p.proxy(f"[{i}]", url, None, DEFAULT_POOL)
-    p.source = saved_source
+    if extra_unlocalized:
+        saved_source = p.source
+        p.source = extra_source
+        places: array[int] = array("I")
+        p.runs.append(_Run(len(p.urls), None, DEFAULT_POOL, extra_source, "", False, places))
+        p.plain_urls(enumerate(extra_unlocalized), places, lambda i: f"[{i}]")
+        p.source = saved_source
 
     domains: dict[str, DomainRule] = {}
     raw_domains = data.get("domains", {}) or {}
@@ -556,10 +712,12 @@ def _parse_locale(
         return None
     _unknown_keys(p.problems, p.source, path, raw, _LOCALE_KEYS)
     weights = pool_weights.setdefault(name, {})
-    if "proxies" not in raw and "pools" not in raw:
-        p.error(path, "has no proxies; expected 'proxies: [...]' or 'pools: {...}'")
-    if "proxies" in raw:
-        p.proxy_list(f"{path}.proxies", raw["proxies"], name, DEFAULT_POOL)
+    if "proxies" not in raw and "pools" not in raw and "proxies_file" not in raw:
+        p.error(
+            path,
+            "has no proxies; expected 'proxies: [...]', 'proxies_file: list.txt' or 'pools: {...}'",
+        )
+    if _own_list(p, path, raw, name, DEFAULT_POOL):
         weights[DEFAULT_POOL] = 1.0
     if "pools" in raw:
         _parse_pools(p, path, raw, name, weights)
@@ -588,7 +746,7 @@ def _parse_pools(
             continue
         if not p.once(ppath, pool_raw):
             continue
-        if pool_name == DEFAULT_POOL and "proxies" in raw:
+        if pool_name == DEFAULT_POOL and ("proxies" in raw or "proxies_file" in raw):
             p.error(ppath, "clashes with the locale's own 'proxies' list")
             continue
         _unknown_keys(p.problems, p.source, ppath, pool_raw, _POOL_KEYS)
@@ -596,15 +754,37 @@ def _parse_pools(
         if "weight" in pool_raw:
             parsed = p.number(f"{ppath}.weight", pool_raw["weight"], maximum=_MAX_WEIGHT)
             weight = parsed if parsed is not None else 1.0
-        if "proxies" not in pool_raw:
-            p.error(ppath, "missing key 'proxies'; expected a list of proxy URLs")
+        if "proxies" not in pool_raw and "proxies_file" not in pool_raw:
+            p.error(
+                ppath,
+                "missing key 'proxies'; expected a list of proxy URLs (or 'proxies_file')",
+            )
             continue
-        p.proxy_list(f"{ppath}.proxies", pool_raw["proxies"], name, pool_name)
+        if not _own_list(p, ppath, pool_raw, name, pool_name):
+            continue
         weights[pool_name] = weight
         if "canary" in pool_raw:
             canary = _parse_canary(p, f"{ppath}.canary", pool_raw["canary"])
             if canary is not None:
                 p.canaries[(name, pool_name)] = (f"{ppath}.canary", canary)
+
+
+def _own_list(p: _Parser, path: str, raw: Mapping[Any, Any], locale: str, pool: str) -> bool:
+    """A locale's or a pool's ``proxies`` list or ``proxies_file``: whether it has one."""
+    if "proxies" in raw and "proxies_file" in raw:
+        p.error(
+            path,
+            "has both 'proxies' and 'proxies_file'; expected one of them (or split the exits "
+            "into two pools)",
+        )
+        return False
+    if "proxies" in raw:
+        p.proxy_list(f"{path}.proxies", raw["proxies"], locale, pool)
+        return True
+    if "proxies_file" in raw:
+        p.proxies_file(f"{path}.proxies_file", raw["proxies_file"], locale, pool)
+        return True
+    return False
 
 
 def _parse_canary(p: _Parser, path: str, raw: Any) -> CanaryConfig | None:
@@ -760,33 +940,41 @@ def _build(
 ) -> ProxyConfig:
     """The frozen objects. Exit ids are the YAML's ``id:`` or :func:`exit_id`: they do not depend
     on an entry's position, so per-exit stats, the audit log and shared state keep their
-    meaning when the file changes."""
-    taken: dict[str, str] = {}
-    built: dict[tuple[str | None, str], list[ProxyEntry]] = {}
-    for url, scheme, host, port, username, locale, pool, weight, given, path in p.entries:
-        entry_id = given if given is not None else exit_id(scheme, host, port, username)
-        if entry_id in taken:
-            p.error(
-                f"{path}.id" if given is not None else path,
-                f"its exit id {entry_id!r} is also the id of {taken[entry_id]}; expected "
-                "each id once (give one of them another 'id:')",
-            )
-            continue
-        taken[entry_id] = path
-        entry = ProxyEntry(
-            id=entry_id,
-            url=url,
-            scheme=scheme,
-            host=host,
-            port=port,
-            username=username,
-            locale=locale,
-            pool=pool,
-            weight=weight,
-        )
-        built.setdefault((locale, pool), []).append(entry)
+    meaning when the file changes. The exits stay in the parser's columns (an
+    :class:`ExitTable`); each pool is a slice of it."""
+    ids = p.ids
+    if p.given_ids:
+        ids = _given_ids(p)
     if p.problems:
         raise ConfigError(p.problems)
+    urls = p.urls
+    weights: list[float] | None = None
+    if p.weights:
+        weights = [1.0] * len(urls)
+        for k, weight in p.weights.items():
+            weights[k] = weight
+    # Runs in table order: each locale's pools in turn, then the unlocalized exits. Parsing
+    # reads them in that order already; a config built otherwise is put in order here.
+    spans: dict[tuple[str | None, str], tuple[int, int]] = {}
+    ends = [run.start for run in p.runs[1:]] + ([len(urls)] if p.runs else [])
+    for run, stop in zip(p.runs, ends, strict=True):
+        spans[(run.locale, run.pool)] = (run.start, stop)
+    order: list[tuple[str | None, str]] = [
+        (name, pool) for name in locale_meta for pool in pool_weights.get(name, {})
+    ]
+    if (None, DEFAULT_POOL) in spans:
+        order.append((None, DEFAULT_POOL))
+    if [spans[key][0] for key in order] != sorted(spans[key][0] for key in order):
+        urls, ids, weights = _reorder(order, spans, urls, ids, weights)
+    table_runs: list[tuple[int, str | None, str]] = []
+    views: dict[tuple[str | None, str], tuple[int, int]] = {}
+    at = 0
+    for locale, pool in order:
+        start, stop = spans[(locale, pool)]
+        table_runs.append((at, locale, pool))
+        views[(locale, pool)] = (at, at + stop - start)
+        at += stop - start
+    table = ExitTable(urls, ids, weights, table_runs, socks=p.socks)
 
     canary_of = {key: canary for key, (_path, canary) in p.canaries.items()}
     locales: dict[str, LocaleConfig] = {}
@@ -795,7 +983,7 @@ def _build(
             PoolConfig(
                 name=pool,
                 weight=weight,
-                proxies=tuple(built.get((name, pool), ())),
+                proxies=table.view(*views[(name, pool)]),
                 canary=canary_of.get((name, pool)),
             )
             for pool, weight in pool_weights.get(name, {}).items()
@@ -808,13 +996,62 @@ def _build(
             accept_language=meta["accept_language"],
             min_anonymity=meta["min_anonymity"],
         )
+    unlocalized = views.get((None, DEFAULT_POOL))
     return ProxyConfig(
         source=p.source,
         locales=locales,
         domains=domains,
         default_locale=default_locale,
-        unlocalized=tuple(built.get((None, DEFAULT_POOL), ())),
+        unlocalized=table.view(*unlocalized) if unlocalized is not None else (),
+        table=table,
     )
+
+
+def _given_ids(p: _Parser) -> list[str]:
+    """The ids with the YAML's ``id:`` in place, each checked against every other id.
+
+    Computed ids are unique already (they found the duplicates), so only a given id can
+    clash: with another given one, or with the computed id of another entry.
+    """
+    ids = list(p.ids)
+    given_at: dict[str, int] = {}
+    for k, given in sorted(p.given_ids.items()):
+        ids[k] = given
+        other = given_at.get(given)
+        if other is None and given in p.seen:
+            j = p.ids.index(given)
+            other = j if j != k and j not in p.given_ids else None
+        if other is None:
+            given_at[given] = k
+            continue
+        source, where = p.place(max(other, k))
+        first = p.place(min(other, k))[1]
+        if max(other, k) in p.given_ids:
+            where += ".id"
+        p.problems.append(
+            f"{source}: {where}: its exit id {given!r} is also the id of {first}; "
+            "expected each id once (give one of them another 'id:')"
+        )
+    return ids
+
+
+def _reorder(
+    order: list[tuple[str | None, str]],
+    spans: Mapping[tuple[str | None, str], tuple[int, int]],
+    urls: list[str],
+    ids: list[str],
+    weights: list[float] | None,
+) -> tuple[list[str], list[str], list[float] | None]:
+    new_urls: list[str] = []
+    new_ids: list[str] = []
+    new_weights: list[float] | None = [] if weights is not None else None
+    for key in order:
+        start, stop = spans[key]
+        new_urls.extend(urls[start:stop])
+        new_ids.extend(ids[start:stop])
+        if new_weights is not None and weights is not None:
+            new_weights.extend(weights[start:stop])
+    return new_urls, new_ids, new_weights
 
 
 def _check_cycles(p: _Parser, graph: Mapping[str, tuple[str, ...]]) -> None:

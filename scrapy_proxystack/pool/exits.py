@@ -44,9 +44,9 @@ import heapq
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
-from scrapy_proxystack.config import STRATEGIES
+from scrapy_proxystack.config import STRATEGIES, ExitTable, PoolConfig, ProxyEntry, ProxyList
 from scrapy_proxystack.pool.groups import ExitGroup, LocaleGroup, SiteState
 from scrapy_proxystack.pool.types import (
     LEAST_CONNECTIONS,
@@ -62,7 +62,7 @@ from scrapy_proxystack.pool.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from scrapy_proxystack.config import ProxyConfig
     from scrapy_proxystack.pool.types import PoolListener
@@ -81,6 +81,11 @@ _WEIGHT_SCALE: Final = 1_000_000
 #: value works: it only has to let in-flight counts and ban penalties matter.
 _PRIOR_LATENCY: Final = 1.0
 _MAX_DOUBLINGS: Final = 62
+#: A ban penalty decayed below this (seconds of latency) is forgotten.
+_NEGLIGIBLE_PENALTY: Final = 1e-6
+#: Choices kept per kind (own locale, fallback, pool of all); past it the cache starts over, so
+#: a million exits in rotation cost no more than this many objects.
+_CHOICE_CACHE: Final = 65_536
 _INF: Final = math.inf
 _DEFAULT_HEALTH: Final = HealthParams()
 
@@ -116,29 +121,45 @@ class ExitPool:
         self._forget = health.latency_forget
         self._pen_decay = health.ban_penalty_decay
 
-        entries = config.all_proxies
-        n = len(entries)
-        self._entries = entries
-        self._ids: dict[str, int] = {entry.id: k for k, entry in enumerate(entries)}
-        self._inflight = [0] * n
+        table = config.table if config.table is not None else ExitTable.of(config.all_proxies)
+        n = len(table)
+        self._table = table
+        #: Exit ids by index (the table's own list, not a copy).
+        self._id_of = table.ids
+        #: The exit indices as int objects, made once: every list of indices below shares them
+        #: (a million exits would otherwise cost 28 bytes per index per list).
+        self._idx = list(range(n))
+        self._ids: dict[str, int] = dict(zip(table.ids, self._idx, strict=True))
+        #: Requests in flight through each exit, for the exits with some (a million exits in
+        #: rotation have a few dozen busy at a time; the shared state mirrors only those).
+        self._inflight: dict[int, int] = {}
         #: Ejection deadline; 0.0 = not ejected.
         self._until = [0.0] * n
-        self._fails = [0] * n
-        self._streak = [0] * n
+        # Sparse per-exit state (only exits with something to remember), kept in dicts: a
+        # million exits cost nothing here until they fail.
+        #: Consecutive transport failures of the exit's own.
+        self._fails: dict[int, int] = {}
+        #: Ejections in a row (the backoff's exponent).
+        self._streak: dict[int, int] = {}
         #: Peak-EWMA latency; -1.0 = no sample yet.
         self._lat = [-1.0] * n
         self._lat_t = [0.0] * n
-        self._pen = [0.0] * n
-        self._pen_t = [0.0] * n
+        #: Ban penalty on the latency score: (size, when), decaying; dropped once negligible.
+        self._pen: dict[int, tuple[float, float]] = {}
         # Weights repeat (most are 1): share the int objects.
-        interned: dict[int, int] = {}
-        self._wint = [
-            interned.setdefault(w, w)
-            for w in (max(1, round(entry.weight * _WEIGHT_SCALE)) for entry in entries)
-        ]
-        self._choice_own: list[Choice | None] = [None] * n
-        self._choice_fallback: list[Choice | None] = [None] * n
-        self._choice_all: list[Choice | None] = [None] * n
+        if table.weights is None:
+            self._wint = [_WEIGHT_SCALE] * n
+        else:
+            interned: dict[int, int] = {}
+            self._wint = [
+                interned.setdefault(w, w)
+                for w in (max(1, round(weight * _WEIGHT_SCALE)) for weight in table.weights)
+            ]
+        #: Choices are immutable: one per (exit, kind) serves every request, kept for the
+        #: exits in use (see :data:`_CHOICE_CACHE`).
+        self._choice_own: dict[int, Choice] = {}
+        self._choice_fallback: dict[int, Choice] = {}
+        self._choice_all: dict[int, Choice] = {}
         self._heap: list[tuple[float, int]] = []
 
         self._build_groups(config, strategy)
@@ -150,10 +171,10 @@ class ExitPool:
         self._pfail: dict[str, dict[int, tuple[int, float]]] = {}
         #: The site an exit last failed on, since its last success: failing on a second site
         #: blames the exit.
-        self._fail_dom: list[str | None] = [None] * n
-        self._sick = [False] * n
+        self._fail_dom: dict[int, str] = {}
+        self._sick = bytearray(n)
         #: The exit has carried a request to a site and back at least once.
-        self._proven = [False] * n
+        self._proven = bytearray(n)
         self._sites: dict[str, SiteState] = {}
         #: domain -> pool uid -> (pool version, first not-before time, its exit): "nothing of
         #: this pool is ready for this domain before that time".
@@ -168,84 +189,87 @@ class ExitPool:
         #: Told of what this worker learns, when the state is shared with other workers.
         self.listener: PoolListener | None = None
         self._applying = False
-        #: Requests in flight through each exit in other workers (least-connections, latency).
-        self._remote = [0] * len(self._entries)
+        #: Requests in flight through each exit in other workers (least-connections, latency);
+        #: only exits with some.
+        self._remote: dict[int, int] = {}
 
     def _build_groups(self, config: ProxyConfig, strategy: str) -> None:
         """One group per (locale, pool) of the config, one for the unlocalized proxies, and
         the group of all exits; then each locale's fallback chain of groups."""
-        n = len(self._entries)
+        n = len(self._table)
         default_code = STRATEGY_CODES[strategy]
         group_pos = [-1] * n
-        group_off = [0] * n
+        #: Member offsets, for pools that are not runs of the table (hand-built configs only).
+        group_off: list[int] | None = None
         groups: list[ExitGroup] = []
         group_of: list[ExitGroup | None] = [None] * n
-        locale_of: list[LocaleGroup | None] = [None] * n
         self._locales: dict[str, LocaleGroup] = {}
-        for name, locale_config in config.locales.items():
-            code = STRATEGY_CODES[locale_config.strategy or strategy]
+        pooled: list[tuple[str | None, str | None, tuple[PoolConfig, ...]]] = [
+            (name, lc.strategy, lc.pools) for name, lc in config.locales.items()
+        ]
+        if config.unlocalized:
+            unlocalized = PoolConfig(config.unlocalized[0].pool, 1.0, config.unlocalized)
+            pooled.append((None, None, (unlocalized,)))
+        for name, own_strategy, pool_configs in pooled:
+            code = STRATEGY_CODES[own_strategy or strategy]
             pools: list[ExitGroup] = []
-            for pool_config in locale_config.pools:
-                members = [self._ids[p.id] for p in pool_config.proxies]
+            for pool_config in pool_configs:
+                members = self._members(pool_config.proxies)
+                if not isinstance(members, range) and group_off is None:
+                    group_off = [0] * n
                 pool = ExitGroup(
                     len(groups),
                     name,
                     pool_config.name,
-                    pool_config.weight,
+                    pool_config.weight if name is not None else 1.0,
                     code,
                     members,
                     group_pos,
                     group_off,
                     self._wint,
                     [],
+                    self._idx,
                 )
                 groups.append(pool)
                 pools.append(pool)
-            locale = LocaleGroup(name, tuple(pools))
-            self._locales[name] = locale
-            for pool in pools:
-                for i in pool.members:
-                    group_of[i] = pool
-                    locale_of[i] = locale
-        if config.unlocalized:
-            members = [self._ids[p.id] for p in config.unlocalized]
-            pool = ExitGroup(
-                len(groups),
-                None,
-                config.unlocalized[0].pool,
-                1.0,
-                default_code,
-                members,
-                group_pos,
-                group_off,
-                self._wint,
-                [],
-            )
-            groups.append(pool)
-            for i in members:
-                group_of[i] = pool
+                if isinstance(members, range):
+                    group_of[members.start : members.stop] = [pool] * len(members)
+                else:
+                    for i in members:
+                        group_of[i] = pool
+            if name is not None:
+                locale = LocaleGroup(name, tuple(pools))
+                self._locales[name] = locale
+                for pool in pools:
+                    pool.loc = locale
         self._groups = tuple(groups)
-        self._grp: list[ExitGroup] = [g for g in group_of if g is not None]
-        if len(self._grp) != n:
+        if None in group_of:
             raise ValueError(f"{config.source}: every exit must belong to exactly one pool")
-        self._loc_of = locale_of
-        everyone = list(range(n))
+        self._grp = cast("list[ExitGroup]", group_of)
         self._all = ExitGroup(
             len(groups),
             None,
             None,
             1.0,
             default_code,
-            everyone,
+            range(n),
             [-1] * n,
-            everyone,  # positions in the pool of all proxies are the exit indices themselves
+            None,
             self._wint,
             self._heap,
+            self._idx,
         )
         self._all_locale = LocaleGroup(None, (self._all,))
         self._chains: dict[str | None, tuple[LocaleGroup, ...]] = {None: (self._all_locale,)}
         for name in config.locales:
             self._chains[name] = tuple(self._locales[x] for x in config.fallback_chain(name))
+
+    def _members(self, proxies: Sequence[ProxyEntry]) -> list[int] | range:
+        """The indices of a pool's exits: a range when the pool is a run of the table (always,
+        for a config the schema built)."""
+        if isinstance(proxies, ProxyList) and proxies.table is self._table:
+            return range(proxies.start, proxies.stop)
+        return [self._ids[p.id] for p in proxies]
 
     # -- choosing -------------------------------------------------------------------------------
 
@@ -303,7 +327,7 @@ class ExitPool:
             else:
                 i = self._pick_canary(pools, domain, ready, excl, now)
             if i >= 0:
-                self._inflight[i] += 1
+                self._inflight[i] = self._inflight.get(i, 0) + 1
                 self._grp[i].in_flight += 1
                 self._all.in_flight += 1
                 return self._choice(i, loc, loc is not first)
@@ -328,7 +352,7 @@ class ExitPool:
         if locale is None:
             loc = self._all_locale
         else:
-            own = self._loc_of[i]
+            own = self._grp[i].loc
             if own is None or own not in chain:
                 raise SessionLost(session, "other_locale", locale)
             loc = own
@@ -346,7 +370,7 @@ class ExitPool:
                     raise SessionLost(session, "banned", locale)
                 # Only paced: the session keeps its exit, the caller waits until retry_at.
                 raise NoExit("all_banned", locale, retry_at=t)
-        self._inflight[i] += 1
+        self._inflight[i] = self._inflight.get(i, 0) + 1
         self._grp[i].in_flight += 1
         self._all.in_flight += 1
         return self._choice(i, loc, loc is not chain[0])
@@ -359,9 +383,11 @@ class ExitPool:
             cache = self._choice_fallback
         else:
             cache = self._choice_own
-        choice = cache[i]
+        choice = cache.get(i)
         if choice is None:
-            choice = cache[i] = Choice(self._entries[i], loc.name, fallback, False)
+            if len(cache) >= _CHOICE_CACHE:
+                cache.clear()
+            choice = cache[i] = Choice(self._table.entry(i), loc.name, fallback, False)
         return choice
 
     def _exclude(self, exclude: Collection[str]) -> set[int] | None:
@@ -448,8 +474,8 @@ class ExitPool:
                 return a
         b = items[jb]
         if strategy == LEAST_CONNECTIONS:
-            inflight, remote = self._inflight, self._remote
-            return a if inflight[a] + remote[a] <= inflight[b] + remote[b] else b
+            inflight, remote = self._inflight.get, self._remote.get
+            return a if inflight(a, 0) + remote(a, 0) <= inflight(b, 0) + remote(b, 0) else b
         return a if self._score(a, pool, now) <= self._score(b, pool, now) else b
 
     def _sample(
@@ -612,8 +638,10 @@ class ExitPool:
         if best >= 0:
             if second >= 0:
                 if strategy == LEAST_CONNECTIONS:
-                    inflight, remote = self._inflight, self._remote
-                    if inflight[second] + remote[second] < inflight[best] + remote[best]:
+                    inflight, remote = self._inflight.get, self._remote.get
+                    if inflight(second, 0) + remote(second, 0) < inflight(best, 0) + remote(
+                        best, 0
+                    ):
                         return second
                 elif self._score(second, pool, now) < self._score(best, pool, now):
                     return second
@@ -656,10 +684,14 @@ class ExitPool:
             lat = mean
         else:
             lat = mean + (lat - mean) * math.exp((self._lat_t[i] - now) / self._forget)
-        penalty = self._pen[i]
-        if penalty > 0.0:
-            lat += penalty * math.exp((self._pen_t[i] - now) / self._pen_decay)
-        return lat * (self._inflight[i] + self._remote[i] + 1)
+        pen = self._pen.get(i)
+        if pen is not None:
+            extra = pen[0] * math.exp((pen[1] - now) / self._pen_decay)
+            if extra < _NEGLIGIBLE_PENALTY:
+                del self._pen[i]
+            else:
+                lat += extra
+        return lat * (self._inflight.get(i, 0) + self._remote.get(i, 0) + 1)
 
     def _no_usable(
         self,
@@ -711,13 +743,13 @@ class ExitPool:
             if self._why_retry < _INF:
                 raise NoExit("all_banned", locale, retry_at=self._why_retry)
             raise NoExit("all_tried", locale)
-        self._inflight[best] += 1
+        self._inflight[best] = self._inflight.get(best, 0) + 1
         group = self._grp[best]
         group.in_flight += 1
         group.panics += 1
         self._all.in_flight += 1
         self._all.panics += 1
-        return Choice(self._entries[best], best_loc.name, best_loc is not chain[0], True)
+        return Choice(self._table.entry(best), best_loc.name, best_loc is not chain[0], True)
 
     def _earliest_return(self, pool: ExitGroup) -> float:
         heap = pool.heap
@@ -776,8 +808,12 @@ class ExitPool:
             self._release(i)
 
     def _release(self, i: int) -> None:
-        if self._inflight[i] > 0:
-            self._inflight[i] -= 1
+        busy = self._inflight.get(i, 0)
+        if busy > 0:
+            if busy == 1:
+                del self._inflight[i]
+            else:
+                self._inflight[i] = busy - 1
             self._grp[i].in_flight -= 1
             self._all.in_flight -= 1
 
@@ -798,7 +834,7 @@ class ExitPool:
             return False
         now = self._clock()
         self._release(i)
-        self._streak[i] = 0
+        self._streak.pop(i, None)
         self._heal(i)
         if self._until[i] > 0.0:
             self._restore(i)
@@ -812,7 +848,7 @@ class ExitPool:
             pfail.pop(i, None)
         if 0.0 < latency < _INF:
             self._observe(i, latency, now)
-            loc = self._loc_of[i]
+            loc = self._grp[i].loc
             if loc is not None:
                 loc.observe(latency, now, self._decay)
             self._all_locale.observe(latency, now, self._decay)
@@ -821,8 +857,8 @@ class ExitPool:
     def _heal(self, i: int) -> None:
         """The exit carried a request to a site and back: it works."""
         self._proven[i] = True
-        self._fails[i] = 0
-        self._fail_dom[i] = None
+        self._fails.pop(i, None)
+        self._fail_dom.pop(i, None)
         if self._sick[i]:
             self._sick[i] = False
             self._grp[i].sick -= 1
@@ -862,7 +898,7 @@ class ExitPool:
     def _exit_failed(self, i: int, now: float) -> bool:
         if self._until[i] > 0.0:
             return False
-        fails = self._fails[i] + 1
+        fails = self._fails.get(i, 0) + 1
         self._fails[i] = fails
         if fails < self.health.failures_to_eject:
             return False
@@ -910,7 +946,7 @@ class ExitPool:
                 site.until = now + self._site_rest(site.streak)
                 return "site_down"
             return "pair"  # sent before the site was taken down: already counted
-        previous = self._fail_dom[i]
+        previous = self._fail_dom.get(i)
         if self._proven[i] and previous is None:
             # Only an exit known to work, with no failure since, testifies against the site:
             # two broken exits failing in a row must not take a working site down.
@@ -940,8 +976,8 @@ class ExitPool:
         pfail = self._pfail.pop(domain, None)
         ready = self._ready.get(domain)
         for k in site.failing:
-            if self._fail_dom[k] == domain:
-                self._fail_dom[k] = None
+            if self._fail_dom.get(k) == domain:
+                del self._fail_dom[k]
             if pfail is not None and k in pfail and ready is not None:
                 ban = self._bans.get(domain, {}).get(k)
                 if ban is None or ban[1] <= now:
@@ -1099,11 +1135,11 @@ class ExitPool:
         penalty = self.health.ban_latency_penalty
         if penalty <= 0.0:
             return
-        current = self._pen[i]
-        if current > 0.0:
-            current *= math.exp((self._pen_t[i] - now) / self._pen_decay)
-        self._pen[i] = current + penalty
-        self._pen_t[i] = now
+        current = 0.0
+        pen = self._pen.get(i)
+        if pen is not None:
+            current = pen[0] * math.exp((pen[1] - now) / self._pen_decay)
+        self._pen[i] = (current + penalty, now)
 
     @staticmethod
     def _mean(pool: ExitGroup) -> float:
@@ -1113,7 +1149,7 @@ class ExitPool:
 
     def _eject(self, i: int, now: float) -> None:
         health = self.health
-        streak = self._streak[i] + 1
+        streak = self._streak.get(i, 0) + 1
         self._streak[i] = streak
         duration = min(
             health.backoff_cap, health.backoff_base * 2.0 ** min(streak - 1, _MAX_DOUBLINGS)
@@ -1121,8 +1157,8 @@ class ExitPool:
         until = now + duration * self._rng.uniform(0.8, 1.2)
         self._until[i] = until
         if self.listener is not None and not self._applying:
-            self.listener.on_eject(self._entries[i].id, until - now)
-        self._fails[i] = 0
+            self.listener.on_eject(self._id_of[i], until - now)
+        self._fails.pop(i, None)
         group = self._grp[i]
         group.remove(i)
         group.ejected += 1
@@ -1149,7 +1185,7 @@ class ExitPool:
 
     def _restore(self, i: int) -> None:
         self._until[i] = 0.0
-        self._fails[i] = 0
+        self._fails.pop(i, None)
         wint = self._wint
         group = self._grp[i]
         group.add(i, wint)
@@ -1226,7 +1262,7 @@ class ExitPool:
 
     def set_remote_in_flight(self, counts: Mapping[str, int]) -> None:
         """Requests in flight through each exit in the other workers (replaces the last)."""
-        remote = [0] * len(self._entries)
+        remote: dict[int, int] = {}
         ids = self._ids
         for exit_id, n in counts.items():
             i = ids.get(exit_id)
@@ -1236,8 +1272,8 @@ class ExitPool:
 
     def in_flight_by_exit(self) -> dict[str, int]:
         """This worker's requests in flight, by exit (only exits with some)."""
-        entries = self._entries
-        return {entries[i].id: n for i, n in enumerate(self._inflight) if n > 0}
+        id_of = self._id_of
+        return {id_of[i]: n for i, n in self._inflight.items()}
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -1328,7 +1364,7 @@ class ExitPool:
         loc = self._all_locale if locale is None else self._locales.get(locale)
         for bans in self._bans.values():
             for i, ban in bans.items():
-                if ban[1] > now and (loc is self._all_locale or self._loc_of[i] is loc):
+                if ban[1] > now and (loc is self._all_locale or self._grp[i].loc is loc):
                     banned.add(i)
         return len(banned)
 
@@ -1373,10 +1409,20 @@ class ExitPool:
         t = ready.get(i)
         return t if t is not None and t > self._clock() else None
 
+    def entry_of(self, exit_id: str) -> ProxyEntry | None:
+        """The configured entry of an exit (built from the table: callers keep what they need)."""
+        i = self._ids.get(exit_id)
+        return None if i is None else self._table.entry(i)
+
+    @property
+    def has_socks(self) -> bool:
+        """Whether any exit is a SOCKS proxy (the dispatch handler then needs its SOCKS path)."""
+        return self._table.has_socks
+
     def session_exit(self, session: str) -> str | None:
         """The id of the exit a sticky session is pinned to, if any."""
         i = self._sessions.get(session)
-        return None if i is None else self._entries[i].id
+        return None if i is None else self._id_of[i]
 
     def expire(self, now: float | None = None) -> int:
         """Drop per-domain state that no longer matters; returns the entries removed.
@@ -1450,23 +1496,25 @@ class ExitPool:
         def wall(t: float) -> float:
             return t - now + wall_now
 
-        entries = self._entries
+        id_of = self._id_of
         ejected = {
-            entries[i].id: [wall(t), self._streak[i]] for i, t in enumerate(self._until) if t > now
+            id_of[i]: [wall(t), self._streak.get(i, 0)]
+            for i, t in enumerate(self._until)
+            if t > now
         }
         bans = {
-            domain: {entries[i].id: [s, wall(u), r, h] for i, (s, u, r, h) in m.items() if u > now}
+            domain: {id_of[i]: [s, wall(u), r, h] for i, (s, u, r, h) in m.items() if u > now}
             for domain, m in self._bans.items()
         }
         ready = {
-            domain: {entries[i].id: wall(t) for i, t in m.items() if t > now}
+            domain: {id_of[i]: wall(t) for i, t in m.items() if t > now}
             for domain, m in self._ready.items()
         }
         return {
             "ejected": ejected,
             "bans": {d: m for d, m in bans.items() if m},
             "ready": {d: m for d, m in ready.items() if m},
-            "sessions": {name: entries[i].id for name, i in self._sessions.items()},
+            "sessions": {name: id_of[i] for name, i in self._sessions.items()},
         }
 
     def import_state(self, state: dict[str, object], wall_now: float) -> int:
@@ -1486,6 +1534,8 @@ class ExitPool:
             if i is None or mono(until) <= now or self._until[i] > 0.0:
                 continue
             self._streak[i] = max(int(streak) - 1, 0)
+            if not self._streak[i]:
+                del self._streak[i]
             self._eject(i, now)
             self._until[i] = mono(until)
             heapq.heappush(self._heap, (self._until[i], i))
@@ -1524,4 +1574,4 @@ class ExitPool:
         return restored
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._table)

@@ -18,11 +18,15 @@ class ExitGroup:
     """Exits chosen from together: one (locale, pool) of the config, or all exits.
 
     ``usable`` holds the non-ejected members in any order; ``pos[i]`` is exit ``i``'s place in
-    it (-1 when absent). ``pos`` and ``off`` are shared by all pools of one kind: every exit is
-    in exactly one (locale, pool) and in the pool of all proxies.
+    it (-1 when absent). ``pos`` is shared by all pools of one kind: every exit is in exactly
+    one (locale, pool) and in the pool of all proxies. ``members`` is a ``range`` when the
+    group is a run of consecutive exits (always, for a config the schema built): a million
+    exits then cost no member list, and exit ``i`` is member ``i - base``; otherwise ``off[i]``
+    says which member it is.
     """
 
     __slots__ = (
+        "base",
         "capped",
         "cursor",
         "ejected",
@@ -31,6 +35,7 @@ class ExitGroup:
         "in_flight",
         "lat_n",
         "lat_sum",
+        "loc",
         "locale",
         "members",
         "name",
@@ -53,24 +58,40 @@ class ExitGroup:
         name: str | None,
         weight: float,
         strategy: int,
-        members: list[int],
+        members: list[int] | range,
         pos: list[int],
-        off: list[int],
+        off: list[int] | None,
         wint: list[int],
         heap: list[tuple[float, int]],
+        idx: list[int],
     ) -> None:
+        """``idx``: the pool's shared index objects (``idx[k] == k``), from which ``usable`` and
+        the positions of a run of exits are sliced, so no int is made per exit. ``off`` is only
+        needed (and filled) when ``members`` is not a ``range``."""
         self.uid = uid
         self.locale = locale
+        #: The locale group this pool belongs to (None for unlocalized exits and for all).
+        self.loc: LocaleGroup | None = None
         self.name = name
         self.weight = weight
         self.strategy = strategy
         self.members = members
         self.pos = pos
-        self.off = off
-        self.usable = list(members)
-        for k, i in enumerate(members):
-            pos[i] = k
-            off[i] = k
+        size = len(members)
+        if isinstance(members, range) and members.step == 1:
+            self.base = members.start
+            self.off = None
+            self.usable = idx[members.start : members.stop]
+            pos[members.start : members.stop] = idx[:size]
+        else:
+            if off is None:
+                raise ValueError("ExitGroup: scattered members need an 'off' list")
+            self.base = 0
+            self.off = off
+            self.usable = list(members)
+            for k, i in enumerate(members):
+                pos[i] = k
+                off[i] = k
         self.fen = Fenwick([wint[i] for i in members]) if strategy == WEIGHTED else None
         self.cursor = -1
         #: Bumped whenever ``usable`` changes: cached "nothing ready" answers then expire.
@@ -95,7 +116,7 @@ class ExitGroup:
         self.usable.append(i)
         self.version += 1
         if self.fen is not None:
-            self.fen.set(self.off[i], wint[i])
+            self.fen.set(i - self.base if self.off is None else self.off[i], wint[i])
 
     def remove(self, i: int) -> None:
         pos = self.pos
@@ -110,7 +131,7 @@ class ExitGroup:
         pos[i] = -1
         self.version += 1
         if self.fen is not None:
-            self.fen.set(self.off[i], 0)
+            self.fen.set(i - self.base if self.off is None else self.off[i], 0)
 
     def counts(self) -> PoolCounts:
         return PoolCounts(
