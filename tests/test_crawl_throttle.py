@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 # of a burst, so a single gap may shrink by up to GAP_SLACK and a span by up to SPAN_SLACK.
 GAP_SLACK = 0.06
 SPAN_SLACK = 0.2
+#: How much later than the one before a request may reach its site, on a loaded machine.
+DELIVERY_SLACK = 0.05
 
 
 def page_times(site: Site) -> list[float]:
@@ -89,7 +91,13 @@ def test_exit_delay_paces_each_exit_per_site(world: LoopbackWorld, tmp_path: Pat
         per_exit[r.client_ip].append(r.time)
     assert len(per_exit) == 3
     for times in per_exit.values():
-        assert min(gaps(sorted(times))) >= 0.3 - GAP_SLACK
+        # The suite spaces the sends; the site sees each one a little later, by a delay that a
+        # loaded machine can stretch for one request (then one gap shrinks by it, and the
+        # next grows). Unpaced, the gaps would be about 0: each is well above that, and on
+        # average they are what the suite promises.
+        spaced = gaps(sorted(times))
+        assert min(spaced) >= 0.3 / 2
+        assert sum(spaced) / len(spaced) >= 0.3 - DELIVERY_SLACK
     # Twelve requests, three exits, 0.3 s apart each: about 1.2 s, not 12 x 0.3 s.
     assert page_times(site)[-1] - page_times(site)[0] < 2.5
 
