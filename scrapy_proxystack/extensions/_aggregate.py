@@ -10,6 +10,7 @@ at most :data:`MAX_TIME_BUCKETS` buckets by doubling their width as the crawl go
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -189,6 +190,10 @@ class _Capped:
         row[sub] = row.get(sub, 0) + 1
 
 
+#: Exits whose own figures are kept (see :meth:`CrawlAggregate._forget_exits`).
+MAX_TRACKED_EXITS: Final = 20_000
+
+
 class CrawlAggregate:
     """Running totals of every :class:`~scrapy_proxystack.signals.ExitOutcome` of a crawl.
 
@@ -202,7 +207,10 @@ class CrawlAggregate:
         self.locales: dict[str, LocaleAggregate] = {}
         #: (locale label, pool) -> its figures; pools are configured, so this stays small.
         self.pools: dict[tuple[str, str], PoolAggregate] = {}
+        #: Exits with an outcome, at most :data:`MAX_TRACKED_EXITS` (see :meth:`_forget_exits`).
         self.exits: dict[str, ExitAggregate] = {}
+        #: Exits whose figures were dropped to keep ``exits`` bounded.
+        self.exits_forgotten = 0
         self.sites = _Capped(_MAX_SITES)  # site -> outcome kind -> count
         self.site_bans = _Capped(_MAX_SITES)  # site -> ban reason -> count
         self.bucket_width = _FIRST_BUCKET_WIDTH
@@ -248,6 +256,8 @@ class CrawlAggregate:
         if exit_id is not None:
             ex = self.exits.get(exit_id)
             if ex is None:
+                if len(self.exits) >= MAX_TRACKED_EXITS:
+                    self._forget_exits()
                 ex = self.exits[exit_id] = ExitAggregate(outcome.exit_locale)
                 if self.per_exit_histograms:
                     ex.histogram = LatencyHistogram()
@@ -268,6 +278,25 @@ class CrawlAggregate:
             reason = self.reason_label(outcome.reason)
             self.site_bans.inc(outcome.domain, reason)
             self._count_ban(reason, outcome.time)
+
+    def _forget_exits(self) -> None:
+        """Keep the exits the report shows (most banned, slowest, most failing), drop the rest.
+
+        With a million exits in rotation, figures for every one would grow without bound; the
+        report and the per-exit stats only ever show the extremes. Runs once per
+        ``MAX_TRACKED_EXITS / 4`` new exits: amortised O(log n) per outcome.
+        """
+        keep = MAX_TRACKED_EXITS // 4
+        items = self.exits.items()
+        kept: set[str] = set()
+        for key in (
+            lambda ie: ie[1].bans,
+            lambda ie: ie[1].mean_latency or 0.0,
+            lambda ie: ie[1].failures,
+        ):
+            kept.update(i for i, _e in heapq.nlargest(keep, items, key=key))
+        self.exits_forgotten += len(self.exits) - len(kept)
+        self.exits = {i: self.exits[i] for i in kept}
 
     def _count_ban(self, reason: str, when: float) -> None:
         index = int(max(when - self.start, 0.0) // self.bucket_width)

@@ -3,11 +3,11 @@ breakdowns in the crawl stats."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from scrapy import signals
 
-from scrapy_proxystack.extensions._aggregate import ATTEMPT_KINDS
+from scrapy_proxystack.extensions._aggregate import ATTEMPT_KINDS, OTHER
 from scrapy_proxystack.extensions._base import observe
 from scrapy_proxystack.signals import exit_outcome
 
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ExitStatsExtension"]
 
+#: Exits with ``proxystack/exit/{id}/...`` keys of their own; later ones are counted under
+#: ``proxystack/exit/other/...``, so a million exits do not make four million stats keys.
+MAX_EXIT_STATS: Final = 10_000
 _PER_EXIT_METRIC = {"success": "successes", "ban": "bans", "transport_failure": "failures"}
 
 
@@ -32,6 +35,8 @@ class ExitStatsExtension:
     def __init__(self, crawler: Crawler) -> None:
         self.settings, self.observer = observe(crawler)
         self.stats = self.observer.stack.stats
+        #: Exits with keys of their own; past :data:`MAX_EXIT_STATS`, others count as "other".
+        self.keyed: set[str] = set()
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         if self.settings.stats_per_exit:
             crawler.signals.connect(self.on_outcome, signal=exit_outcome)
@@ -41,10 +46,16 @@ class ExitStatsExtension:
         return cls(crawler)
 
     def on_outcome(self, outcome: ExitOutcome, request: Request, **kwargs: Any) -> None:
-        if outcome.exit_id is None or outcome.kind not in ATTEMPT_KINDS:
+        exit_id = outcome.exit_id
+        if exit_id is None or outcome.kind not in ATTEMPT_KINDS:
             return
-        self.stats.inc("exit", outcome.exit_id, "attempts")
-        self.stats.inc("exit", outcome.exit_id, _PER_EXIT_METRIC[outcome.kind])
+        if exit_id not in self.keyed:
+            if len(self.keyed) < MAX_EXIT_STATS:
+                self.keyed.add(exit_id)
+            else:
+                exit_id = OTHER
+        self.stats.inc("exit", exit_id, "attempts")
+        self.stats.inc("exit", exit_id, _PER_EXIT_METRIC[outcome.kind])
 
     def spider_closed(self, reason: str) -> None:
         for locale, agg in self.observer.aggregate.locales.items():
@@ -58,7 +69,7 @@ class ExitStatsExtension:
             return
         for exit_id, ex in self.observer.aggregate.exits.items():
             hist = ex.histogram
-            if hist is None or not hist.count:
+            if hist is None or not hist.count or exit_id not in self.keyed:
                 continue
             p50 = hist.quantile(0.5)
             p95 = hist.quantile(0.95)

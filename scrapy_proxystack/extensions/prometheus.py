@@ -71,8 +71,12 @@ class PrometheusExtension:
         self.crawler = crawler
         config = self.observer.stack.config
         self.locales: frozenset[str] = frozenset(label_of(n) for n in self.observer.locale_names)
-        self.pool_of: dict[str, str] = {e.id: e.pool for e in config.all_proxies}
-        self.pools: frozenset[str] = frozenset(self.pool_of.values())
+        # Pool names come from the configuration's pools, never from its exits: a million
+        # exits make no per-exit map here.
+        self.pools: frozenset[str] = frozenset(
+            {pool.name for locale in config.locales.values() for pool in locale.pools}
+            | ({config.unlocalized[0].pool} if config.unlocalized else set())
+        )
         self.reasons: set[str] = set()
         self.server: WSGIServer | None = None
         self.thread: threading.Thread | None = None
@@ -163,10 +167,10 @@ class PrometheusExtension:
         label = label_of(locale)
         return label if label in self.locales else _OTHER
 
-    def _pool(self, exit_id: str | None) -> str:
-        if exit_id is None:
+    def _pool(self, pool: str | None) -> str:
+        if pool is None:
             return "none"
-        return self.pool_of.get(exit_id, _OTHER)
+        return pool if pool in self.pools else _OTHER
 
     def _reason(self, reason: str) -> str:
         if reason in self.reasons:
@@ -182,7 +186,7 @@ class PrometheusExtension:
         kind = outcome.kind if outcome.kind in _OUTCOMES else _OTHER
         used_exit = outcome.exit_id is not None and kind not in ("no_exit", "session_retired")
         locale = self._locale(outcome.exit_locale if used_exit else outcome.locale)
-        pool = self._pool(outcome.exit_id if used_exit else None)
+        pool = self._pool(outcome.exit_pool if used_exit else None)
         self.requests.labels(locale, pool, kind).inc()
         if outcome.status is not None:
             self.responses.labels(locale, pool, f"{outcome.status // 100}xx").inc()

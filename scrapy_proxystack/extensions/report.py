@@ -259,6 +259,8 @@ def _exits(agg: CrawlAggregate, top: int) -> dict[str, Any]:
     return {
         "slowest": [_exit_row(i, e) for i, e in slowest],
         "most_banned": [_exit_row(i, e) for i, e in most_banned],
+        # Exits whose figures were dropped to keep memory bounded (ordinary ones only).
+        "forgotten": agg.exits_forgotten,
     }
 
 
