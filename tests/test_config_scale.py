@@ -45,7 +45,9 @@ def write(path: Path, text: str) -> Path:
 def test_a_proxies_file_gives_the_exits_an_inline_list_gives(tmp_path: Path) -> None:
     urls = [f"http://user-{i}:{SECRET}@gw.example.net:7000" for i in range(5)]
     urls.append("socks5h://u:p@10.0.0.9:1080")
-    write(tmp_path / "fr.txt", "# vendor A, France\n\n" + "\n".join(f"  {u}  " for u in urls))
+    written = [*urls[:-2], "10.0.0.8:3128", urls[-1]]  # a line without a scheme is HTTP
+    urls[-2] = "http://10.0.0.8:3128"
+    write(tmp_path / "fr.txt", "# vendor A, France\n\n" + "\n".join(f"  {u}  " for u in written))
     cfg = write(tmp_path / "proxies.yaml", "locales:\n  fr:\n    proxies_file: fr.txt\n")
     from_file = load_proxy_config(cfg)
     inline = parse_proxy_config({"locales": {"fr": urls}})

@@ -223,11 +223,15 @@ def _valid_host(host: str) -> bool:
 
 
 def _file_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
-    """(line number, text) of each line of a proxy list file that is not blank or a comment."""
+    """(line number, URL) of each line of a proxy list file that is not blank or a comment.
+
+    A line without a scheme (``host:port``) is an HTTP proxy, as scrapy-rotating-proxies reads
+    its ``ROTATING_PROXY_LIST_PATH`` files: such a file works here unchanged.
+    """
     for number, line in enumerate(lines, 1):
         text = line.strip()
         if text and not text.startswith("#"):
-            yield number, text
+            yield number, text if "://" in text else f"http://{text}"
 
 
 def _first_undecodable(file: Path) -> int:
