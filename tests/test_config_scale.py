@@ -18,6 +18,7 @@ from scrapy_proxystack.config import (
     ProxyEntry,
     ProxyList,
     load_proxy_config,
+    model,
     parse_proxy_config,
     schema,
 )
@@ -205,12 +206,11 @@ def _outcome(urls: list[str]) -> tuple[Any, ...]:
 @given(st.lists(_URLS, min_size=1, max_size=4))
 def test_the_quick_url_check_accepts_and_refuses_as_the_full_one(urls: list[str]) -> None:
     quick = _outcome(urls)
-    full_match = schema._PLAIN_URL
-    try:
-        schema._PLAIN_URL = lambda _url: None  # every URL takes the full check
+    with pytest.MonkeyPatch.context() as patch:
+        # Every URL takes the full check, and every entry is split by urllib.
+        patch.setattr(schema, "_PLAIN_URL", lambda _url: None)
+        patch.setattr(model, "PLAIN_URL", lambda _url: None)
         full = _outcome(urls)
-    finally:
-        schema._PLAIN_URL = full_match
     assert quick == full
 
 

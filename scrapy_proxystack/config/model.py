@@ -5,6 +5,7 @@ Plain module (no Scrapy import); built by :mod:`scrapy_proxystack.config.schema`
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,12 +45,26 @@ SOCKS_SCHEMES = frozenset({"socks5", "socks5h"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
 
 
+#: The usual proxy URL, split by one match: a lower-case scheme and host, user-info without
+#: ``%``, ``:`` or ``@`` in either part. Whatever it does not match is split by urllib, which
+#: gives the same parts for what it matches, only slower.
+PLAIN_URL = re.compile(
+    r"(https?|socks5h?)://"
+    r"(?:([A-Za-z0-9._~!$&'()*+,;=-]*)(?::([A-Za-z0-9._~!$&'()*+,;=-]*))?@)?"
+    r"([a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?)(?::([0-9]{1,5}))?/?"
+).fullmatch
+
+
 def split_proxy_url(url: str) -> tuple[str, str, int, str | None]:
     """(scheme, host, port, user name) of a proxy URL the schema accepted.
 
     The one definition of what an entry's parts are: the schema builds ids and finds duplicates
     from them, and :class:`ExitTable` rebuilds an entry from its URL alone with it.
     """
+    match = PLAIN_URL(url)
+    if match is not None:
+        scheme, user, _password, host, port = match.groups()
+        return scheme, host, int(port) if port is not None else DEFAULT_PORTS[scheme], user
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     port = parts.port

@@ -33,6 +33,7 @@ from scrapy_proxystack.config.model import (
     ANONYMITY_GRADES,
     DEFAULT_POOL,
     DEFAULT_PORTS,
+    PLAIN_URL,
     SOCKS_SCHEMES,
     STRATEGIES,
     BanRules,
@@ -92,14 +93,9 @@ _LARGEST_FLOAT = sys.float_info.max
 #: A host name: letters, digits, ``-``, ``_`` and dots (international names in punycode).
 _HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
 _HOST_MATCH = _HOST_RE.fullmatch
-#: The usual proxy URL, checked by one match: a lower-case scheme and host, user-info without
-#: ``%``, ``:`` or ``@`` in either part. Whatever it does not match takes the full check, which
-#: accepts the same URLs with the same parts (urllib's split), only slower.
-_PLAIN_URL = re.compile(
-    r"(https?|socks5h?)://"
-    r"(?:([A-Za-z0-9._~!$&'()*+,;=-]*)(?::([A-Za-z0-9._~!$&'()*+,;=-]*))?@)?"
-    r"([a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?)(?::([0-9]{1,5}))?/?"
-).fullmatch
+#: The usual proxy URL, checked by one match (see PLAIN_URL); whatever it does not match takes
+#: the full check, which accepts the same URLs with the same parts, only slower.
+_PLAIN_URL = PLAIN_URL
 #: Duplicates named with the place of the entry they repeat; past this, "an earlier entry"
 #: (finding the first costs a scan of the list).
 _MAX_PLACED_DUPLICATES = 50
