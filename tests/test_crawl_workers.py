@@ -81,7 +81,11 @@ def assert_rate_holds(times: list[float], *, outage: bool = False) -> None:
     # last booking: the others may each have booked one more slot since.
     overlap = 2 / RATE if outage else 0.0
     assert times[-1] - times[0] >= (PAGES - 1) / RATE - SPAN_SLACK - overlap
-    assert max_in_window(times, 2.0) <= 2 * RATE + 2
+    # Without it, each worker keeps a schedule of its own at a third of the rate (3 / RATE
+    # apart), and the three are not in phase: a window of 2 s can hold ceil(2 / (3 / RATE)) = 6
+    # of each, two more in all than one shared schedule puts in it.
+    extra = 2 if outage else 0
+    assert max_in_window(times, 2.0) <= 2 * RATE + 2 + extra
 
 
 def assert_each_page_once(site: Site, results: list[Any]) -> None:
