@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from e2e import _serve as serve  # the same loopback site and gateway as the e2e bench
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SPIDER = """
@@ -75,17 +77,6 @@ class Bench(scrapy.Spider):
         with open(self.out, "w") as f:
             json.dump({"first_request": self.first_request, "times": self.times}, f)
 """
-
-
-def _serve(queue: Any, stop: Any, pages: int) -> None:
-    sys.path.insert(0, str(ROOT))
-    from scrapy_proxystack.testing import LoopbackWorld
-
-    with LoopbackWorld(max_lifetime=7200) as world:
-        site = world.add_site("bench", pages=pages, page_size=3000)
-        proxy = world.add_proxy(5)
-        queue.put((site.base_url, proxy.url_without_auth))
-        stop.wait(7200)
 
 
 def _crawl(
@@ -146,7 +137,7 @@ def main() -> None:
 
     queue: Any = mp.Queue()
     stop = mp.Event()
-    server = mp.Process(target=_serve, args=(queue, stop, options.pages), daemon=True)
+    server = mp.Process(target=serve, args=(queue, stop, options.pages), daemon=True)
     server.start()
     base, gateway = queue.get(timeout=30)
     host = gateway.removeprefix("http://")
