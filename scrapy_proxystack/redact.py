@@ -44,19 +44,35 @@ def mask_credentials(value: str) -> str:
     """``value`` with anything that may be a credential masked, decided on the whole value.
 
     For configured values quoted in messages. Everything up to the last ``@`` is user-info
-    (:func:`mask_userinfo`). Without an ``@``, a ``scheme://a:b`` whose ``b`` is no port number
-    may be ``user:password`` with the host forgotten: its whole authority is masked.
+    (:func:`mask_userinfo`). What names the host (after that ``@``, after ``scheme://``, or the
+    whole value) must read as ``host``, ``host:port`` or ``[v6]:port``; anything else may be
+    credentials with the host forgotten or in a vendor's ``host:port:user:password`` form, and is
+    masked whole.
     """
     if "@" in value:
-        return mask_userinfo(value)
+        head, _, tail = mask_userinfo(value).rpartition("@")
+        return f"{head}@{_mask_authority(tail)}"
     scheme, sep, rest = value.partition("://")
     if not sep:
-        return value
+        return _mask_authority(value)
+    return f"{scheme}://{_mask_authority(rest)}"
+
+
+def _mask_authority(rest: str) -> str:
+    """``rest`` (an authority, maybe followed by a path) with the authority masked unless it is
+    a plain ``host[:port]``."""
     end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    port = rest[:end].rpartition(":")[2] if ":" in rest[:end] else ""
+    authority = rest[:end]
+    if authority.startswith("["):  # an IPv6 literal: only a port may follow it
+        after = authority.partition("]")[2]
+        port = after[1:] if after.startswith(":") else after
+    elif authority.count(":") > 1:
+        return f"***{rest[end:]}"
+    else:
+        port = authority.partition(":")[2]
     if port and not (port.isascii() and port.isdigit()):
-        return f"{scheme}://***{rest[end:]}"
-    return value
+        return f"***{rest[end:]}"
+    return rest
 
 
 def shorten(text: str, limit: int = MAX_SHOWN) -> str:

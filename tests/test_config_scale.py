@@ -416,3 +416,124 @@ def test_the_crawl_aggregate_keeps_the_remarkable_exits_within_its_bound() -> No
     assert agg.exits["banned-a-lot"].bans == 7
     assert agg.exits["slowest"].mean_latency == 30.0
     assert agg.exits_forgotten >= MAX_TRACKED_EXITS
+
+
+# -- what real lists hold -------------------------------------------------------------------------
+
+
+def test_vendor_lines_and_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    (tmp_path / "fr.txt").write_bytes(
+        "\ufeff10.0.0.1:8000\n"
+        f"gw.example.net:7000:customer-fr-1:{SECRET}\n"
+        "gw.example.net:7000:customer-fr-2:p:a/s@s\n".encode()
+    )
+    cfg = write(tmp_path / "p.yaml", "locales:\n  fr: {proxies_file: fr.txt}\n")
+    entries = list(load_proxy_config(cfg).all_proxies)
+    assert entries[0].url == "http://10.0.0.1:8000"
+    assert entries[1].url == f"http://customer-fr-1:{SECRET}@gw.example.net:7000"
+    assert entries[1].username == "customer-fr-1"
+    assert entries[2].url == "http://customer-fr-2:p%3Aa%2Fs%40s@gw.example.net:7000"
+    assert entries[2].id == exit_id("http", "gw.example.net", 7000, "customer-fr-2")
+
+
+def test_a_line_that_is_no_proxy_is_quoted_without_its_credentials(tmp_path: Path) -> None:
+    write(
+        tmp_path / "fr.txt",
+        f"1.2.3.4:80800:alice:{SECRET}\n"  # port out of range: not read as a vendor line
+        f"host.example:80@carol:{SECRET}\n",
+    )
+    cfg = write(tmp_path / "p.yaml", "locales:\n  fr: {proxies_file: fr.txt}\n")
+    with pytest.raises(ConfigError) as info:
+        load_proxy_config(cfg)
+    assert len(info.value.problems) == 2
+    assert SECRET not in str(info.value)
+
+
+def test_a_wrong_format_file_gives_a_bounded_message(tmp_path: Path) -> None:
+    write(
+        tmp_path / "fr.txt",
+        "".join(f"ftp://u:{SECRET}@10.0.{i // 250}.{i % 250}:1\n" for i in range(5000)),
+    )
+    cfg = write(tmp_path / "p.yaml", "locales:\n  fr: {proxies_file: fr.txt}\n")
+    with pytest.raises(ConfigError) as info:
+        load_proxy_config(cfg)
+    problems = info.value.problems
+    assert len(problems) == schema._MAX_LIST_PROBLEMS + 1
+    assert problems[0].endswith(
+        "line 1: 'ftp://***@10.0.0.0:1' has no supported scheme; "
+        "expected http://host:port, https://host:port or socks5h://host:port"
+    )
+    assert f"{5000 - schema._MAX_LIST_PROBLEMS} more problems in this list" in problems[-1]
+
+
+def test_pool_keys_that_read_as_one_name_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"locales\.fr\.pools\.1: names pool '1' again"):
+        parse_proxy_config(
+            {
+                "locales": {
+                    "fr": {
+                        "pools": {1: {"proxies": ["http://a:1"]}, "1": {"proxies": ["http://c:1"]}}
+                    },
+                    "de": ["http://d:1"],
+                }
+            }
+        )
+
+
+def test_file_problems_name_the_key_and_mask_the_path(tmp_path: Path) -> None:
+    (tmp_path / "dir.txt").mkdir()
+    cfg = write(
+        tmp_path / "p.yaml",
+        f"locales:\n  fr: {{proxies_file: dir.txt}}\n  de: {{proxies_file: 'http://u:{SECRET}@x/y.txt'}}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_proxy_config(cfg)
+    text = str(info.value)
+    assert "locales.fr.proxies_file: 'dir.txt' cannot be read" in text
+    assert "locales.de.proxies_file" in text
+    assert SECRET not in text
+
+
+def test_a_given_id_clashing_with_a_file_entry_names_the_file(tmp_path: Path) -> None:
+    write(tmp_path / "fr.txt", "http://10.0.0.1:80\n")
+    cfg = write(
+        tmp_path / "p.yaml",
+        "locales:\n  fr: {proxies_file: fr.txt}\n"
+        "  de: [{url: 'http://10.0.0.2:80', id: '10.0.0.1:80'}]\n",
+    )
+    with pytest.raises(ConfigError, match=r"is also the id of .*fr\.txt line 1"):
+        load_proxy_config(cfg)
+
+
+def test_an_old_mac_file_places_a_bad_byte_on_its_line(tmp_path: Path) -> None:
+    (tmp_path / "fr.txt").write_bytes(b"http://10.0.0.1:1\rhttp://10.0.0.2:1\r\r\xff\r")
+    cfg = write(tmp_path / "p.yaml", "locales:\n  fr: {proxies_file: fr.txt}\n")
+    with pytest.raises(ConfigError, match=r"fr\.txt: line 4: is not UTF-8"):
+        load_proxy_config(cfg)
+
+
+def test_configs_stay_hashable() -> None:
+    config = parse_proxy_config({"locales": {"fr": ["http://10.0.0.1:80"]}})
+    assert hash(config.locales["fr"]) == hash(config.locales["fr"])
+    assert {config.locales["fr"].pools[0]}
+
+
+def test_decayed_ban_penalties_are_dropped_whatever_the_strategy() -> None:
+    now = [0.0]
+    config = parse_proxy_config(
+        {"locales": {"fr": [f"http://10.0.0.{i}:80" for i in range(1, 21)]}}
+    )
+    pool = ExitPool(config, strategy="round_robin", clock=lambda: now[0])
+    for _ in range(20):
+        choice = pool.choose("fr", "shop.fr")
+        pool.record_ban(choice.entry.id, "shop.fr", "status_403")
+    assert len(pool._pen) == 20
+    now[0] = 1e6
+    pool.expire()
+    assert pool._pen == {}
+
+
+def test_very_deep_yaml_goes_to_the_full_loader() -> None:
+    deep = "[" * 500 + "]" * 500
+    with pytest.raises(yaml_loader._NotPlain):
+        yaml_loader._read_plain(deep)

@@ -106,6 +106,12 @@ def test_redact_text_is_linear() -> None:
         ("http://127.0.1.1:8000/x", "http://127.0.1.1:8000/x"),
         ("http://[::1]:8000", "http://[::1]:8000"),
         ("fr", "fr"),
+        # A vendor's host:port:user:password, with or without a scheme: masked whole.
+        (f"1.2.3.4:8080:alice:{SECRET}", "***"),
+        ("http://1.2.3.4:8080:alice:123456", "http://***"),
+        # After the last @, what is no host:port may be credentials too.
+        (f"http://host.example:80@carol:{SECRET}", "http://***@***"),
+        ("http://[::1]:x1", "http://***"),
     ],
 )
 def test_mask_credentials(value: str, expected: str) -> None:

@@ -200,6 +200,9 @@ class _NotPlain(Exception):
 
 
 _NO_VALUE: Any = object()
+#: Nesting the plain reader builds; deeper documents go to the full loader (which refuses
+#: them with a message, where a recursion limit would stop it).
+_MAX_PLAIN_DEPTH = 200
 
 
 def _read_plain(text: str) -> Any:
@@ -237,6 +240,8 @@ def _read_plain(text: str) -> Any:
             elif kind is SequenceStartEvent or kind is MappingStartEvent:
                 if event.anchor is not None or event.tag not in (None, "!"):
                     raise _NotPlain
+                if len(stack) >= _MAX_PLAIN_DEPTH:
+                    raise _NotPlain  # the full loader says how deep is too deep
                 stack.append([[] if kind is SequenceStartEvent else {}, _NO_VALUE])
                 continue
             elif kind is SequenceEndEvent or kind is MappingEndEvent:

@@ -281,7 +281,9 @@ class ProxyList(Sequence[ProxyEntry]):
             return list(self) == list(other)
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        # Equal to the tuple of its entries, so hashed as that tuple (configs stay hashable).
+        return hash(tuple(self))
 
     def __repr__(self) -> str:
         return f"<ProxyList of {_shown_ids(self.table.ids, self.start, self.stop)}>"

@@ -27,7 +27,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from scrapy_proxystack.config.model import (
     ANONYMITY_GRADES,
@@ -96,6 +96,13 @@ _HOST_MATCH = _HOST_RE.fullmatch
 #: The usual proxy URL, checked by one match (see PLAIN_URL); whatever it does not match takes
 #: the full check, which accepts the same URLs with the same parts, only slower.
 _PLAIN_URL = PLAIN_URL
+#: A proxy list line in a vendor's ``host:port:user:password`` form (no scheme, no ``@``).
+_VENDOR_LINE = re.compile(r"([A-Za-z0-9_.-]+):([0-9]{1,5}):([^:@/\s]+):(\S+)").fullmatch
+#: Characters a user name or password keeps as they are when put in a URL.
+_SAFE = "!$&'()*+,;=-._~"
+#: Problems listed per list of proxies; more are counted in one line (a wrong-format file of a
+#: million lines must not make a million messages).
+_MAX_LIST_PROBLEMS = 50
 #: Duplicates named with the place of the entry they repeat; past this, "an earlier entry"
 #: (finding the first costs a scan of the list).
 _MAX_PLACED_DUPLICATES = 50
@@ -221,20 +228,28 @@ def _valid_host(host: str) -> bool:
 def _file_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
     """(line number, URL) of each line of a proxy list file that is not blank or a comment.
 
-    A line without a scheme (``host:port``) is an HTTP proxy, as scrapy-rotating-proxies reads
-    its ``ROTATING_PROXY_LIST_PATH`` files: such a file works here unchanged.
+    A line without a scheme is an HTTP proxy: ``host:port`` as scrapy-rotating-proxies reads
+    its ``ROTATING_PROXY_LIST_PATH`` files, or ``host:port:user:password`` as many vendors
+    export their lists (the password may hold ``:``).
     """
     for number, line in enumerate(lines, 1):
         text = line.strip()
-        if text and not text.startswith("#"):
-            yield number, text if "://" in text else f"http://{text}"
+        if not text or text.startswith("#"):
+            continue
+        vendor = _VENDOR_LINE(text)
+        if vendor is not None:
+            host, port, user, password = vendor.groups()
+            text = f"http://{quote(user, safe=_SAFE)}:{quote(password, safe=_SAFE)}@{host}:{port}"
+        elif "://" not in text:
+            text = f"http://{text}"
+        yield number, text
 
 
 def _first_undecodable(file: Path) -> int:
     """The number of the first line of ``file`` that is not UTF-8 (text is decoded by blocks,
     so the error itself does not say); read again only when there is such a line."""
     with open(file, "rb") as raw:
-        for number, line in enumerate(raw, 1):
+        for number, line in enumerate(raw.read().splitlines(), 1):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError:
@@ -273,9 +288,14 @@ class _Parser:
         self.canaries: dict[tuple[str, str], tuple[str, CanaryConfig]] = {}
         #: "Did you mean" hints left: each costs a difflib scan of the choices.
         self.hints_left = 50
+        #: While a list has had its share of messages, how many more problems it has.
+        self.muted: int | None = None
         self._locale_names: str | None = None
 
     def error(self, path: str, message: str) -> None:
+        if self.muted is not None:
+            self.muted += 1  # past a list's share of messages: counted, not written
+            return
         self.problems.append(f"{self.source}: {path}: {message}")
 
     def hint(self, value: Any, choices: Any) -> str:
@@ -413,6 +433,7 @@ class _Parser:
         ``items`` yields (place, entry) pairs; ``path_of(place)`` names an entry in a message.
         """
         fast = self.ascii_safe
+        before = len(self.problems)
         blake2b = hashlib.blake2b
         urls, ids, seen = self.urls, self.ids, self.seen
         add_url, add_id, add_seen, add_place = urls.append, ids.append, seen.add, places.append
@@ -447,6 +468,15 @@ class _Parser:
                     continue
             if self.proxy(path_of(place), raw):
                 add_place(place)
+            if self.muted is None and len(self.problems) - before >= _MAX_LIST_PROBLEMS:
+                self.muted = 0
+        if self.muted is not None:
+            if self.muted:
+                self.problems.append(
+                    f"{self.source}: {self.muted} more problems in this list, not listed; "
+                    "expected one proxy URL per entry (fix the ones above first)"
+                )
+            self.muted = None
 
     def proxy_list(self, path: str, raw: Any, locale: str | None, pool: str) -> None:
         if isinstance(raw, str):
@@ -479,20 +509,27 @@ class _Parser:
         self.runs.append(_Run(len(self.urls), locale, pool, self.source, path, True, places))
         before = len(self.problems)
         try:
-            with open(file, encoding="utf-8") as lines:
+            # utf-8-sig: a file saved by Notepad or PowerShell starts with a byte-order mark.
+            with open(file, encoding="utf-8-sig") as lines:
                 self.plain_urls(_file_lines(lines), places, lambda n: f"line {n}")
         except FileNotFoundError:
             self.source = saved
             self.error(
                 path,
-                f"{_shown_str(name)}: file not found (looked at {os.path.abspath(file)}); "
-                "expected a text file of proxy URLs, one per line, relative to the YAML file",
+                f"{_shown_str(name)}: file not found (looked at "
+                f"{_shown_str(os.path.abspath(file))}); expected a text file of proxy URLs, "
+                "one per line, relative to the YAML file",
             )
             return
         except UnicodeDecodeError:
             self.error(f"line {_first_undecodable(file)}", "is not UTF-8 text; expected UTF-8")
         except OSError as exc:
-            self.error("", f"cannot be read ({exc.strerror or type(exc).__name__})")
+            self.source = saved
+            self.error(
+                path,
+                f"{_shown_str(name)} cannot be read ({exc.strerror or type(exc).__name__}); "
+                "expected a text file of proxy URLs",
+            )
         finally:
             self.source = saved
         if not places and len(self.problems) == before:
@@ -748,6 +785,13 @@ def _parse_pools(
             continue
         if pool_name == DEFAULT_POOL and ("proxies" in raw or "proxies_file" in raw):
             p.error(ppath, "clashes with the locale's own 'proxies' list")
+            continue
+        if pool_name in weights:
+            p.error(
+                ppath,
+                f"names pool {pool_name!r} again (keys {pool_name!r} and "
+                f"{_shown_key(pool_key)} read as one name); expected each pool name once",
+            )
             continue
         _unknown_keys(p.problems, p.source, ppath, pool_raw, _POOL_KEYS)
         weight = 1.0
@@ -1025,7 +1069,9 @@ def _given_ids(p: _Parser) -> list[str]:
             given_at[given] = k
             continue
         source, where = p.place(max(other, k))
-        first = p.place(min(other, k))[1]
+        first_source, first = p.place(min(other, k))
+        if first_source != source:
+            first = f"{first_source} {first}"
         if max(other, k) in p.given_ids:
             where += ".id"
         p.problems.append(
