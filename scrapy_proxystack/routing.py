@@ -101,6 +101,9 @@ class Route:
     waiting_since: float | None = None
     #: Times a site slowed this request down (429) since its last usable answer.
     throttled: int = 0
+    #: When it left, past its site's budget and its exit's pacing (``time.monotonic()``): the
+    #: moment the suite's politeness is kept at, before the network adds its own delays.
+    sent_at: float | None = None
 
 
 _EMPTY = Route()
@@ -456,9 +459,10 @@ class Router:
             request.meta["download_timeout"] = timeout
             _update(request, timeout=(timeout, current))
 
-    def count_sent(self, request: Request) -> None:
-        """Count a request once, when its exit is final (at dispatch when the handlers are on)."""
-        route = route_of(request)
+    def count_sent(self, request: Request, at: float | None = None) -> None:
+        """Count a request once, when its exit is final (at dispatch when the handlers are on);
+        ``at``: when it leaves (the dispatch gate's clock)."""
+        route = route_of(request) if at is None else _update(request, sent_at=at)
         locale = route.exit_locale or "none"
         self.stats.inc("requests", "locale", locale)
         if route.fallback:

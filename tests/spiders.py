@@ -59,6 +59,7 @@ class WorldSpider(scrapy.Spider):
             "body": response.text[:2000] if hasattr(response, "text") else "",
             "exit": route_of(response).exit_id,
             "exit_locale": route_of(response).exit_locale,
+            "sent_at": route_of(response).sent_at,
             "retry_times": response.meta.get("retry_times", 0),
             "session": response.meta.get("proxystack_session"),
         }

@@ -156,11 +156,12 @@ class SendGate:
                 break
             if router.usable_now(exit_id, domain, panic=router.in_panic(request)):
                 break  # still usable after waiting for the budget
-        router.count_sent(request)
+        now = self._clock()
+        router.count_sent(request, now)
         delay = throttle.exit_delay_for(exit_id, domain)
         if delay > 0:
             pool.pace(exit_id, domain, delay)
-        throttle.exit_sent(exit_id, domain, self._clock())
+        throttle.exit_sent(exit_id, domain, now)
 
     async def _take_budget(self, request: Request, domain: str, exit_id: str | None) -> bool:
         """Book a slot of the site's rate budget and wait for it; True when it waited (or the
