@@ -319,14 +319,18 @@ class PiiMasker:
         want_email = t.EMAIL in self._types
         want_address = self._want_address
         n = len(text)
-        finditer = p.SCAN.finditer
+        finditer = p.SCAN_PASSING.finditer
         matches = finditer(text)
         # finditer() while scanning resumes where the last match ended; after a value that
         # ends elsewhere (a phone number followed by a year, an e-mail), a new one from there.
+        # A match runs over the candidates that need no look (see SCAN_PASSING) and ends with
+        # one that does, which starts one character before its group.
         while (m := next(matches, None)) is not None:
-            s = m.start()
-            e = m.end()
             kind = m.lastgroup
+            if kind == "end" or kind is None:
+                break
+            s = start = m.start(kind) - 1
+            e = m.end()
             if kind == "ph":
                 pos = e
                 continue
@@ -373,7 +377,7 @@ class PiiMasker:
             found, end = self._number(text, s, e, out[-1].end if out else 0)
             for span in found:
                 push(out, span)
-            pos = max(end, m.start() + 1)
+            pos = max(end, start + 1)
             if pos != e:
                 matches = finditer(text, pos)
         # Two substring tests (C memchr loops) rather than a regex search: " dot " is rare.
