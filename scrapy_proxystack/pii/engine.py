@@ -2,12 +2,15 @@
 
 How a text is processed:
 
-1. ``SCAN`` (one compiled pattern whose first element is a character class) visits only the
-   characters that can start PII: digits, ``@`` (also full-width), ``+``, brackets. Prose in
-   between is skipped by the regex engine's C loop.
-2. Each hit is a *cluster*: a run of digit groups, an ``@`` or an obfuscated ``[at]``. Cheap tests
-   on the cluster and its neighbours (glued to a word? a date? too short?) reject most of them
-   before any validator runs.
+1. ``SCAN_PASSING`` (one compiled pattern whose first element is a character class) visits
+   only the characters that can start PII: digits, ``@`` (also full-width), ``+``, brackets.
+   Prose in between is skipped by the regex engine's C loop, and so are the candidates that
+   need no look whatever surrounds them (a digit cluster glued to a word, "(12 replies)"): a
+   match runs over them and stops at the next candidate that needs Python.
+2. Each such candidate is a *cluster*: a run of digit groups, an ``@`` or an obfuscated
+   ``[at]``. Cheap tests on the cluster and its neighbours (a date? too short?) reject most of
+   them before any validator runs; what its layout allows (cards, identifier shapes, phone
+   readings) is worked out once per layout (see ``layouts``).
 3. Survivors go to the validators (Luhn, mod-97, stdnum checksums, ``phonenumbers``) and, for
    weakly checked identifiers, to a look-behind for context words.
 4. Every other occurrence of a detected value is masked too. When one of them sits inside a
@@ -315,71 +318,68 @@ class PiiMasker:
 
     def _scan(self, text: str) -> list[t.PiiSpan]:
         out: list[t.PiiSpan] = []
-        pos = 0
         want_email = t.EMAIL in self._types
         want_address = self._want_address
         n = len(text)
         finditer = p.SCAN_PASSING.finditer
-        matches = finditer(text)
-        # finditer() while scanning resumes where the last match ended; after a value that
-        # ends elsewhere (a phone number followed by a year, an e-mail), a new one from there.
-        # A match runs over the candidates that need no look (see SCAN_PASSING) and ends with
-        # one that does, which starts one character before its group.
-        while (m := next(matches, None)) is not None:
-            kind = m.lastgroup
-            if kind == "end" or kind is None:
-                break
-            s = start = m.start(kind) - 1
-            e = m.end()
-            if kind == "ph":
-                pos = e
-                continue
-            if kind in _EMAIL_KINDS:
-                pos = e
-                if want_email:
-                    span = find_email(text, s, e, encoded=kind[0] in "pe")
-                    if span is not None:
-                        push(out, span)
-                        pos = span.end
-                        matches = finditer(text, pos)
-                continue
-            if kind == "pnum" and text[s] == "(":
-                if not text[s + 1 : s + 2].isdigit():
-                    s += 1  # "(+33 ...": the bracket is not part of the number
-                elif e - s < 6 and not (
-                    want_address
-                    and e + 2 < n
-                    and text[e] in _ADDRESS_NEXT
-                    and p.ADDRESS_AFTER.match(text, e) is not None
-                ):
-                    # "(12 replies)", "(3x)", "(9%)": a short number in brackets is only ever
-                    # a house number before its street (see _short_number); prose is full of
-                    # them, so they are passed over without a call.
-                    pos = e
+        # The matches are read in order while scanning resumes where the last one ended; after
+        # a value that ends elsewhere (a phone number followed by a year, an e-mail), from
+        # there. A match runs over the candidates that need no look (see SCAN_PASSING) and
+        # ends with one that does, which starts one character before its group.
+        resume: int | None = 0
+        while resume is not None:
+            matches = finditer(text, resume)
+            resume = None
+            for m in matches:
+                kind = m.lastgroup
+                if kind == "end" or kind is None or kind == "ph":
                     continue
-            elif s and text[s - 1] in _GLUED:
-                if (
-                    text[s - 1] == "c"  # the common rejection stays one test: bech32 is rare
-                    and text[s] == "1"
-                    and s >= 2
-                    and text[s - 2] == "b"
-                    and (s == 2 or text[s - 3] not in _ASCII_ALNUM)
-                    and self._want_crypto
-                ):
-                    span = self._wallet(text, s - 2)  # bech32: bc1q...
-                    if span is not None:
-                        push(out, span)
-                        pos = span.end
-                        matches = finditer(text, pos)
+                s = start = m.start(kind) - 1
+                e = m.end()
+                if kind in _EMAIL_KINDS:
+                    if want_email:
+                        span = find_email(text, s, e, encoded=kind[0] in "pe")
+                        if span is not None:
+                            push(out, span)
+                            resume = span.end
+                            break
+                    continue
+                if kind == "pnum" and text[s] == "(":
+                    if not text[s + 1 : s + 2].isdigit():
+                        s += 1  # "(+33 ...": the bracket is not part of the number
+                    elif e - s < 6 and not (
+                        want_address
+                        and e + 2 < n
+                        and text[e] in _ADDRESS_NEXT
+                        and p.ADDRESS_AFTER.match(text, e) is not None
+                    ):
+                        # "(12 replies)", "(3x)", "(9%)": a short number in brackets is only
+                        # ever a house number before its street (see _short_number); prose is
+                        # full of them, so they are passed over without a call.
                         continue
-                pos = e  # the most common rejection, without a call (see _number)
-                continue
-            found, end = self._number(text, s, e, out[-1].end if out else 0)
-            for span in found:
-                push(out, span)
-            pos = max(end, start + 1)
-            if pos != e:
-                matches = finditer(text, pos)
+                elif s and text[s - 1] in _GLUED:
+                    if (
+                        text[s - 1] == "c"  # the common rejection stays one test: bech32 is rare
+                        and text[s] == "1"
+                        and s >= 2
+                        and text[s - 2] == "b"
+                        and (s == 2 or text[s - 3] not in _ASCII_ALNUM)
+                        and self._want_crypto
+                    ):
+                        span = self._wallet(text, s - 2)  # bech32: bc1q...
+                        if span is not None:
+                            push(out, span)
+                            resume = span.end
+                            break
+                    continue  # the most common rejection, without a call (see _number)
+                found, end = self._number(text, s, e, out[-1].end if out else 0)
+                for span in found:
+                    push(out, span)
+                if end != e:
+                    resume = end if end > start else start + 1
+                    if resume != e:
+                        break
+                    resume = None
         # Two substring tests (C memchr loops) rather than a regex search: " dot " is rare.
         if want_email and (" dot " in text or " DOT " in text):
             out = merge(out, worded_emails(text))
