@@ -9,8 +9,10 @@ character outside that class in a tight C loop, which is what makes the one pass
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from scrapy_proxystack.pii import types as t
+from scrapy_proxystack.pii.types import CACHE_SIZE
 
 # A run of digit groups joined by one separator (space, no-break space, - . /) or parentheses.
 # Every repetition is bounded. An unbounded run made one cluster of a whole megabyte of
@@ -191,8 +193,12 @@ class Keywords:
 
     def before(self, text: str, pos: int, window: int = 60) -> bool:
         """Whether one of the words occurs in ``context_window(text, pos, window)``."""
-        raw = context_window(text, pos, window)
-        return self.within(raw, raw.lower(), upper_words(raw) if self.acronyms else frozenset())
+        return self.in_window(context_window(text, pos, window))
+
+    def in_window(self, raw: str) -> bool:
+        """Whether one of the words occurs in the window ``raw`` (cached: a page repeats its
+        labels, "Tel.: ", "Order no. ", so most windows have been read before)."""
+        return _words_in(self, raw)
 
     def within(self, raw: str, lowered: str, upper: frozenset[str]) -> bool:
         """Whether one of the words occurs in a window: ``lowered`` is ``raw.lower()`` and
@@ -210,6 +216,14 @@ _UPPER_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2,5}(?![A-Za-z])")
 def upper_words(raw: str) -> frozenset[str]:
     """The upper-case words of two to five letters in a window (``SIN``, ``PAN``, ``ID``)."""
     return frozenset(_UPPER_WORD.findall(raw))
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _words_in(words: Keywords, raw: str) -> bool:
+    lowered = raw.lower()
+    # Without a capital letter the window has no upper-case words: no regex search needed.
+    upper = upper_words(raw) if words.acronyms and lowered != raw else frozenset()
+    return words.within(raw, lowered, upper)
 
 
 #: Words that make a NINO written in lower case ("hh 01 02 03 d") one: in lower case the shape

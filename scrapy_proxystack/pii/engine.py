@@ -75,7 +75,6 @@ _CONTEXT_WINDOW = 60
 _EMAIL_KINDS = frozenset({"at", "oat", "pct", "ent"})
 _MAX_PHONE_DIGITS = 17
 _SETTLE_ROUNDS = 3
-_NONE: frozenset[str] = frozenset()
 _HEX_LETTERS = frozenset("abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 # What separates and ends the groups of a cluster (an IPv6 address's colons included).
@@ -603,7 +602,7 @@ class PiiMasker:
         an identifier blocks the looser readings (a card, a phone number) of its digits."""
         ctx: dict[str, bool] = {}
         blocked = False
-        window: tuple[str, str, frozenset[str]] | None = None  # read once per cluster
+        window: str | None = None  # read once per cluster
         for pii_type, raw_shape, strong, spans in layout.ids:
             if raw_shape is not None:
                 spans = tuple(
@@ -625,10 +624,12 @@ class PiiMasker:
                     if pii_type not in ctx:
                         if window is None:
                             window = _id_window(text, s, floor)
-                            if layout.id_words is not None and not layout.id_words.within(*window):
+                            if layout.id_words is not None and not layout.id_words.in_window(
+                                window
+                            ):
                                 ctx = dict.fromkeys(lay.ID_CONTEXT, False)
                                 continue
-                        ctx[pii_type] = lay.ID_CONTEXT[pii_type].within(*window)
+                        ctx[pii_type] = lay.ID_CONTEXT[pii_type].in_window(window)
                     if not ctx[pii_type]:
                         continue
                 checked = (
@@ -774,16 +775,14 @@ def _lower_nino_shape(text: str, s: int, e: int) -> bool:
     )
 
 
-def _id_window(text: str, s: int, floor: int) -> tuple[str, str, frozenset[str]]:
+def _id_window(text: str, s: int, floor: int) -> str:
     """The context window of the identifiers of a cluster at ``s``: a label before a value
     found on the same line (ending at ``floor``) is cut off, as the placeholder's "]" cuts it
     off once masked."""
     raw_window = p.context_window(text, s)
     if floor > s - len(raw_window):
         raw_window = text[floor:s]
-    lowered = raw_window.lower()
-    # Without a capital letter the window has no upper-case words: no regex search needed.
-    return raw_window, lowered, p.upper_words(raw_window) if lowered != raw_window else _NONE
+    return raw_window
 
 
 def _has_context(words: p.Keywords, text: str, s: int, window: int = _CONTEXT_WINDOW) -> bool:
