@@ -177,6 +177,12 @@ class PiiMasker:
         if partial_keep < 0:
             raise ValueError(f"partial_keep must be >= 0, got {partial_keep!r}")
         self._keep = partial_keep
+        # The replacement of every type whose operator writes its placeholder whatever the value.
+        self._placeholders = {
+            x: t.placeholder(x)
+            for x in self._types
+            if self.operator_for(x) not in (t.PSEUDONYMIZE, t.PARTIAL)
+        }
         self._name_detector = name_detector
         self._id_shapes = tuple(s for s in lay.ID_SHAPES if s[0] in self._types)
         # What the layout of a cluster allows, by layout ("000 00 0000"): see _layout.
@@ -269,9 +275,10 @@ class PiiMasker:
             return MaskResult(text, spans)
         parts: list[str] = []
         last = 0
+        fixed = self._placeholders
         for span in spans:
             parts.append(text[last : span.start])
-            parts.append(self.replacement(span))
+            parts.append(fixed.get(span.type) or self.replacement(span))
             last = span.end
         parts.append(text[last:])
         return MaskResult("".join(parts), spans)
