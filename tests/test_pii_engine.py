@@ -230,6 +230,14 @@ def test_thread_safety() -> None:
     assert all(r == expected for r in results)
 
 
+@pytest.mark.parametrize("tail", ["", " more text", "\n(12 replies)"])
+def test_glued_cluster_is_read_whole_wherever_it_ends(tail: str) -> None:
+    # "]68.8.8.8 1" is one cluster glued to "]", passed over whole: its last group ("1::", an
+    # IPv6 form) is not a candidate of its own, at the end of the text or before more of it.
+    assert MASKER.find("]68.8.8.8 1::" * 3 + tail) == []
+    assert MASKER.find("1::" + tail) == [PiiSpan("ip_address", 0, 3, "1::")]
+
+
 def test_long_input_is_linear() -> None:
     text = ("Lorem ipsum 12 dolor, call +33 6 12 34 56 78 or a@b.io. " * 20000)[:1_000_000]
     masked = MASKER.mask(text)

@@ -378,7 +378,8 @@ ADDRESS_BEFORE = re.compile(
 # before it (a digit, a lower-case letter up to w, _ or ]: a word, a longer number, a hash;
 # "bc1", a Bitcoin address, is left to the engine), and a short number in brackets that no
 # street follows ("(12 replies)", "(3x)", "(9%)": see PiiMasker._scan). Each consumes exactly
-# what its candidate does.
+# what its candidate does, and is atomic in SCAN_PASSING: at the end of the text, a glued
+# cluster cut short ("]68.8.8.8" of "]68.8.8.8 1::") would let its last group be read alone.
 _PASSED = (
     r"(?<=[0-9a-w_\]][0-9])(?<!bc1)" + _NUM_REST + "|"
     r"(?<=\()\d{1,4}(?![\d()]|[ \u00a0\-./]\(?\d)"
@@ -394,7 +395,7 @@ _PASSED = (
 #: The per-candidate work left to Python is then that of the candidates that need it: on dense
 #: pages half the candidates are glued to a word or a longer number.
 SCAN_PASSING = re.compile(
-    f"{_START}(?>(?:{_PASSED}){_NOT_START}*+{_START})*+(?:{_TAILS}|(?P<end>{_NOT_START}*+\\Z))",
+    f"{_START}(?>(?>{_PASSED}){_NOT_START}*+{_START})*+(?:{_TAILS}|(?P<end>{_NOT_START}*+\\Z))",
     re.ASCII,
 )
 
