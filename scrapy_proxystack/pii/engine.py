@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
@@ -177,9 +178,10 @@ class PiiMasker:
         if partial_keep < 0:
             raise ValueError(f"partial_keep must be >= 0, got {partial_keep!r}")
         self._keep = partial_keep
+        self._all_placeholders = {x: t.placeholder(x) for x in t.ALL_TYPES}
         # The replacement of every type whose operator writes its placeholder whatever the value.
         self._placeholders = {
-            x: t.placeholder(x)
+            x: self._all_placeholders[x]
             for x in self._types
             if self.operator_for(x) not in (t.PSEUDONYMIZE, t.PARTIAL)
         }
@@ -244,23 +246,28 @@ class PiiMasker:
     def _rescan(self, text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
         """Spans found in ``text`` with ``spans`` replaced by placeholders, in the coordinates of
         ``text`` (only those that lie within the original text between placeholders)."""
+        # Where each piece of text between spans starts in the masked text, as machine integers
+        # (it starts after the previous span in the text): a text holding tens of thousands of
+        # values ("1::1::1::...") keeps a small, linear peak memory.
+        starts = array("q")
         parts: list[str] = []
-        segments: list[tuple[int, int, int]] = []  # (start in masked, start in text, length)
         size = last = 0
+        placeholders = self._all_placeholders
         for span in spans:
-            segments.append((size, last, span.start - last))
+            starts.append(size)
             parts.append(text[last : span.start])
-            parts.append(t.placeholder(span.type))
+            parts.append(placeholders[span.type])
             size += span.start - last + len(parts[-1])
             last = span.end
-        segments.append((size, last, len(text) - last))
+        starts.append(size)
         parts.append(text[last:])
-        starts = [segment[0] for segment in segments]
         out = []
         for span in self._scan("".join(parts)):
-            at, origin, length = segments[bisect_right(starts, span.start) - 1]
-            if span.end <= at + length:
-                shift = origin - at
+            k = bisect_right(starts, span.start) - 1
+            origin = spans[k - 1].end if k else 0
+            length = (spans[k].start if k < len(spans) else len(text)) - origin
+            if span.end <= starts[k] + length:
+                shift = origin - starts[k]
                 out.append(t.PiiSpan(span.type, span.start + shift, span.end + shift, span.value))
         return out
 
