@@ -8,9 +8,9 @@ Scores, per engine, in one run and on the same records:
 * MB/s: UTF-8 megabytes of text masked per second of CPU time of the calling thread (one
   core), one record at a time, as the item pipeline calls it, after a warm-up on records of
   another seed (lazy imports, compiled metadata). CPU time rather than wall time, and the best
-  of ``--repeat`` passes for this project's engine (its per-value caches emptied before each
-  pass, so every value is validated afresh): on a shared machine, other processes otherwise
-  move the figure by 20% or more. Five inputs:
+  of ``--repeat`` passes for this project's engine (its per-value and context-word caches
+  emptied before each pass, so every value is validated and every label read afresh): on a
+  shared machine, other processes otherwise move the figure by 20% or more. Five inputs:
 
   - the labelled corpus: one personal value per 800 bytes and look-alikes between them;
   - a realistic mix: labelled records of another seed, each inside locale prose pages, so
@@ -62,6 +62,7 @@ from bench.pii_ids import FORMS as ID_FORMS
 from bench.pii_ids import sheet as id_sheet
 from bench.pii_naive import naive_mask
 from scrapy_proxystack.pii import PiiMasker, phones, validators
+from scrapy_proxystack.pii import _patterns as patterns
 from scrapy_proxystack.pii._patterns import SCAN
 
 Masker = Callable[[str], str]
@@ -304,9 +305,10 @@ def _words(text: str, skip: list[tuple[int, int]]) -> Counter[str]:
 
 
 def reset_caches() -> None:
-    """Empty the per-value validation caches of this project's engine (not its compiled
-    metadata), so that a timed pass validates every value afresh, as the first one did."""
-    for module in (phones, validators):
+    """Empty the per-value validation caches and the context-word cache of this project's
+    engine (not its compiled metadata), so that a timed pass validates every value and reads
+    every label afresh, as the first one did."""
+    for module in (phones, validators, patterns):
         for obj in vars(module).values():
             info = getattr(obj, "cache_info", None)
             if info is not None and info().maxsize is not None:
@@ -503,7 +505,8 @@ def main() -> None:
         print(f"{kind:<22}{row}")
     print(
         f"MB/s: CPU time of one thread; best of {args.repeat} passes for proxystack (its "
-        "validation caches emptied before each) and the naive regex, one pass for the others. "
+        "validation and context caches emptied before each) and the naive regex, one pass "
+        "for the others. "
         "naive_regex: bench/pii_naive.py, no validation. presidio*: "
         "predefined recognizers (patterns, validators, phone recognizer) on a blank spaCy "
         "pipeline - no spaCy model is installable offline, so no NER. Presidio and scrubadub "

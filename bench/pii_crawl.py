@@ -5,12 +5,21 @@ A loopback site of the project's test world (``scrapy_proxystack.testing``) serv
 realistic page text with personal data (labelled records of ``bench/pii_corpus.py`` inside prose
 pages, one value per 3,000 bytes, a different text for each page), exported as JSON lines. Three
 configurations differ only by their PII settings: off, on (masking in the crawl's thread), and on
-with ``PROXYSTACK_PII_WORKERS = --workers`` (masking in worker processes); each runs ``--repeat``
-times in its own process, in turn, and the median is reported. The world runs in another
-process, so it does not compete with the crawler for the GIL.
+with ``PROXYSTACK_PII_WORKERS = --workers`` (masking in worker processes). The world runs in
+another process, so it does not compete with the crawler for the GIL.
 
-    python bench/pii_crawl.py                 # 600 pages, 3 runs per configuration
-    python bench/pii_crawl.py --pages 300 --repeat 1
+Single crawls on a shared machine vary by a factor of two or more, more than the pipeline costs,
+so the configurations run interleaved: ``--repeat`` rounds, each crawling every configuration once
+in its own process, in an order that rotates from round to round (no configuration always runs
+first, or right after another). Reported per configuration: the median pages/s and its spread
+(lowest and highest run), and the CPU time spent per page by the crawl process and the worker
+processes it starts (user + system; not the world's), which other jobs on the machine move
+much less than wall time. The cost of
+the pipeline is computed per round, against the crawl without it in the same round (paired), and
+reported as the median of the rounds with its spread, for pages/s and for CPU time per page.
+
+    python bench/pii_crawl.py                 # 600 pages, 5 rounds
+    python bench/pii_crawl.py --pages 300 --repeat 3
 
 The last line printed is one JSON object with every figure.
 """
@@ -21,6 +30,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -80,8 +90,11 @@ def _serve(queue: Any, stop: Any, pages: int) -> None:
         stop.wait(3600)
 
 
-def _crawl(workdir: Path, name: str, settings: dict[str, Any], args: dict[str, Any]) -> float:
-    """Pages per second of one crawl (items exported over Scrapy's elapsed time)."""
+def _crawl(
+    workdir: Path, name: str, settings: dict[str, Any], args: dict[str, Any]
+) -> tuple[float, float]:
+    """Pages per second of one crawl (items exported over Scrapy's elapsed time) and the CPU
+    seconds the crawl process spent per page."""
     out = workdir / f"{name}.jsonl"
     script = workdir / "pii_crawl_spider.py"
     script.write_text(SPIDER.format(root=str(ROOT)), encoding="utf-8")
@@ -92,7 +105,10 @@ def _crawl(workdir: Path, name: str, settings: dict[str, Any], args: dict[str, A
         cmd += ["-a", f"{key}={value}"]
     log_file = workdir / f"{name}.log"
     cmd += ["-s", "LOG_LEVEL=INFO", "-s", f"LOG_FILE={log_file}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     log = log_file.read_text(encoding="utf-8") if log_file.exists() else proc.stderr
     elapsed = None
     for line in log.splitlines():
@@ -106,11 +122,12 @@ def _crawl(workdir: Path, name: str, settings: dict[str, Any], args: dict[str, A
     offloaded = [line for line in log.splitlines() if "proxystack/pii/offloaded_items" in line]
     if settings.get("PROXYSTACK_PII_WORKERS") and offloaded:
         print(f"  {name}: {offloaded[0].strip().rstrip(',')}", flush=True)
-    return items / elapsed
+    return items / elapsed, cpu / items
 
 
 def _engine_mb_per_s() -> float:
-    """The engine alone on the same texts, one thread's CPU time."""
+    """The engine alone on the same texts, one thread's CPU time (its validation caches cold
+    for these values, as in the crawl)."""
     sys.path.insert(0, str(ROOT))
     from bench.pii import mixed_records
     from bench.pii_corpus import generate
@@ -118,7 +135,9 @@ def _engine_mb_per_s() -> float:
 
     texts = [rec.text for rec in mixed_records(generate(41, 80), 42, 3000)]
     masker = PiiMasker()
-    masker.mask(texts[0])
+    # Warmed up on other records (lazy imports, compiled metadata), as in bench/pii.py.
+    for rec in mixed_records(generate(5041, 30), 42, 3000):
+        masker.mask(rec.text)
     t0 = time.thread_time()
     for text in texts:
         masker.mask(text)
@@ -128,7 +147,7 @@ def _engine_mb_per_s() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=600)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per configuration")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (runs per configuration)")
     parser.add_argument("--workers", type=int, default=1, help="PROXYSTACK_PII_WORKERS")
     options = parser.parse_args()
     queue: Any = mp.Queue()
@@ -152,34 +171,71 @@ def main() -> None:
         },
     }
     rates: dict[str, list[float]] = {name: [] for name in configs}
+    cpu: dict[str, list[float]] = {name: [] for name in configs}
+    names = list(configs)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             args = {"base": base, "pages": options.pages}
-            for _ in range(options.repeat):
-                for name, extra in configs.items():
-                    rates[name].append(_crawl(work, name, {**common, **extra}, args))
-                    print(f"{name}: {rates[name][-1]:.1f} pages/s", flush=True)
+            for round_no in range(options.repeat):
+                shift = round_no % len(names)
+                for name in names[shift:] + names[:shift]:
+                    rate, cpu_per_page = _crawl(work, name, {**common, **configs[name]}, args)
+                    rates[name].append(rate)
+                    cpu[name].append(cpu_per_page)
+                    print(
+                        f"round {round_no + 1} {name}: {rate:.1f} pages/s, "
+                        f"{cpu_per_page * 1e3:.1f} ms CPU per page",
+                        flush=True,
+                    )
     finally:
         stop.set()
         server.join(10)
-    median = {name: statistics.median(values) for name, values in rates.items()}
-    off = median["pii_off"]
-    cost = {name: 1 - median[name] / off for name in ("pii_on", "pii_on_workers")}
+    _report(options, rates, cpu)
+
+
+def _spread(values: list[float], scale: float = 1.0, fmt: str = ".1f") -> str:
+    """Median and the lowest and highest value, as text."""
+    med = statistics.median(values) * scale
+    return f"{med:{fmt}} ({min(values) * scale:{fmt}}-{max(values) * scale:{fmt}})"
+
+
+def _report(options: Any, rates: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    # The cost of the pipeline in each round, against the crawl without it in the same round.
+    rate_cost = {
+        name: [1 - on / off for on, off in zip(rates[name], rates["pii_off"], strict=True)]
+        for name in ("pii_on", "pii_on_workers")
+    }
+    cpu_cost = {
+        name: [on / off - 1 for on, off in zip(cpu[name], cpu["pii_off"], strict=True)]
+        for name in ("pii_on", "pii_on_workers")
+    }
+    for name in rates:
+        print(
+            f"{name}: pages/s median (min-max) {_spread(rates[name])}; "
+            f"CPU ms per page {_spread(cpu[name], 1e3)}"
+        )
+    for name in rate_cost:
+        print(
+            f"cost of {name} (paired by round, median (min-max)): pages/s "
+            f"{_spread(rate_cost[name], 100)} %, CPU per page {_spread(cpu_cost[name], 100)} %"
+        )
     engine = _engine_mb_per_s()
     print(
-        f"pages of ~50 KB: {off:.1f} pages/s without the PII pipeline; "
-        f"{median['pii_on']:.1f} with it in the crawl's thread (costs {cost['pii_on']:.1%}); "
-        f"{median['pii_on_workers']:.1f} with {options.workers} worker process(es) (costs "
-        f"{cost['pii_on_workers']:.1%}). Engine alone: {engine:.1f} MB/s"
+        f"{options.repeat} rounds of {options.pages} pages of ~50 KB, "
+        f"{options.workers} worker process(es). Engine alone: {engine:.1f} MB/s"
     )
     summary = {
         "pages": options.pages,
         "repeat": options.repeat,
         "workers": options.workers,
         "pages_per_s": {k: [round(x, 1) for x in v] for k, v in rates.items()},
-        "median_pages_per_s": {k: round(v, 1) for k, v in median.items()},
-        "throughput_cost": {k: round(v, 4) for k, v in cost.items()},
+        "median_pages_per_s": {k: round(statistics.median(v), 1) for k, v in rates.items()},
+        "cpu_ms_per_page": {k: [round(x * 1e3, 2) for x in v] for k, v in cpu.items()},
+        "throughput_cost": {k: [round(x, 4) for x in v] for k, v in rate_cost.items()},
+        "median_throughput_cost": {k: round(statistics.median(v), 4) for k, v in rate_cost.items()},
+        "cpu_cost": {k: [round(x, 4) for x in v] for k, v in cpu_cost.items()},
+        "median_cpu_cost": {k: round(statistics.median(v), 4) for k, v in cpu_cost.items()},
         "engine_mb_per_s": round(engine, 2),
     }
     print(json.dumps(summary, sort_keys=True))

@@ -80,6 +80,9 @@ GENERATORS: dict[str, Callable[[int], str]] = {
     "gstin_like": _repeat("27AAPFU0939F1ZV"),
     "hetu_like": _repeat("131052-308T"),
     "slashed_groups": _repeat("181/815/08155/"),
+    # an address read at the end of the text, then found again every three bytes: every
+    # occurrence is a span of its own
+    "ipv6_units": lambda n: "1::" * (n // 3),
 }
 
 

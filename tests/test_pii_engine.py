@@ -13,12 +13,22 @@ import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stdnum import ean as stdnum_ean
 from stdnum import iban as stdnum_iban
+from stdnum import isbn as stdnum_isbn
+from stdnum import luhn as stdnum_luhn
 from stdnum import numdb
 
 from scrapy_proxystack.pii import ALL_TYPES, DEFAULT_LANGUAGES, LANGUAGE_REGIONS, PiiMasker, PiiSpan
 from scrapy_proxystack.pii.phones import is_international_phone, is_national_phone, regions_for
-from scrapy_proxystack.pii.validators import ip_kind, is_iban
+from scrapy_proxystack.pii.validators import (
+    _CARD_IIN,
+    ip_kind,
+    is_card,
+    is_iban,
+    is_isbn,
+    luhn_valid,
+)
 
 MASKER = PiiMasker()
 
@@ -220,6 +230,14 @@ def test_thread_safety() -> None:
     assert all(r == expected for r in results)
 
 
+@pytest.mark.parametrize("tail", ["", " more text", "\n(12 replies)"])
+def test_glued_cluster_is_read_whole_wherever_it_ends(tail: str) -> None:
+    # "]68.8.8.8 1" is one cluster glued to "]", passed over whole: its last group ("1::", an
+    # IPv6 form) is not a candidate of its own, at the end of the text or before more of it.
+    assert MASKER.find("]68.8.8.8 1::" * 3 + tail) == []
+    assert MASKER.find("1::" + tail) == [PiiSpan("ip_address", 0, 3, "1::")]
+
+
 def test_long_input_is_linear() -> None:
     text = ("Lorem ipsum 12 dolor, call +33 6 12 34 56 78 or a@b.io. " * 20000)[:1_000_000]
     masked = MASKER.mask(text)
@@ -360,6 +378,34 @@ def test_iban_check_agrees_with_stdnum() -> None:
     assert sum(map(stdnum_iban.is_valid, samples)) > 400
     for value in samples:
         assert is_iban(value) == stdnum_iban.is_valid(value), value
+
+
+@given(st.text(alphabet="0123456789", min_size=0, max_size=20))
+def test_luhn_agrees_with_stdnum(digits: str) -> None:
+    assert luhn_valid(digits) == (bool(digits) and stdnum_luhn.is_valid(digits))
+
+
+def test_card_and_isbn_checks_agree_with_stdnum() -> None:
+    """Check digits computed on digits only give stdnum's answers, valid numbers included."""
+    rng = random.Random(4)
+    samples = ["", "978", "9780000000000", "979000000000X", "4111111111111111"]
+    for _ in range(20000):
+        size = rng.choice([9, 10, 12, 13, 14, 15, 16, 19])
+        body = rng.choice(["978", "979", "4", "5", "37", ""]) + "".join(
+            rng.choice(string.digits) for _ in range(size)
+        )
+        samples += [body, body + stdnum_luhn.calc_check_digit(body)]
+        if len(body) == 12:
+            samples.append(body + stdnum_ean.calc_check_digit(body))
+    assert sum(is_isbn(value) for value in samples) > 100
+    assert sum(is_card(value) for value in samples) > 100
+    for value in samples:
+        isbn = (
+            len(value) in (10, 13) and value[:3] in ("978", "979") and stdnum_isbn.is_valid(value)
+        )
+        assert is_isbn(value) == isbn, value
+        card = 13 <= len(value) <= 19 and value.isdigit() and stdnum_luhn.is_valid(value)
+        assert is_card(value) == (card and _CARD_IIN.fullmatch(value) is not None), value
 
 
 _DOCUMENTATION = [

@@ -2,12 +2,15 @@
 
 How a text is processed:
 
-1. ``SCAN`` (one compiled pattern whose first element is a character class) visits only the
-   characters that can start PII: digits, ``@`` (also full-width), ``+``, brackets. Prose in
-   between is skipped by the regex engine's C loop.
-2. Each hit is a *cluster*: a run of digit groups, an ``@`` or an obfuscated ``[at]``. Cheap tests
-   on the cluster and its neighbours (glued to a word? a date? too short?) reject most of them
-   before any validator runs.
+1. ``SCAN_PASSING`` (one compiled pattern whose first element is a character class) visits
+   only the characters that can start PII: digits, ``@`` (also full-width), ``+``, brackets.
+   Prose in between is skipped by the regex engine's C loop, and so are the candidates that
+   need no look whatever surrounds them (a digit cluster glued to a word, "(12 replies)"): a
+   match runs over them and stops at the next candidate that needs Python.
+2. Each such candidate is a *cluster*: a run of digit groups, an ``@`` or an obfuscated
+   ``[at]``. Cheap tests on the cluster and its neighbours (a date? too short?) reject most of
+   them before any validator runs; what its layout allows (cards, identifier shapes, phone
+   readings) is worked out once per layout (see ``layouts``).
 3. Survivors go to the validators (Luhn, mod-97, stdnum checksums, ``phonenumbers``) and, for
    weakly checked identifiers, to a look-behind for context words.
 4. Every other occurrence of a detected value is masked too. When one of them sits inside a
@@ -20,8 +23,9 @@ table of cluster layouts, see ``_layout``), and the caches it uses are ``functoo
 
 What the engine reads lives beside it, by data: the patterns and context words in
 ``_patterns``, the identifier table in ``identifiers``, e-mail forms in ``emails``, addresses and
-dates of birth in ``places``, span lists in ``spans``, checksums in ``validators`` and
-``phones``. This module stays whole because it is one classifier: the branches of
+dates of birth in ``places``, span lists in ``spans``, what the layout of a digit cluster
+allows (its dates, cards, identifier shapes and phone readings) in ``layouts``, checksums in
+``validators`` and ``phones``. This module stays whole because it is one classifier: the branches of
 ``_number`` share the cluster, its neighbours and where the scan resumes, and splitting them
 would pass that state between modules on every candidate, the hottest path of the engine.
 """
@@ -31,12 +35,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from scrapy_proxystack.pii import _patterns as p
 from scrapy_proxystack.pii import identifiers as ids
+from scrapy_proxystack.pii import layouts as lay
 from scrapy_proxystack.pii import types as t
 from scrapy_proxystack.pii.emails import find_email, worded_emails
 from scrapy_proxystack.pii.phones import (
@@ -69,34 +75,7 @@ _NANP = re.compile(r"(?:\(\d{3}\) ?|\d{3}[ .\-])[2-9]\d{2}[ .\-]\d{4}")
 _CONTEXT_WINDOW = 60
 _EMAIL_KINDS = frozenset({"at", "oat", "pct", "ent"})
 _MAX_PHONE_DIGITS = 17
-# Deletes what separates the digit groups of a cluster: what is left are its digits.
-_DROP_SEPARATORS = str.maketrans(dict.fromkeys(" \u00a0-./()+\uff0b"))
 _SETTLE_ROUNDS = 3
-_MIN_DIGITS = {
-    t.FR_NIR: 15,
-    t.US_SSN: 9,
-    t.BR_CPF: 11,
-    t.DE_TAX_ID: 11,
-    t.PL_PESEL: 11,
-    t.IN_AADHAAR: 12,
-    t.JP_MY_NUMBER: 12,
-    t.NL_BSN: 9,
-    t.SE_PERSONNUMMER: 10,
-    **{rule.type: rule.min_digits for rule in ids.DIGIT_RULES},
-}
-# Identifiers in digit clusters: (type, shape, the written form that needs no context word).
-_ID_SHAPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...] = (
-    *p.ID_SHAPES,
-    *((rule.type, rule.shape, None) for rule in ids.DIGIT_RULES),
-)
-_ID_CONTEXT: dict[str, p.Keywords] = {
-    **p.ID_CONTEXT,
-    **{rule.type: rule.context for rule in ids.DIGIT_RULES},
-}
-_LOOSE_ID_SHAPES: dict[str, re.Pattern[str]] = {
-    **p.LOOSE_ID_SHAPES,
-    **{rule.type: rule.shape for rule in ids.DIGIT_RULES},
-}
 _HEX_LETTERS = frozenset("abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 # What separates and ends the groups of a cluster (an IPv6 address's colons included).
@@ -113,6 +92,8 @@ _GLUE = frozenset("-_/\\.,")
 # A cluster right after one of these is part of a word, a longer number or a placeholder.
 # (x, y, z are left to _number: they start lower-case NIEs, x9613851n.)
 _GLUED = frozenset("0123456789abcdefghijklmnopqrstuvw_]")
+# What can follow a house number before its street (see ``places.street_address``).
+_ADDRESS_NEXT = frozenset(" ,abcdefghijklmnopqrstuvwxyzAB")
 
 
 # (type, shape, how many characters before the digits it starts, context words or None)
@@ -127,37 +108,7 @@ _LETTER_LED: tuple[tuple[str, re.Pattern[str], int, p.Keywords | None], ...] = (
 )
 
 
-# Every digit becomes 0: the layout of a cluster, what the shape regexes really look at.
-_LAYOUT = str.maketrans("123456789", "000000000")
 _MAX_LAYOUTS = 4096
-
-
-class _Layout(NamedTuple):
-    """What a cluster's layout allows (see ``PiiMasker._layout``)."""
-
-    date_end: int  # end of a leading numeric date (followed by the end or a space), or 0
-    ipv4: bool  # holds a dotted quad
-    card: bool  # holds a card-like run of 13-19 digits
-    ids: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]  # shapes that occur
-
-
-def _analyse(
-    key: str, id_shapes: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]
-) -> _Layout:
-    dm = p.NUM_DATE.match(key)
-    date_end = dm.end() if dm is not None and (dm.end() == len(key) or key[dm.end()] == " ") else 0
-    if date_end:
-        return _Layout(date_end, False, False, ())
-    if key.count(".") >= 3 and p.IPV4.search(key):
-        return _Layout(0, True, False, ())
-    nd = key.count("0")
-    card = len(key) >= 13 and p.CARD.search(key) is not None
-    ids = tuple(
-        entry
-        for entry in id_shapes
-        if nd >= _MIN_DIGITS[entry[0]] and _LOOSE_ID_SHAPES[entry[0]].search(key) is not None
-    )
-    return _Layout(0, False, card, ids)
 
 
 class MaskResult(NamedTuple):
@@ -227,10 +178,17 @@ class PiiMasker:
         if partial_keep < 0:
             raise ValueError(f"partial_keep must be >= 0, got {partial_keep!r}")
         self._keep = partial_keep
+        self._all_placeholders = {x: t.placeholder(x) for x in t.ALL_TYPES}
+        # The replacement of every type whose operator writes its placeholder whatever the value.
+        self._placeholders = {
+            x: self._all_placeholders[x]
+            for x in self._types
+            if self.operator_for(x) not in (t.PSEUDONYMIZE, t.PARTIAL)
+        }
         self._name_detector = name_detector
-        self._id_shapes = tuple(s for s in _ID_SHAPES if s[0] in self._types)
+        self._id_shapes = tuple(s for s in lay.ID_SHAPES if s[0] in self._types)
         # What the layout of a cluster allows, by layout ("000 00 0000"): see _layout.
-        self._layouts: dict[str, _Layout] = {}
+        self._layouts: dict[str, lay.Layout] = {}
         self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
         self._letter_led = bool(self._letter_tries) or t.ES_DNI in self._types
         self._trailing_letter = tuple(
@@ -243,6 +201,8 @@ class PiiMasker:
         self._want_dob = t.DATE_OF_BIRTH in self._types
         self._want_crypto = t.CRYPTO_WALLET in self._types
         self._want_mac = t.MAC_ADDRESS in self._types
+        self._want_card = t.CREDIT_CARD in self._types
+        self._want_phone = t.PHONE in self._types
 
     @property
     def types(self) -> frozenset[str]:
@@ -286,23 +246,28 @@ class PiiMasker:
     def _rescan(self, text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
         """Spans found in ``text`` with ``spans`` replaced by placeholders, in the coordinates of
         ``text`` (only those that lie within the original text between placeholders)."""
+        # Where each piece of text between spans starts in the masked text, as machine integers
+        # (it starts after the previous span in the text): a text holding tens of thousands of
+        # values ("1::1::1::...") keeps a small, linear peak memory.
+        starts = array("q")
         parts: list[str] = []
-        segments: list[tuple[int, int, int]] = []  # (start in masked, start in text, length)
         size = last = 0
+        placeholders = self._all_placeholders
         for span in spans:
-            segments.append((size, last, span.start - last))
+            starts.append(size)
             parts.append(text[last : span.start])
-            parts.append(t.placeholder(span.type))
+            parts.append(placeholders[span.type])
             size += span.start - last + len(parts[-1])
             last = span.end
-        segments.append((size, last, len(text) - last))
+        starts.append(size)
         parts.append(text[last:])
-        starts = [segment[0] for segment in segments]
         out = []
         for span in self._scan("".join(parts)):
-            at, origin, length = segments[bisect_right(starts, span.start) - 1]
-            if span.end <= at + length:
-                shift = origin - at
+            k = bisect_right(starts, span.start) - 1
+            origin = spans[k - 1].end if k else 0
+            length = (spans[k].start if k < len(spans) else len(text)) - origin
+            if span.end <= starts[k] + length:
+                shift = origin - starts[k]
                 out.append(t.PiiSpan(span.type, span.start + shift, span.end + shift, span.value))
         return out
 
@@ -317,9 +282,10 @@ class PiiMasker:
             return MaskResult(text, spans)
         parts: list[str] = []
         last = 0
+        fixed = self._placeholders
         for span in spans:
             parts.append(text[last : span.start])
-            parts.append(self.replacement(span))
+            parts.append(fixed.get(span.type) or self.replacement(span))
             last = span.end
         parts.append(text[last:])
         return MaskResult("".join(parts), spans)
@@ -365,47 +331,68 @@ class PiiMasker:
 
     def _scan(self, text: str) -> list[t.PiiSpan]:
         out: list[t.PiiSpan] = []
-        pos = 0
         want_email = t.EMAIL in self._types
-        search = p.SCAN.search
-        # search() from a position rather than finditer(): after a value that ends inside a
-        # cluster (a phone number followed by a year), scanning resumes right after the value.
-        while (m := search(text, pos)) is not None:
-            s = m.start()
-            kind = m.lastgroup
-            if kind == "ph":
-                pos = m.end()
-                continue
-            if kind in _EMAIL_KINDS:
-                pos = m.end()
-                if want_email:
-                    span = find_email(text, s, m.end(), encoded=kind[0] in "pe")
-                    if span is not None:
-                        push(out, span)
-                        pos = span.end
-                continue
-            if kind == "pnum" and text[s] == "(" and not text[s + 1 : s + 2].isdigit():
-                s += 1  # "(+33 ...": the bracket is not part of the number
-            elif s and text[s - 1] in _GLUED:
-                if (
-                    text[s - 1] == "c"  # the common rejection stays one test: bech32 is rare
-                    and text[s] == "1"
-                    and s >= 2
-                    and text[s - 2] == "b"
-                    and (s == 2 or text[s - 3] not in _ASCII_ALNUM)
-                    and self._want_crypto
-                ):
-                    span = self._wallet(text, s - 2)  # bech32: bc1q...
-                    if span is not None:
-                        push(out, span)
-                        pos = span.end
+        want_address = self._want_address
+        n = len(text)
+        finditer = p.SCAN_PASSING.finditer
+        # The matches are read in order while scanning resumes where the last one ended; after
+        # a value that ends elsewhere (a phone number followed by a year, an e-mail), from
+        # there. A match runs over the candidates that need no look (see SCAN_PASSING) and
+        # ends with one that does, which starts one character before its group.
+        resume: int | None = 0
+        while resume is not None:
+            matches = finditer(text, resume)
+            resume = None
+            for m in matches:
+                kind = m.lastgroup
+                if kind == "end" or kind is None or kind == "ph":
+                    continue
+                s = start = m.start(kind) - 1
+                e = m.end()
+                if kind in _EMAIL_KINDS:
+                    if want_email:
+                        span = find_email(text, s, e, encoded=kind[0] in "pe")
+                        if span is not None:
+                            push(out, span)
+                            resume = span.end
+                            break
+                    continue
+                if kind == "pnum" and text[s] == "(":
+                    if not text[s + 1 : s + 2].isdigit():
+                        s += 1  # "(+33 ...": the bracket is not part of the number
+                    elif e - s < 6 and not (
+                        want_address
+                        and e + 2 < n
+                        and text[e] in _ADDRESS_NEXT
+                        and p.ADDRESS_AFTER.match(text, e) is not None
+                    ):
+                        # "(12 replies)", "(3x)", "(9%)": a short number in brackets is only
+                        # ever a house number before its street (see _short_number); prose is
+                        # full of them, so they are passed over without a call.
                         continue
-                pos = m.end()  # the most common rejection, without a call (see _number)
-                continue
-            found, end = self._number(text, s, m.end(), out[-1].end if out else 0)
-            for span in found:
-                push(out, span)
-            pos = max(end, m.start() + 1)
+                elif s and text[s - 1] in _GLUED:
+                    if (
+                        text[s - 1] == "c"  # the common rejection stays one test: bech32 is rare
+                        and text[s] == "1"
+                        and s >= 2
+                        and text[s - 2] == "b"
+                        and (s == 2 or text[s - 3] not in _ASCII_ALNUM)
+                        and self._want_crypto
+                    ):
+                        span = self._wallet(text, s - 2)  # bech32: bc1q...
+                        if span is not None:
+                            push(out, span)
+                            resume = span.end
+                            break
+                    continue  # the most common rejection, without a call (see _number)
+                found, end = self._number(text, s, e, out[-1].end if out else 0)
+                for span in found:
+                    push(out, span)
+                if end != e:
+                    resume = end if end > start else start + 1
+                    if resume != e:
+                        break
+                    resume = None
         # Two substring tests (C memchr loops) rather than a regex search: " dot " is rare.
         if want_email and (" dot " in text or " DOT " in text):
             out = merge(out, worded_emails(text))
@@ -541,81 +528,122 @@ class PiiMasker:
             return None  # read as numbers, as before addresses outside 2000::/3 were known
         return ((span,) if span else ()), m.end()
 
-    def _layout(self, raw: str) -> _Layout:
-        """What the shapes of the cluster ``raw`` allow, looked up by its layout (every digit
-        written ``0``): dates, addresses, cards and identifiers are told apart by where the
-        separators fall, and a page has few layouts, so the shape regexes run once per layout
-        rather than once per cluster. The table is bounded (emptied when full)."""
-        key = raw.translate(_LAYOUT)
+    def _layout(self, raw: str) -> lay.Layout:
+        """What the cluster ``raw`` allows, looked up by its layout (see ``layouts``): a page
+        has few layouts, so the shape regexes run once per layout rather than once per cluster.
+        The table is bounded (emptied when full)."""
+        key = raw.translate(lay.LAYOUT)
         layout = self._layouts.get(key)
         if layout is None:
             if len(self._layouts) >= _MAX_LAYOUTS:
                 self._layouts.clear()
-            layout = self._layouts[key] = _analyse(key, self._id_shapes)
+            layout = self._layouts[key] = lay.analyse(key, self._id_shapes)
         return layout
 
     def _long_number(
         self, text: str, s: int, e: int, raw: str, floor: int = 0
     ) -> tuple[Sequence[t.PiiSpan], int]:
-        types = self._types
         layout = self._layout(raw)
         if layout.date_end:
-            if t.DATE_OF_BIRTH in types and _has_context(p.BIRTH_CONTEXT, text, s):
-                end = s + layout.date_end
-                return [t.PiiSpan(t.DATE_OF_BIRTH, s, end, text[s:end])], end
-            # A plain date or timestamp; what follows it in the cluster (a time, a year in
-            # a written date) is scanned on its own, as it would be once the date is masked.
-            return (), s + layout.date_end
-        found: list[t.PiiSpan] = []
+            return self._date(text, s, layout.date_end)
         if layout.ipv4:
-            if t.IP_ADDRESS in types:
-                for m in p.IPV4.finditer(raw):
-                    span = self._ip(text, s + m.start(), s + m.end(), m.group())
-                    if span is not None:
-                        found.append(span)
-            # An address (scanning resumes after it), or a version such as 2.4.1.187.
-            return found, (found[-1].end if found else e)
-        cards = []
-        if layout.card and t.CREDIT_CARD in types:
-            for m in p.CARD.finditer(raw):
-                # The shape is greedy ("4111 1111 1111 1111 2024"): drop trailing groups
-                # until the number checks, as long as it has the digits of a card.
-                value = m.group()
-                while not is_card(_NON_DIGITS.sub("", value)):
-                    cut = max(value.rfind(" "), value.rfind("-"))
-                    value = value[:cut] if cut > 0 else ""
-                    if len(value) < 13:
-                        break
-                else:
-                    end = s + m.start() + len(value)
-                    cards.append(t.PiiSpan(t.CREDIT_CARD, s + m.start(), end, value))
-        ctx: dict[str, bool] = {}
-        blocked = False
-        window: tuple[str, str, frozenset[str]] | None = None  # read once per cluster
+            return self._ipv4s(text, s, e, raw)
+        cards = self._cards(s, raw, layout.cards) if layout.cards and self._want_card else ()
+        found: list[t.PiiSpan] = []
         # An identifier after its label wins over a card number on the same digits (a
         # 13-digit South African ID can pass Luhn with a Visa prefix).
-        for pii_type, shape, strong in layout.ids:
-            for m in shape.finditer(raw):
-                ms, me = s + m.start(), s + m.end()
-                if any(f.start < me and ms < f.end for f in found):
+        blocked = bool(layout.ids) and self._ids(text, s, raw, layout, floor, found)
+        if cards and not blocked:
+            found.extend(
+                c for c in cards if not any(f.start < c.end and c.start < f.end for f in found)
+            )
+        if found:
+            found.sort(key=lambda x: x.start)
+            return found, found[-1].end
+        if layout.phone and self._want_phone and not blocked:
+            span = self._phone(text, s, raw, layout.phone)
+            if span is not None:
+                return [span], span.end
+        if self._want_dob:
+            span = year_at_edge(text, s, e, raw)
+            if span is not None:
+                return (span,), span.end
+        return (), e
+
+    def _date(self, text: str, s: int, date_end: int) -> tuple[Sequence[t.PiiSpan], int]:
+        """A cluster that starts with a numeric date: a date of birth after a birth word."""
+        end = s + date_end
+        if self._want_dob and _has_context(p.BIRTH_CONTEXT, text, s):
+            return [t.PiiSpan(t.DATE_OF_BIRTH, s, end, text[s:end])], end
+        # A plain date or timestamp; what follows it in the cluster (a time, a year in a
+        # written date) is scanned on its own, as it would be once the date is masked.
+        return (), end
+
+    def _ipv4s(self, text: str, s: int, e: int, raw: str) -> tuple[Sequence[t.PiiSpan], int]:
+        """A cluster that holds a dotted quad: addresses (scanning resumes after the last one),
+        or a version such as 2.4.1.187."""
+        found: list[t.PiiSpan] = []
+        if self._want_ip:
+            for m in p.IPV4.finditer(raw):
+                span = self._ip(text, s + m.start(), s + m.end(), m.group())
+                if span is not None:
+                    found.append(span)
+        return found, (found[-1].end if found else e)
+
+    @staticmethod
+    def _cards(s: int, raw: str, cuts: tuple[tuple[int, tuple[int, ...]], ...]) -> list[t.PiiSpan]:
+        """Card numbers among the card-shaped runs of a cluster: each is tried with trailing
+        groups dropped until it checks (``layouts`` lists the lengths)."""
+        cards = []
+        for start, lengths in cuts:
+            for length in lengths:
+                value = raw[start : start + length]
+                if is_card(value.replace(" ", "").replace("-", "")):
+                    cards.append(t.PiiSpan(t.CREDIT_CARD, s + start, s + start + length, value))
+                    break
+        return cards
+
+    def _ids(
+        self,
+        text: str,
+        s: int,
+        raw: str,
+        layout: lay.Layout,
+        floor: int,
+        found: list[t.PiiSpan],
+    ) -> bool:
+        """Add the identifiers of a cluster to ``found``; True when a labelled look-alike of
+        an identifier blocks the looser readings (a card, a phone number) of its digits."""
+        ctx: dict[str, bool] = {}
+        blocked = False
+        window: str | None = None  # read once per cluster
+        for pii_type, raw_shape, strong, spans in layout.ids:
+            if raw_shape is not None:
+                spans = tuple(
+                    (
+                        m.start(),
+                        m.end(),
+                        strong is not None and strong.fullmatch(m.group()) is not None,
+                    )
+                    for m in raw_shape.finditer(raw)
+                )
+            for a, b, strong_form in spans:
+                ms, me = s + a, s + b
+                if found and any(f.start < me and ms < f.end for f in found):
                     continue
-                value = m.group()
+                value = raw[a:b]
                 # The context test is a few substring checks; a checksum costs more, and most
                 # candidates (phone numbers, order numbers) fail for want of context.
-                if pii_type != t.FR_NIR and not (strong and strong.fullmatch(value)):
+                if pii_type != t.FR_NIR and not strong_form:
                     if pii_type not in ctx:
                         if window is None:
-                            # A label before a value found on the same line is cut off,
-                            # as the placeholder's "]" cuts it off once masked.
-                            raw_window = p.context_window(text, s)
-                            if floor > s - len(raw_window):
-                                raw_window = text[floor:s]
-                            window = (
-                                raw_window,
-                                raw_window.lower(),
-                                p.upper_words(raw_window),
-                            )
-                        ctx[pii_type] = _ID_CONTEXT[pii_type].within(*window)
+                            window = _id_window(text, s, floor)
+                            if layout.id_words is not None and not layout.id_words.in_window(
+                                window
+                            ):
+                                ctx = dict.fromkeys(lay.ID_CONTEXT, False)
+                                continue
+                        ctx[pii_type] = lay.ID_CONTEXT[pii_type].in_window(window)
                     if not ctx[pii_type]:
                         continue
                 checked = (
@@ -627,65 +655,43 @@ class PiiMasker:
                     # A labelled identifier that fails its own check is a look-alike of that
                     # type: no looser rule of another type takes it. One only written the
                     # way that type is (123-45-6789) is a phone number only after a phone word.
-                    if m.start() == 0 and ctx.get(pii_type):
+                    if a == 0 and ctx.get(pii_type):
                         blocked = True
-                    elif m.start() == 0 and m.end() == len(raw) and strong is not None:
+                    elif a == 0 and b == len(raw) and strong is not None:
                         blocked = blocked or not _has_context(p.PHONE_CONTEXT, text, s)
                     continue
                 found.append(t.PiiSpan(pii_type, ms, me, value))
-        if cards and not blocked:
-            found.extend(
-                c for c in cards if not any(f.start < c.end and c.start < f.end for f in found)
-            )
-        if found:
-            found.sort(key=lambda x: x.start)
-            return found, found[-1].end
-        if t.PHONE in types and not blocked:
-            span = self._phone(text, s, raw)
-            if span is not None:
-                return [span], span.end
-        if self._want_dob:
-            span = year_at_edge(text, s, e, raw)
-            if span is not None:
-                return (span,), span.end
-        return (), e
+        return blocked
 
-    def _phone(self, text: str, s: int, raw: str) -> t.PiiSpan | None:
+    def _phone(
+        self, text: str, s: int, raw: str, variants: tuple[lay.PhoneVariant, ...]
+    ) -> t.PiiSpan | None:
         digits = _NON_DIGITS.sub("", raw)
-        if is_isbn(digits):
+        if len(digits) in (10, 13) and digits[:3] in ("978", "979") and is_isbn(digits):
             return None
         intl = raw[0] in "+\uff0b" or raw.startswith(("(+", "00"))
         context: bool | None = None
-        variant = raw
-        # Trailing groups are dropped one by one until the rest is a valid number. The digit
-        # count is kept up to date rather than recomputed, and a variant with more digits than
-        # any phone number (17, or 15 after "00") is not checked at all: a long run of short
-        # groups costs one pass.
-        nd = len(digits)
-        while True:
-            if nd < 7:
-                return None
-            ok = False
-            if nd <= _MAX_PHONE_DIGITS:
-                if intl:
-                    vd = digits[:nd]  # variant is a prefix of raw
-                    ok = is_international_phone(vd[2:] if variant.startswith("00") else vd)
-                else:
-                    # Without a context word, only the usual shapes of a national number count:
-                    # a trunk prefix 0, an area code in brackets, or the NANP 3-3-4 layout. Bare
-                    # or oddly grouped digits are too often order numbers valid in *some* region.
-                    shaped = variant[0] in "0(" and _grouped(variant)
-                    shaped = shaped or (len(variant) <= 16 and _NANP.fullmatch(variant) is not None)
-                    if not shaped and context is None:
-                        context = _has_context(p.PHONE_CONTEXT, text, s)
-                    ok = (shaped or bool(context)) and is_national_phone(digits[:nd], self._regions)
+        # Trailing groups are dropped one by one until the rest is a valid number (the
+        # variants come from the layout); one with more digits than any phone number (17, or
+        # 15 after "00") is not checked at all.
+        for length, nd, grouped, nanp in variants:
+            if nd > _MAX_PHONE_DIGITS:
+                continue
+            if intl:
+                vd = digits[:nd]  # the variant is a prefix of raw
+                ok = is_international_phone(vd[2:] if raw[0] == "0" else vd)
+            else:
+                # Without a context word, only the usual shapes of a national number count:
+                # a trunk prefix 0, an area code in brackets, or the NANP 3-3-4 layout. Bare
+                # or oddly grouped digits are too often order numbers valid in *some* region.
+                shaped = grouped and raw[0] in "0("
+                shaped = shaped or (nanp and _NANP.fullmatch(raw, 0, length) is not None)
+                if not shaped and context is None:
+                    context = _has_context(p.PHONE_CONTEXT, text, s)
+                ok = (shaped or bool(context)) and is_national_phone(digits[:nd], self._regions)
             if ok:
-                return t.PiiSpan(t.PHONE, s, s + len(variant), variant)
-            cut = variant.rfind(" ")
-            if cut <= 0:
-                return None
-            nd -= len(variant[cut:].translate(_DROP_SEPARATORS))
-            variant = variant[:cut].rstrip(" -./(")
+                return t.PiiSpan(t.PHONE, s, s + length, raw[:length])
+        return None
 
     def _ip(self, text: str, s: int, e: int, value: str) -> t.PiiSpan | None:
         kind = ip_kind(value)
@@ -783,8 +789,14 @@ def _lower_nino_shape(text: str, s: int, e: int) -> bool:
     )
 
 
-def _grouped(value: str) -> bool:
-    return value.count(" ") + value.count("-") + value.count(".") + value.count(")") >= 1
+def _id_window(text: str, s: int, floor: int) -> str:
+    """The context window of the identifiers of a cluster at ``s``: a label before a value
+    found on the same line (ending at ``floor``) is cut off, as the placeholder's "]" cuts it
+    off once masked."""
+    raw_window = p.context_window(text, s)
+    if floor > s - len(raw_window):
+        raw_window = text[floor:s]
+    return raw_window
 
 
 def _has_context(words: p.Keywords, text: str, s: int, window: int = _CONTEXT_WINDOW) -> bool:

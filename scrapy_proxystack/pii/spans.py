@@ -53,6 +53,7 @@ def repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
     n = len(text)
     reach = max(_REPEAT_MIN_REACH, _REPEAT_FACTOR * n // (2 * len(firsts) or 1))
     extra: list[t.PiiSpan] = []
+    starts: list[int] | None = None
     for value, span in firsts.items():
         lo, hi = (0, n) if reach >= n else (max(0, span.start - reach), min(n, span.end + reach))
         i = text.find(value, lo, hi)
@@ -60,9 +61,16 @@ def repeats(text: str, spans: list[t.PiiSpan]) -> list[t.PiiSpan]:
             i = text.find(value, span.start + 1, hi)
         if i < 0:
             continue  # the usual case: the value occurs once
+        if starts is None:
+            starts = [x.start for x in spans]
         i = text.find(value, lo, hi)
         while i >= 0:
             j = i + len(value)
-            extra.append(t.PiiSpan(span.type, i, j, value))
+            # An occurrence that overlaps a span found is left out here rather than by merge():
+            # a text holding one value thousands of times would otherwise make a span of each
+            # occurrence again on every call.
+            k = bisect_left(starts, j)
+            if k == 0 or spans[k - 1].end <= i:
+                extra.append(t.PiiSpan(span.type, i, j, value))
             i = text.find(value, j, hi)
     return merge(spans, extra)

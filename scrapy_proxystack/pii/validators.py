@@ -6,8 +6,11 @@ identifiers stdnum does not cover are checked here by their published rules: the
 (format), the Australian Medicare number, the Singapore NRIC/FIN and the German health-insurance
 number (check digits); and
 the IBAN's mod-97 is computed here (with stdnum's registry and national checks): the general
-path of ``stdnum.iban`` looks the registry up for every candidate. IP addresses outside special
-ranges are classified without ``ipaddress``, which tests every special network in turn.
+path of ``stdnum.iban`` looks the registry up for every candidate. The Luhn digit of cards and
+the check digits of ISBNs (a hard negative tried on every long number) are computed here too,
+on digits only, at a fraction of stdnum's cost; a test compares them with stdnum. IP addresses
+outside special ranges are classified without ``ipaddress``, which tests every special network
+in turn.
 
 Every function takes a *compact* value (digits and letters only, upper case) and never raises.
 """
@@ -21,8 +24,6 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from stdnum import bitcoin as _bitcoin
-from stdnum import isbn as _isbn
-from stdnum import luhn as _luhn
 from stdnum import mac as _mac
 from stdnum import numdb
 from stdnum.au import abn as _abn
@@ -96,10 +97,25 @@ _CARD_IIN = re.compile(
 )
 
 
+# The Luhn sum of a digit in an even place from the right: the digits of its double.
+_LUHN_DOUBLED = bytes(sum(divmod(2 * (b - 48), 10)) if 48 <= b <= 57 else 0 for b in range(256))
+_ZERO = ord("0")
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a string of ASCII digits passes the Luhn check (``stdnum.luhn.is_valid``)."""
+    b = digits.encode()
+    odd = b[-1::-2]
+    return (
+        bool(b)
+        and (sum(odd) - _ZERO * len(odd) + sum(b[-2::-2].translate(_LUHN_DOUBLED))) % 10 == 0
+    )
+
+
 @lru_cache(maxsize=CACHE_SIZE)
 def is_card(c: str) -> bool:
     """A payment card: 13-19 digits, a known network prefix and a valid Luhn digit."""
-    return 13 <= len(c) <= 19 and _CARD_IIN.fullmatch(c) is not None and _ok(_luhn, c)
+    return 13 <= len(c) <= 19 and _CARD_IIN.fullmatch(c) is not None and luhn_valid(c)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -126,8 +142,16 @@ def is_mac(value: str) -> bool:
 
 
 def is_isbn(c: str) -> bool:
-    """ISBN-10/13 (a hard negative: never masked, and stops the phone check)."""
-    return len(c) in (10, 13) and c[:3] in ("978", "979") and _ok(_isbn, c)
+    """ISBN-10/13 starting 978 or 979 (a hard negative: never masked, and stops the phone
+    check); ``c`` is digits only. The check digits of ``stdnum.isbn``: weights 1 to 9 mod 11
+    for ten digits, EAN-13's 1 and 3 for thirteen."""
+    n = len(c)
+    if (n != 10 and n != 13) or c[:3] not in ("978", "979") or not c.isdigit():
+        return False
+    values = [int(d) for d in c]
+    if n == 10:
+        return sum(i * v for i, v in enumerate(values[:9], 1)) % 11 == values[9]
+    return (sum(values[0::2]) + 3 * sum(values[1::2])) % 10 == 0
 
 
 _BASE36 = str.maketrans({ch: str(int(ch, 36)) for ch in string.ascii_uppercase})
