@@ -58,6 +58,27 @@ def _serve(queue: Any, stop: Any, pages: int) -> None:
         stop.wait(3600)
 
 
+#: Settings of every crawl of the e2e benches: 16 at a time, nothing else in the way.
+COMMON: dict[str, Any] = {
+    "CONCURRENT_REQUESTS": 16,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
+    "TELNETCONSOLE_ENABLED": "False",
+    "ROBOTSTXT_OBEY": "False",
+    "RETRY_TIMES": 2,
+}
+
+
+def start_world(pages: int) -> tuple[Any, Any, str, str]:
+    """The loopback site and gateway in another process: (process, stop event, site URL,
+    gateway URL). Set the event and join the process to stop it."""
+    queue: Any = mp.Queue()
+    stop = mp.Event()
+    server = mp.Process(target=_serve, args=(queue, stop, pages), daemon=True)
+    server.start()
+    base, gateway = queue.get(timeout=30)
+    return server, stop, base, gateway
+
+
 def _crawl(
     workdir: Path, name: str, settings: dict[str, Any], args: dict[str, Any]
 ) -> dict[str, Any]:
@@ -113,19 +134,9 @@ def main() -> None:
     pages = options.pages or (800 if options.quick else 3000)
     sizes = [1000, 100_000] if options.quick else [1000, 10_000, 100_000]
 
-    queue: Any = mp.Queue()
-    stop = mp.Event()
-    server = mp.Process(target=_serve, args=(queue, stop, pages), daemon=True)
-    server.start()
-    base, gateway = queue.get(timeout=30)
+    server, stop, base, gateway = start_world(pages)
     host = gateway.removeprefix("http://")
-    common = {
-        "CONCURRENT_REQUESTS": 16,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
-        "TELNETCONSOLE_ENABLED": "False",
-        "ROBOTSTXT_OBEY": "False",
-        "RETRY_TIMES": 2,
-    }
+    common = dict(COMMON)
     results: dict[str, Any] = {"pages": pages, "sizes": sizes, "runs": {}}
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from e2e import _serve as serve  # the same loopback site and gateway as the e2e bench
+from e2e import COMMON, start_world  # the same loopback world and settings as the e2e bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,19 +134,9 @@ def main() -> None:
     )
     options = parser.parse_args()
 
-    queue: Any = mp.Queue()
-    stop = mp.Event()
-    server = mp.Process(target=serve, args=(queue, stop, options.pages), daemon=True)
-    server.start()
-    base, gateway = queue.get(timeout=30)
+    server, stop, base, gateway = start_world(options.pages)
     host = gateway.removeprefix("http://")
-    common = {
-        "CONCURRENT_REQUESTS": 16,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
-        "TELNETCONSOLE_ENABLED": "False",
-        "ROBOTSTXT_OBEY": "False",
-        "RETRY_TIMES": 2,
-    }
+    common = dict(COMMON)
     pages = {"base": base, "pages": options.pages}
     results: dict[str, Any] = {"pages": options.pages, "sizes": options.sizes, "runs": {}}
     try:
