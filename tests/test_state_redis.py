@@ -159,7 +159,7 @@ def test_in_flight_counts_are_shared_under_a_lease(server: RedisServer) -> None:
         await until(lambda: all(pool_b._remote.get(index[e]) == n for e, n in expected.items()))
         assert stats_b.values["proxystack/redis/workers"] == 2
         await a.close()  # leaves: its counts go at once
-        await until(lambda: not any(pool_b._remote))
+        await until(lambda: not pool_b._remote)
         await until(lambda: stats_b.values["proxystack/redis/workers"] == 1)
         await b.close()
 
@@ -174,10 +174,10 @@ def test_a_dead_workers_lease_runs_out(server: RedisServer) -> None:
         await a.start()
         await b.start()
         pool_a.choose("fr", "shop.fr")
-        await until(lambda: any(pool_b._remote))
+        await until(lambda: bool(pool_b._remote))
         for task in a._tasks:  # the worker dies: no more renewals, no goodbye
             task.cancel()
-        await until(lambda: not any(pool_b._remote), seconds=3.0)
+        await until(lambda: not pool_b._remote, seconds=3.0)
         await a.close()
         await b.close()
 
