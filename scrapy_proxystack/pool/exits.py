@@ -121,6 +121,36 @@ class ExitPool:
         self._forget = health.latency_forget
         self._pen_decay = health.ban_penalty_decay
 
+        self._init_exits(config)
+
+        self._build_groups(config, strategy)
+        self._ready: dict[str, dict[int, float]] = {}
+        #: domain -> exit -> (ban streak, cool-down end, reason, success since).
+        self._bans: dict[str, dict[int, tuple[int, float, str, bool]]] = {}
+        #: domain -> exit -> (failures in a row, rest end): failures of the pair, not yet
+        #: blamed on the exit (it may be the site).
+        self._pfail: dict[str, dict[int, tuple[int, float]]] = {}
+        self._sites: dict[str, SiteState] = {}
+        #: domain -> pool uid -> (pool version, first not-before time, its exit): "nothing of
+        #: this pool is ready for this domain before that time".
+        self._blocked: dict[str, dict[int, tuple[int, float, int]]] = {}
+        self._sessions: dict[str, int] = {}
+        #: Sessions by last use, oldest first (dicts keep insertion order; a use re-inserts).
+        self._session_used: dict[str, float] = {}
+        #: When the walk of a chain in progress finds nothing, the first time an exit it
+        #: skipped will be ready: written by the scans, read when :class:`NoExit` is raised. An
+        #: instance field rather than a returned pair, so a choice allocates nothing.
+        self._why_retry = _INF
+        #: Told of what this worker learns, when the state is shared with other workers.
+        self.listener: PoolListener | None = None
+        self._applying = False
+        #: Requests in flight through each exit in other workers (least-connections, latency);
+        #: only exits with some.
+        self._remote: dict[int, int] = {}
+
+    def _init_exits(self, config: ProxyConfig) -> None:
+        """The per-exit state: columns indexed by exit for what every exit has, dicts of the
+        exits concerned for what only some have (a million exits cost a few lists)."""
         table = config.table if config.table is not None else ExitTable.of(config.all_proxies)
         n = len(table)
         self._table = table
@@ -161,37 +191,12 @@ class ExitPool:
         self._choice_fallback: dict[int, Choice] = {}
         self._choice_all: dict[int, Choice] = {}
         self._heap: list[tuple[float, int]] = []
-
-        self._build_groups(config, strategy)
-        self._ready: dict[str, dict[int, float]] = {}
-        #: domain -> exit -> (ban streak, cool-down end, reason, success since).
-        self._bans: dict[str, dict[int, tuple[int, float, str, bool]]] = {}
-        #: domain -> exit -> (failures in a row, rest end): failures of the pair, not yet
-        #: blamed on the exit (it may be the site).
-        self._pfail: dict[str, dict[int, tuple[int, float]]] = {}
         #: The site an exit last failed on, since its last success: failing on a second site
         #: blames the exit.
         self._fail_dom: dict[int, str] = {}
         self._sick = bytearray(n)
         #: The exit has carried a request to a site and back at least once.
         self._proven = bytearray(n)
-        self._sites: dict[str, SiteState] = {}
-        #: domain -> pool uid -> (pool version, first not-before time, its exit): "nothing of
-        #: this pool is ready for this domain before that time".
-        self._blocked: dict[str, dict[int, tuple[int, float, int]]] = {}
-        self._sessions: dict[str, int] = {}
-        #: Sessions by last use, oldest first (dicts keep insertion order; a use re-inserts).
-        self._session_used: dict[str, float] = {}
-        #: When the walk of a chain in progress finds nothing, the first time an exit it
-        #: skipped will be ready: written by the scans, read when :class:`NoExit` is raised. An
-        #: instance field rather than a returned pair, so a choice allocates nothing.
-        self._why_retry = _INF
-        #: Told of what this worker learns, when the state is shared with other workers.
-        self.listener: PoolListener | None = None
-        self._applying = False
-        #: Requests in flight through each exit in other workers (least-connections, latency);
-        #: only exits with some.
-        self._remote: dict[int, int] = {}
 
     def _build_groups(self, config: ProxyConfig, strategy: str) -> None:
         """One group per (locale, pool) of the config, one for the unlocalized proxies, and
