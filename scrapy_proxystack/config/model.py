@@ -275,8 +275,6 @@ class ProxyList(Sequence[ProxyEntry]):
         return (self.table.entry(i) for i in range(self.start, self.stop))
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, ProxyList):
-            return list(self) == list(other)
         if isinstance(other, Sequence) and not isinstance(other, str):
             return list(self) == list(other)
         return NotImplemented

@@ -997,8 +997,8 @@ def _build(
         weights = [1.0] * len(urls)
         for k, weight in p.weights.items():
             weights[k] = weight
-    # Runs in table order: each locale's pools in turn, then the unlocalized exits. Parsing
-    # reads them in that order already; a config built otherwise is put in order here.
+    # Runs in table order: each locale's pools in turn, then the unlocalized exits, the order
+    # parsing reads them in.
     spans: dict[tuple[str | None, str], tuple[int, int]] = {}
     ends = [run.start for run in p.runs[1:]] + ([len(urls)] if p.runs else [])
     for run, stop in zip(p.runs, ends, strict=True):
@@ -1009,7 +1009,7 @@ def _build(
     if (None, DEFAULT_POOL) in spans:
         order.append((None, DEFAULT_POOL))
     if [spans[key][0] for key in order] != sorted(spans[key][0] for key in order):
-        urls, ids, weights = _reorder(order, spans, urls, ids, weights)
+        raise ValueError(f"{p.source}: proxies read out of table order")  # a parser bug
     table_runs: list[tuple[int, str | None, str]] = []
     views: dict[tuple[str | None, str], tuple[int, int]] = {}
     at = 0
@@ -1079,25 +1079,6 @@ def _given_ids(p: _Parser) -> list[str]:
             "expected each id once (give one of them another 'id:')"
         )
     return ids
-
-
-def _reorder(
-    order: list[tuple[str | None, str]],
-    spans: Mapping[tuple[str | None, str], tuple[int, int]],
-    urls: list[str],
-    ids: list[str],
-    weights: list[float] | None,
-) -> tuple[list[str], list[str], list[float] | None]:
-    new_urls: list[str] = []
-    new_ids: list[str] = []
-    new_weights: list[float] | None = [] if weights is not None else None
-    for key in order:
-        start, stop = spans[key]
-        new_urls.extend(urls[start:stop])
-        new_ids.extend(ids[start:stop])
-        if new_weights is not None and weights is not None:
-            new_weights.extend(weights[start:stop])
-    return new_urls, new_ids, new_weights
 
 
 def _check_cycles(p: _Parser, graph: Mapping[str, tuple[str, ...]]) -> None:
