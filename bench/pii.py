@@ -61,7 +61,7 @@ from bench.pii_corpus import Record, generate, prose_pages
 from bench.pii_ids import FORMS as ID_FORMS
 from bench.pii_ids import sheet as id_sheet
 from bench.pii_naive import naive_mask
-from scrapy_proxystack.pii import PiiMasker, phones, validators
+from scrapy_proxystack.pii import COMPILED, PiiMasker, phones, validators
 from scrapy_proxystack.pii import _patterns as patterns
 from scrapy_proxystack.pii._patterns import SCAN
 
@@ -90,6 +90,8 @@ OTHER = ["date_of_birth", "street_address"]
 WARM_UP_SEED_OFFSET = 5000
 MIX_SEED_OFFSET = 3000
 WARM_UP_RECORDS = 30
+#: What ``scrapy_proxystack.pii.COMPILED`` means (see setup.py).
+BUILD = {True: "compiled (mypyc)", False: "plain Python"}
 
 
 def proxystack() -> Masker:
@@ -461,7 +463,8 @@ def main() -> None:
     corpus_mb = results["proxystack"]["_mb"]
     print(
         f"seed={args.seed} records={args.records} ({corpus_mb:.2f} MB, one personal value per "
-        f"{corpus_mb * 1e6 / values:.0f} bytes); realistic mix: one per {args.mix_bytes} bytes"
+        f"{corpus_mb * 1e6 / values:.0f} bytes); realistic mix: one per {args.mix_bytes} bytes; "
+        f"this engine: {BUILD[COMPILED]}"
     )
     print(
         "candidates per KB (where the scan stops): "
@@ -516,6 +519,7 @@ def main() -> None:
         "seed": args.seed,
         "records": args.records,
         "repeat": args.repeat,
+        "engine_build": BUILD[COMPILED],
         "corpus_mb": round(corpus_mb, 4),
         "candidates_per_kb": {k: round(v, 2) for k, v in density.items()},
         "bytes_per_value": {

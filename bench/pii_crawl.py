@@ -131,8 +131,9 @@ def _engine_mb_per_s() -> float:
     sys.path.insert(0, str(ROOT))
     from bench.pii import mixed_records
     from bench.pii_corpus import generate
-    from scrapy_proxystack.pii import PiiMasker
+    from scrapy_proxystack.pii import COMPILED, PiiMasker
 
+    print(f"engine build: {'compiled (mypyc)' if COMPILED else 'plain Python'}")
     texts = [rec.text for rec in mixed_records(generate(41, 80), 42, 3000)]
     masker = PiiMasker()
     # Warmed up on other records (lazy imports, compiled metadata), as in bench/pii.py.

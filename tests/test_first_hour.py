@@ -10,6 +10,7 @@ a ``.pth``-added directory does not run). Nothing leaves 127.0.0.0/8.
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import re
@@ -40,8 +41,11 @@ def readme_block(marker: str) -> str:
     return found.group(1)
 
 
-def run(cmd: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], cwd: Path, timeout: float = 120, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "SCRAPY_SETTINGS_MODULE"}}
+    env.update(extra_env)
     return subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -56,18 +60,26 @@ class Built:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """``python -m build`` on a copy of the checkout (building in place would leave build/)."""
+    """``python -m build`` on a copy of the checkout (building in place would leave build/).
+
+    The engine is not compiled here: the build a machine without a C compiler makes, and a
+    minute less (the compiled build is the one this suite runs on, see test_pii_compiled.py).
+    """
     tmp = tmp_path_factory.mktemp("build")
     src = tmp / "src"
     shutil.copytree(
         ROOT,
         src,
         ignore=shutil.ignore_patterns(
-            ".*", "build", "dist", "*.egg-info", "__pycache__", "output", "*.pyc"
+            ".*", "build", "dist", "*.egg-info", "__pycache__", "output", "*.pyc", "*.so"
         ),
     )
     out = tmp / "dist"
-    proc = run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)], cwd=src)
+    proc = run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)],
+        cwd=src,
+        PROXYSTACK_PURE_PYTHON="1",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sources = sorted(
         p.relative_to(src).as_posix()
@@ -89,6 +101,10 @@ def test_wheel_carries_every_file_of_the_package(built: Built) -> None:
         "scrapy_proxystack/extensions/_html.py",
     ):
         assert needed in names
+    # Built with PROXYSTACK_PURE_PYTHON=1: the plain modules only, as without a compiler.
+    compiled = [n for n in names if n.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
+    assert compiled == []
+    assert "scrapy_proxystack/pii/engine.py" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(built.wheel).read(entry_points).decode()
     assert "proxystack = scrapy_proxystack.commands.proxystack:Command" in text

@@ -86,7 +86,7 @@ WORDED_TLDS = frozenset(
         )
     ).split(" ")
 )
-EXAMPLE_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
+EXAMPLE_DOMAINS: frozenset[str] = frozenset({"example.com", "example.net", "example.org"})
 EXAMPLE_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 
 # --- wallets and hardware addresses ------------------------------------------------------------
