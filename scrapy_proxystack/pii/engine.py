@@ -191,10 +191,14 @@ class PiiMasker:
         self._layouts: dict[str, lay.Layout] = {}
         self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
         self._letter_led = bool(self._letter_tries) or t.ES_DNI in self._types
-        self._trailing_letter = tuple(
-            rule for rule in ids.TRAILING_LETTER_RULES if rule.type in self._types
-        )
-        self._want_gstin = t.IN_GSTIN in self._types
+        # Identifiers that end in letters, by the length of their digit cluster: a cluster
+        # glued to a letter is looked at only for the rules of its length.
+        trailing: dict[int, list[ids.TrailingRule]] = {}
+        for rule in ids.TRAILING_LETTER_RULES:
+            if rule.type in self._types:
+                for length in rule.clusters:
+                    trailing.setdefault(length, []).append(rule)
+        self._trailing_letter = {length: tuple(rules) for length, rules in trailing.items()}
         self._want_address = t.STREET_ADDRESS in self._types
         self._want_ip = t.IP_ADDRESS in self._types
         self._want_dni = t.ES_DNI in self._types
@@ -454,8 +458,8 @@ class PiiMasker:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
-            if nxt in _UPPER and self._trailing_letter:
-                span = self._trailing_letter_id(text, s)
+            if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+                span = self._trailing_letter_id(text, s, rules)
                 if span is not None:
                     return (span,), span.end
             if nxt != ":":
@@ -478,10 +482,10 @@ class PiiMasker:
             span = street_address(text, s, e, prev, nxt)
             if span is not None:
                 return (span,), span.end
-        if e - s == 2 and nxt in _UPPER and self._want_gstin:
-            span = self._trailing_letter_id(text, s)  # 27AAPFU0939F1ZV
+        if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+            span = self._trailing_letter_id(text, s, rules)
             if span is not None:
-                return (span,), span.end
+                return (span,), span.end  # 27AAPFU0939F1ZV
         if nxt == ":" or nxt in _HEX_LETTERS:
             # An address group has at most four hex digits: its colon follows within four.
             if self._want_ip and (nxt == ":" or ":" in text[e : e + 4]):
@@ -738,9 +742,13 @@ class PiiMasker:
                 return t.PiiSpan(pii_type, start, m.end(), value), m.end()
         return None, rejected
 
-    def _trailing_letter_id(self, text: str, s: int) -> t.PiiSpan | None:
-        """An identifier whose digits at ``s`` are followed by letters (a GSTIN, a HETU)."""
-        for rule in self._trailing_letter:
+    @staticmethod
+    def _trailing_letter_id(
+        text: str, s: int, rules: tuple[ids.TrailingRule, ...]
+    ) -> t.PiiSpan | None:
+        """An identifier whose digits at ``s`` are followed by letters (a GSTIN, a HETU), among
+        the ``rules`` of its cluster's length."""
+        for rule in rules:
             m = rule.shape.match(text, s)
             if m is None:
                 continue

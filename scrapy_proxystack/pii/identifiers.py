@@ -11,7 +11,8 @@ Three kinds, by the character the value starts with and what follows its digits:
 * ``LETTER_RULES``: a value that starts with letters before the digits (``DE136695976``,
   ``ABCPE1234F``), tried when the scan stops at a digit right after an upper-case letter.
 * ``TRAILING_LETTER_RULES``: digits followed by letters (``131052-308T``, ``27AAPFU0939F1ZV``),
-  tried when a digit cluster is glued to a letter.
+  tried when a digit cluster is glued to an upper-case letter and has one of the rule's lengths
+  (a cluster of any other length is never looked at for them).
 
 A rule with ``context=None`` is confirmed by its checksum and format alone; every other one needs
 one of its words on the same line within 60 characters before the value, then its checksum.
@@ -42,6 +43,16 @@ class LetterRule(NamedTuple):
     type: str
     shape: re.Pattern[str]
     back: int
+    context: Keywords | None
+
+
+class TrailingRule(NamedTuple):
+    """An identifier whose digits are followed by letters; ``clusters`` are the lengths of the
+    digit cluster the scan reads before its first letter (separators included)."""
+
+    type: str
+    shape: re.Pattern[str]
+    clusters: tuple[int, ...]
     context: Keywords | None
 
 
@@ -242,11 +253,12 @@ LETTER_RULES: tuple[LetterRule, ...] = (
     LetterRule(t.SG_NRIC, _token(r"[STFG]\d{7}[A-Z]"), 1, _NRIC),
 )
 
-TRAILING_LETTER_RULES: tuple[LetterRule, ...] = (
+TRAILING_LETTER_RULES: tuple[TrailingRule, ...] = (
     # A state code, a PAN, an entity digit, "Z" and a mod-36 check character.
-    LetterRule(t.IN_GSTIN, _token(r"\d{2}[A-Z]{5}\d{4}[A-Z][0-9A-Z]Z[0-9A-Z]"), 0, None),
-    # Date, century sign, serial number and a check character (a letter here).
-    LetterRule(t.FI_HETU, _token(r"\d{6}[\-+A-FU-Y]\d{3}[A-Y]"), 0, _HETU),
+    TrailingRule(t.IN_GSTIN, _token(r"\d{2}[A-Z]{5}\d{4}[A-Z][0-9A-Z]Z[0-9A-Z]"), (2,), None),
+    # Date, century sign, serial number and a check character (a letter here). A dash is a
+    # separator of the cluster (131052-308), a letter ends it (100853).
+    TrailingRule(t.FI_HETU, _token(r"\d{6}[\-+A-FU-Y]\d{3}[A-Y]"), (6, 10), _HETU),
 )
 
 #: Identifiers validated in the form they are written (a separator is part of the value).
