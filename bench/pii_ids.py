@@ -55,7 +55,7 @@ FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     t.IT_VAT: (("ddddddddddd", "ITddddddddddd"), ("Partita IVA:", "P.IVA")),
     t.ES_CIF: (("Bdddddddd", "QdddddddL", "B-ddddddd-d"), ("CIF:", "NIF")),
     t.SE_ORGNR: (("55dddd-dddd",), ("Organisationsnummer:", "Org.nr")),
-    t.SG_NRIC: (("SdddddddL", "TdddddddL", "FdddddddL"), ("NRIC:", "FIN No.")),
+    t.SG_NRIC: (("SdddddddL", "TdddddddL", "FdddddddL", "MdddddddL"), ("NRIC:", "FIN No.")),
     t.ZA_ID: (("ddddddddddddd",), ("ID number:", "Identiteitsnommer:")),
     t.TR_TC_KIMLIK: (("ddddddddddd",), ("T.C. Kimlik No:", "TCKN")),
 }

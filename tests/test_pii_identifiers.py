@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scrapy_proxystack.pii import ALL_TYPES, DEFAULT_TYPES, NATIONAL_ID_TYPES, PiiMasker
 from scrapy_proxystack.pii import identifiers as ids
@@ -74,6 +76,8 @@ VALID = [
     ("es_cif", "NIF B-1708125-8", "B-1708125-8"),
     ("sg_nric", "NRIC: T0293249G", "T0293249G"),
     ("sg_nric", "FIN No. S8337865D", "S8337865D"),
+    ("sg_nric", "FIN: M6200658N", "M6200658N"),
+    ("sg_nric", "FIN No. M8906253L", "M8906253L"),
     ("in_gstin", "GSTIN: 09CGIPP0836R8ZE", "09CGIPP0836R8ZE"),
     ("in_gstin", "16BWUPW0717N3ZL", "16BWUPW0717N3ZL"),
 ]
@@ -103,6 +107,7 @@ EXAMPLES = [
     ("es_cif", "CIF: J99216582", "J99216582"),
     ("se_orgnr", "Org.nr 556036-0793", "556036-0793"),
     ("sg_nric", "NRIC S1234567D", "S1234567D"),
+    ("sg_nric", "FIN M1234567K", "M1234567K"),
     ("za_id", "Identiteitsnommer: 7503305044089", "7503305044089"),
     ("tr_tc_kimlik", "T.C. Kimlik No: 17291716060", "17291716060"),
 ]
@@ -132,6 +137,9 @@ INVALID = [
     ("in_voter_id", "Voter ID: VXT2673881"),
     ("es_cif", "CIF: B-9689751-2"),
     ("sg_nric", "NRIC: T3656968K"),
+    # the check letter of the F/G table where the M series has its own (remainder 8)
+    ("sg_nric", "FIN: M5012345M"),
+    ("sg_nric", "FIN: M7696017Q"),
     ("in_gstin", "GSTIN: 23TAHPA3667R1ZY"),
 ]
 
@@ -161,6 +169,7 @@ BARE = [
     ("in_voter_id", "ref WAY5053269 ok"),
     ("es_cif", "ref B-0339803-9 ok"),
     ("sg_nric", "ref S6261802G ok"),
+    ("sg_nric", "ref M7696017P ok"),
 ]
 
 # Prose in the countries' languages with numbers and the label words used in other senses.
@@ -245,12 +254,26 @@ def test_au_medicare_check(value: str, ok: bool) -> None:
     [
         ("S1234567D", True),
         ("S1234567E", False),
-        ("M1234567K", False),  # M series: not recognised
+        ("M1234567K", True),  # M series (FINs issued since 2022)
+        ("M5012345J", True),  # remainder 8: J in the M table
+        ("M5012345M", False),  # ... M in the F/G one
+        ("F5012345Q", True),
         ("X1234567D", False),
     ],
 )
 def test_sg_nric_check(value: str, ok: bool) -> None:
     assert is_sg_nric(value) is ok
+
+
+@settings(max_examples=200)
+@given(st.text("0123456789", min_size=7, max_size=7))
+def test_sg_fin_m_series_follows_the_published_rule(digits: str) -> None:
+    # As the rule is published: weights 2, 7, 6, 5, 4, 3, 2, plus 3, P = 11 - (sum mod 11),
+    # check letter "KLJNPQRTUWX"[P - 1]; every other letter fails.
+    total = 3 + sum(w * int(d) for w, d in zip((2, 7, 6, 5, 4, 3, 2), digits, strict=True))
+    letter = "KLJNPQRTUWX"[11 - total % 11 - 1]
+    for other in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        assert is_sg_nric(f"M{digits}{other}") is (other == letter)
 
 
 @pytest.mark.parametrize(

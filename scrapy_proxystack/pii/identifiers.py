@@ -250,7 +250,7 @@ LETTER_RULES: tuple[LetterRule, ...] = (
     LetterRule(t.IN_VOTER_ID, _token(r"[A-Z]{3}\d{7}"), 3, _EPIC),
     LetterRule(t.ES_CIF, _token(r"[A-HJNP-SUVW][\- ]?\d{7}[\- ]?[0-9A-J]"), 1, _CIF),
     LetterRule(t.ES_CIF, _token(r"[A-HJNP-SUVW][\- ]?\d{7}[\- ]?[0-9A-J]"), 2, _CIF),
-    LetterRule(t.SG_NRIC, _token(r"[STFG]\d{7}[A-Z]"), 1, _NRIC),
+    LetterRule(t.SG_NRIC, _token(r"[STFGM]\d{7}[A-Z]"), 1, _NRIC),
 )
 
 TRAILING_LETTER_RULES: tuple[TrailingRule, ...] = (

@@ -270,19 +270,29 @@ def is_au_medicare(c: str) -> bool:
 
 
 _NRIC_WEIGHTS = (2, 7, 6, 5, 4, 3, 2)
-_NRIC_LETTERS = {"S": "JZIHGFEDCBA", "T": "JZIHGFEDCBA", "F": "XWUTRQPNMLK", "G": "XWUTRQPNMLK"}
+# Per prefix: the check letters indexed by the weighted sum mod 11, and what is added to the
+# sum first. The M series (FINs issued since 2022) adds 3 and has its own table, which differs
+# from the F/G one at remainder 8 only (J, not M): the rule of FormSG's validator
+# (``isMFinSeriesValid`` in ``shared/utils/nric-validation.ts``), letter "KLJNPQRTUWX"[P - 1]
+# for P = 11 - (sum mod 11), written here as a table indexed by the remainder.
+_NRIC_LETTERS = {
+    "S": ("JZIHGFEDCBA", 0),
+    "T": ("JZIHGFEDCBA", 4),
+    "F": ("XWUTRQPNMLK", 0),
+    "G": ("XWUTRQPNMLK", 4),
+    "M": ("XWUTRQPNJLK", 3),
+}
 
 
 def is_sg_nric(c: str) -> bool:
-    """Singapore NRIC (S, T) or FIN (F, G): a prefix letter, seven digits and a check letter
-    (weights 2, 7, 6, 5, 4, 3, 2, plus 4 for T and G, mod 11). FINs of the M series (issued
-    since 2022) use another table and are not recognised."""
-    letters = _NRIC_LETTERS.get(c[:1])
-    if letters is None or len(c) != 9 or not c[1:8].isdigit():
+    """Singapore NRIC (S, T) or FIN (F, G, and M since 2022): a prefix letter, seven digits and
+    a check letter (weights 2, 7, 6, 5, 4, 3, 2, plus 4 for T and G, 3 for M, mod 11)."""
+    table = _NRIC_LETTERS.get(c[:1])
+    if table is None or len(c) != 9 or not c[1:8].isdigit():
         return False
+    letters, offset = table
     total = sum(int(d) * w for d, w in zip(c[1:8], _NRIC_WEIGHTS, strict=True))
-    total += 4 if c[0] in "TG" else 0
-    return letters[total % 11] == c[8]
+    return letters[(total + offset) % 11] == c[8]
 
 
 def is_de_health_insurance(c: str) -> bool:
