@@ -38,6 +38,9 @@ VALID = [
     ("gb_nhs", "NHS No. 4505578046", "4505578046"),
     ("gb_utr", "UTR: 83349 86994", "83349 86994"),
     ("gb_utr", "Unique Taxpayer Reference 32376 17883", "32376 17883"),
+    ("gb_utr", "UTR: 8538429317K", "8538429317K"),
+    ("gb_utr", "Unique Taxpayer Reference 11352 06754K", "11352 06754K"),
+    ("gb_utr", "Payment reference: 8768079114K.", "8768079114K"),
     ("de_tax_number", "Steuernummer: 835/903/67403", "835/903/67403"),
     ("ca_sin", "SIN: 456 056 761", "456 056 761"),
     ("ca_sin", "Numéro d'assurance sociale : 973-587-686", "973-587-686"),
@@ -87,6 +90,7 @@ EXAMPLES = [
     ("us_ein", "EIN 91-1144442", "91-1144442"),
     ("gb_nhs", "NHS number 943 476 5870", "943 476 5870"),
     ("gb_utr", "UTR: 1955839661", "1955839661"),
+    ("gb_utr", "HMRC payment reference 1955839661K", "1955839661K"),
     ("de_tax_number", "Steuernummer: 181/815/08155", "181/815/08155"),
     ("de_vat_id", "USt-IdNr.: DE136695976", "DE136695976"),
     ("de_health_insurance", "Versichertennummer: A123456780", "A123456780"),
@@ -118,6 +122,9 @@ INVALID = [
     ("us_ein", "EIN: 17-6569031"),
     ("gb_nhs", "NHS number: 9412483365"),
     ("gb_utr", "UTR: 17225 31948"),
+    ("gb_utr", "UTR: 1185188502K"),
+    # a UTR glued to another letter is part of a longer reference, not the payment reference
+    ("gb_utr", "UTR: 1955839661X"),
     ("de_tax_number", "Steuernummer: 2380421514826"),
     ("ca_sin", "SIN: 393 949 677"),
     ("au_abn", "ABN: 32 728 552 224"),
@@ -151,6 +158,7 @@ BARE = [
     ("us_ein", "ref 01-1924960 ok"),
     ("gb_nhs", "ref 358 495 9837 ok"),
     ("gb_utr", "ref 7349847668 ok"),
+    ("gb_utr", "ref 8768079114K ok"),
     ("de_tax_number", "ref 08/858/97561 ok"),
     ("ca_sin", "ref 246-121-057 ok"),
     ("au_abn", "ref 98631500727 ok"),
@@ -226,6 +234,12 @@ def test_every_rule_type_is_public_and_on_by_default() -> None:
 def test_a_type_can_be_left_out() -> None:
     masker = PiiMasker(types=["email"])
     assert masker.find("ABN 51 824 753 556, NRIC S1234567D") == []
+
+
+def test_a_utr_and_its_payment_reference_have_one_pseudonym() -> None:
+    masker = PiiMasker(default_operator="pseudonymize", hmac_key="k")
+    assert masker.mask("UTR 1955839661") == masker.mask("UTR 1955839661K")
+    assert masker.mask("UTR 1955839661") != masker.mask("UTR 8768079114")
 
 
 def test_a_label_before_a_card_like_identifier_wins() -> None:

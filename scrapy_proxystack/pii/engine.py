@@ -306,6 +306,8 @@ class PiiMasker:
     def pseudonym(self, pii_type: str, value: str) -> str:
         """Keyed token of a value: equal values (up to formatting) give equal tokens."""
         norm = value.strip().lower() if pii_type == t.EMAIL else compact(value)
+        if pii_type == t.GB_UTR:
+            norm = norm.removesuffix("K")  # the payment reference form of the same UTR
         msg = f"{pii_type}\x00{norm}".encode()
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:8]
 

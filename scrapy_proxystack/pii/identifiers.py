@@ -97,6 +97,10 @@ _UTR = Keywords(
     "cyfeirnod trethdalwr",
     acronyms=("UTR",),
 )
+# HMRC's Self Assessment payment reference is the UTR followed by "K": it is labelled so too.
+_UTR_PAYMENT = Keywords(
+    *_UTR.words, "payment reference", "payment ref", acronyms=(*_UTR.acronyms, "HMRC")
+)
 _STNR = Keywords(
     "steuernummer", "steuer nr", "st. nr", "st.nr", " stnr", "tax number", "numéro fiscal"
 )
@@ -259,6 +263,9 @@ TRAILING_LETTER_RULES: tuple[TrailingRule, ...] = (
     # Date, century sign, serial number and a check character (a letter here). A dash is a
     # separator of the cluster (131052-308), a letter ends it (100853).
     TrailingRule(t.FI_HETU, _token(r"\d{6}[\-+A-FU-Y]\d{3}[A-Y]"), (6, 10), _HETU),
+    # A UTR as the Self Assessment payment reference, "K" after its ten digits (the K is
+    # masked with it).
+    TrailingRule(t.GB_UTR, _token(r"\d{5} ?\d{5}K"), (10, 11), _UTR_PAYMENT),
 )
 
 #: Identifiers validated in the form they are written (a separator is part of the value).

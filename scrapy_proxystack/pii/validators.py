@@ -295,6 +295,12 @@ def is_sg_nric(c: str) -> bool:
     return letters[(total + offset) % 11] == c[8]
 
 
+def is_gb_utr(c: str) -> bool:
+    """UK Unique Taxpayer Reference (python-stdnum: ten digits, the first a check digit), also
+    with the "K" that follows it in a Self Assessment payment reference (``1955839661K``)."""
+    return _ok(_utr, c[:-1] if c[-1:] == "K" else c)
+
+
 def is_de_health_insurance(c: str) -> bool:
     """German health-insurance number (Krankenversichertennummer, the 10-character part that
     never changes): a letter and nine digits; the letter as its two-digit position (A = 01)
@@ -328,7 +334,7 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
     t.US_ABA_ROUTING: lambda c: _ok(_rtn, c),
     t.US_EIN: lambda c: _ok(_ein, c),
     t.GB_NHS: lambda c: _ok(_nhs, c),
-    t.GB_UTR: lambda c: _ok(_utr, c),
+    t.GB_UTR: is_gb_utr,
     t.DE_TAX_NUMBER: lambda c: _ok(_stnr, c),
     t.DE_VAT_ID: lambda c: _ok(_de_vat, c),
     t.DE_HEALTH_INSURANCE: is_de_health_insurance,
