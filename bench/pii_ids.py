@@ -59,6 +59,10 @@ FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     t.ES_CIF: (("Bdddddddd", "QdddddddL", "B-ddddddd-d"), ("CIF:", "NIF")),
     t.SE_ORGNR: (("55dddd-dddd",), ("Organisationsnummer:", "Org.nr")),
     t.SG_NRIC: (("SdddddddL", "TdddddddL", "FdddddddL", "MdddddddL"), ("NRIC:", "FIN No.")),
+    t.SG_UEN: (
+        ("ddddddddL", "19dddddddL", "20dddddddL", "TddLLddddL", "SddLLddddL", "RddLLddddL"),
+        ("UEN:", "Unique Entity Number", "Co. Reg. No.", "GST Reg. No."),
+    ),
     t.ZA_ID: (("ddddddddddddd",), ("ID number:", "Identiteitsnommer:")),
     t.TR_TC_KIMLIK: (("ddddddddddd",), ("T.C. Kimlik No:", "TCKN")),
 }

@@ -81,6 +81,13 @@ VALID = [
     ("sg_nric", "FIN No. S8337865D", "S8337865D"),
     ("sg_nric", "FIN: M6200658N", "M6200658N"),
     ("sg_nric", "FIN No. M8906253L", "M8906253L"),
+    ("sg_uen", "UEN: 45159457J", "45159457J"),
+    ("sg_uen", "Co. Reg. No. 190864031G", "190864031G"),
+    ("sg_uen", "GST Reg. No.: 201081777M", "201081777M"),
+    ("sg_uen", "公司注册号：200072948G", "200072948G"),  # noqa: RUF001
+    ("sg_uen", "Unique Entity Number T16LL9413D", "T16LL9413D"),
+    ("sg_uen", "ACRA R18NB6442A", "R18NB6442A"),
+    ("sg_uen", "S48TC3665B", "S48TC3665B"),
     ("in_gstin", "GSTIN: 09CGIPP0836R8ZE", "09CGIPP0836R8ZE"),
     ("in_gstin", "16BWUPW0717N3ZL", "16BWUPW0717N3ZL"),
 ]
@@ -112,6 +119,10 @@ EXAMPLES = [
     ("se_orgnr", "Org.nr 556036-0793", "556036-0793"),
     ("sg_nric", "NRIC S1234567D", "S1234567D"),
     ("sg_nric", "FIN M1234567K", "M1234567K"),
+    ("sg_uen", "UEN 00192200M", "00192200M"),
+    ("sg_uen", "UEN: 197401143C", "197401143C"),
+    ("sg_uen", "S16FC0121D", "S16FC0121D"),
+    ("sg_uen", "T01FC6132D", "T01FC6132D"),
     ("za_id", "Identiteitsnommer: 7503305044089", "7503305044089"),
     ("tr_tc_kimlik", "T.C. Kimlik No: 17291716060", "17291716060"),
 ]
@@ -148,6 +159,14 @@ INVALID = [
     ("sg_nric", "FIN: M5012345M"),
     ("sg_nric", "FIN: M7696017Q"),
     ("in_gstin", "GSTIN: 23TAHPA3667R1ZY"),
+    ("sg_uen", "UEN: 45159457K"),
+    ("sg_uen", "Co. Reg. No. 190864031H"),
+    ("sg_uen", "T16LL9413E"),
+    ("sg_uen", "UEN T16AB9413E"),  # no such entity-type code
+    ("sg_uen", "UEN T99LL0001J"),  # a year to come
+    ("sg_uen", "UEN 209912345Z"),  # a year to come (its check letter holds)
+    # a valid DNI after a UEN label is a UEN look-alike: not taken as a DNI either
+    ("sg_uen", "UEN: 65275582H"),
 ]
 
 # Valid values with no label: the format alone is too weak, except for the VAT id written with
@@ -178,6 +197,8 @@ BARE = [
     ("es_cif", "ref B-0339803-9 ok"),
     ("sg_nric", "ref S6261802G ok"),
     ("sg_nric", "ref M7696017P ok"),
+    ("sg_uen", "ref 45159457J ok"),
+    ("sg_uen", "ref 190864031G ok"),
 ]
 
 # Prose in the countries' languages with numbers and the label words used in other senses.
@@ -192,6 +213,7 @@ PROSE = [
     "Seoul 971013 reports; 9019902 won in total.",
     "Version 2.4.1 ships with kernel 6.8 and 131052 users.",
     "Tc 99m is a tracer; T.C. 17 and TC-2 are roads.",
+    "Registration no. 4 opens at 9; 20191234 visitors, 201912345 views, S16 FC bus.",
 ]
 
 
@@ -234,6 +256,14 @@ def test_every_rule_type_is_public_and_on_by_default() -> None:
 def test_a_type_can_be_left_out() -> None:
     masker = PiiMasker(types=["email"])
     assert masker.find("ABN 51 824 753 556, NRIC S1234567D") == []
+
+
+def test_a_labelled_uen_written_as_a_dni_is_a_uen() -> None:
+    # 99095145J passes both checks: the label decides, and a DNI needs none
+    assert _types("UEN: 99095145J") == [("sg_uen", "99095145J")]
+    assert _types("DNI: 99095145J") == [("es_dni", "99095145J")]
+    assert _types("ref 99095145J") == [("es_dni", "99095145J")]
+    assert _types("DNI: 65275582H") == [("es_dni", "65275582H")]
 
 
 def test_a_utr_and_its_payment_reference_have_one_pseudonym() -> None:

@@ -456,14 +456,18 @@ class PiiMasker:
         if nxt == "@" and p.IFACE.match(text, e):
             nxt = " "  # 8.8.8.8@eth0: an interface name, not a glued word
         if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
+            # A labelled identifier first: a Singapore business UEN (12345678A) is written as
+            # a DNI is, and one that fails its own check is not a DNI either.
+            if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+                span, labelled = self._trailing_letter_id(text, s, rules)
+                if span is not None:
+                    return (span,), span.end
+                if labelled:
+                    return (), e
             if nxt in _LETTERS and self._want_dni:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
-            if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
-                span = self._trailing_letter_id(text, s, rules)
-                if span is not None:
-                    return (span,), span.end
             if nxt != ":":
                 return (), e  # glued to letters: 3px, 2nd, a hash
         if nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
@@ -485,7 +489,7 @@ class PiiMasker:
             if span is not None:
                 return (span,), span.end
         if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
-            span = self._trailing_letter_id(text, s, rules)
+            span, _ = self._trailing_letter_id(text, s, rules)
             if span is not None:
                 return (span,), span.end  # 27AAPFU0939F1ZV
         if nxt == ":" or nxt in _HEX_LETTERS:
@@ -747,9 +751,11 @@ class PiiMasker:
     @staticmethod
     def _trailing_letter_id(
         text: str, s: int, rules: tuple[ids.TrailingRule, ...]
-    ) -> t.PiiSpan | None:
+    ) -> tuple[t.PiiSpan | None, bool]:
         """An identifier whose digits at ``s`` are followed by letters (a GSTIN, a HETU), among
-        the ``rules`` of its cluster's length."""
+        the ``rules`` of its cluster's length; and whether a value in the shape of one of them
+        after its context word failed its check (a look-alike of that type)."""
+        labelled = False
         for rule in rules:
             m = rule.shape.match(text, s)
             if m is None:
@@ -759,8 +765,9 @@ class PiiMasker:
             value = m.group()
             checked = value if rule.type in ids.KEEP_FORM else compact(value)
             if is_national_id(rule.type, checked):
-                return t.PiiSpan(rule.type, s, m.end(), value)
-        return None
+                return t.PiiSpan(rule.type, s, m.end(), value), False
+            labelled = labelled or rule.context is not None
+        return None, labelled
 
     def _persons(self, text: str) -> list[t.PiiSpan]:
         if self._name_detector is not None:

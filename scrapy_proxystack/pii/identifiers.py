@@ -196,6 +196,26 @@ _NRIC = Keywords(
     "அடையாள அட்டை",
     acronyms=("NRIC", "FIN", "IC"),
 )
+# The Unique Entity Number is printed after "UEN", or as the company's or business's
+# registration number ("Co. Reg. No."; "GST Reg. No." too, as an entity's GST number is most
+# often its UEN).
+_UEN = Keywords(
+    "unique entity",
+    "registration no",
+    "registration number",
+    "reg no",
+    "reg. no",
+    "company reg",
+    "co. reg",
+    " co reg",
+    "gst reg",
+    "roc no",
+    "nombor pendaftaran",
+    "公司注册",
+    "注册号",
+    "注册编号",
+    acronyms=("UEN", "ACRA"),
+)
 _ZA_ID = Keywords(
     "id number",
     "identity number",
@@ -255,6 +275,10 @@ LETTER_RULES: tuple[LetterRule, ...] = (
     LetterRule(t.ES_CIF, _token(r"[A-HJNP-SUVW][\- ]?\d{7}[\- ]?[0-9A-J]"), 1, _CIF),
     LetterRule(t.ES_CIF, _token(r"[A-HJNP-SUVW][\- ]?\d{7}[\- ]?[0-9A-J]"), 2, _CIF),
     LetterRule(t.SG_NRIC, _token(r"[STFGM]\d{7}[A-Z]"), 1, _NRIC),
+    # A UEN of the other entities: R, S or T and the year's last two digits, an entity-type
+    # code, four digits and a check letter; the code and the check letter confirm it
+    # (python-stdnum), no label needed.
+    LetterRule(t.SG_UEN, _token(r"[RST]\d{2}[A-Z]{2}\d{4}[A-Z]"), 1, None),
 )
 
 TRAILING_LETTER_RULES: tuple[TrailingRule, ...] = (
@@ -266,6 +290,10 @@ TRAILING_LETTER_RULES: tuple[TrailingRule, ...] = (
     # A UTR as the Self Assessment payment reference, "K" after its ten digits (the K is
     # masked with it).
     TrailingRule(t.GB_UTR, _token(r"\d{5} ?\d{5}K"), (10, 11), _UTR_PAYMENT),
+    # A Singapore UEN of a business (eight digits) or a local company (the year and five
+    # digits) and its check letter: nine or ten characters ending in a letter are common, so
+    # it needs its label.
+    TrailingRule(t.SG_UEN, _token(r"\d{8,9}[A-Z]"), (8, 9), _UEN),
 )
 
 #: Identifiers validated in the form they are written (a separator is part of the value).

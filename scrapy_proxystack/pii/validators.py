@@ -54,6 +54,7 @@ from stdnum.nl import bsn as _bsn
 from stdnum.pl import pesel as _pesel
 from stdnum.se import orgnr as _orgnr
 from stdnum.se import personnummer as _pnr
+from stdnum.sg import uen as _uen
 from stdnum.tr import tckimlik as _tckimlik
 from stdnum.us import ein as _ein
 from stdnum.us import itin as _itin
@@ -353,6 +354,7 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
     t.ES_CIF: lambda c: _ok(_cif, c),
     t.SE_ORGNR: lambda c: _ok(_orgnr, c),
     t.SG_NRIC: is_sg_nric,
+    t.SG_UEN: lambda c: _ok(_uen, c),
     t.ZA_ID: lambda c: _ok(_za_idnr, c),
     t.TR_TC_KIMLIK: lambda c: _ok(_tckimlik, c),
 }
