@@ -37,7 +37,10 @@ FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     t.US_ABA_ROUTING: (("ddddddddd",), ("ABA routing number:", "Routing no.", "RTN")),
     t.US_EIN: (("dd-ddddddd",), ("EIN:", "Employer Identification Number", "FEIN")),
     t.GB_NHS: (("ddd ddd dddd", "dddddddddd"), ("NHS number:", "NHS No.")),
-    t.GB_UTR: (("dddddddddd", "ddddd ddddd"), ("UTR:", "Unique Taxpayer Reference")),
+    t.GB_UTR: (
+        ("dddddddddd", "ddddd ddddd", "ddddddddddK"),
+        ("UTR:", "Unique Taxpayer Reference"),
+    ),
     t.DE_TAX_NUMBER: (("ddd/ddd/ddddd", "dd/ddd/ddddd", "ddddddddddddd"), ("Steuernummer:",)),
     t.DE_VAT_ID: (("DEddddddddd", "DE ddddddddd"), ("USt-IdNr.:", "VAT:", "")),
     t.DE_HEALTH_INSURANCE: (("Lddddddddd",), ("Krankenversichertennummer:", "KVNR")),
@@ -55,10 +58,18 @@ FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     t.IT_VAT: (("ddddddddddd", "ITddddddddddd"), ("Partita IVA:", "P.IVA")),
     t.ES_CIF: (("Bdddddddd", "QdddddddL", "B-ddddddd-d"), ("CIF:", "NIF")),
     t.SE_ORGNR: (("55dddd-dddd",), ("Organisationsnummer:", "Org.nr")),
-    t.SG_NRIC: (("SdddddddL", "TdddddddL", "FdddddddL"), ("NRIC:", "FIN No.")),
+    t.SG_NRIC: (("SdddddddL", "TdddddddL", "FdddddddL", "MdddddddL"), ("NRIC:", "FIN No.")),
+    t.SG_UEN: (
+        ("ddddddddL", "19dddddddL", "20dddddddL", "TddLLddddL", "SddLLddddL", "RddLLddddL"),
+        ("UEN:", "Unique Entity Number", "Co. Reg. No.", "GST Reg. No."),
+    ),
     t.ZA_ID: (("ddddddddddddd",), ("ID number:", "Identiteitsnommer:")),
     t.TR_TC_KIMLIK: (("ddddddddddd",), ("T.C. Kimlik No:", "TCKN")),
 }
+
+
+# Upper-case letters written as themselves in a form ("L" and "A" stand for any letter).
+_LITERAL_LETTERS = string.ascii_uppercase.replace("L", "").replace("A", "")
 
 
 def _fill(rng: random.Random, form: str) -> str:
@@ -84,15 +95,18 @@ def values(pii_type: str, rng: random.Random, *, valid: bool, tries: int = 200_0
     failing one differs from a passing one in one character."""
     forms, _ = FORMS[pii_type]
     for _ in range(tries):
-        value = _fill(rng, rng.choice(forms))
+        form = rng.choice(forms)
+        value = _fill(rng, form)
         if not is_national_id(pii_type, _checked(pii_type, value)):
             continue
         if valid:
             return value
         # The same value with one character changed, the last one first (a check digit, as a
         # typo would); a type without a check digit fails on another part (an ITIN group, an
-        # EIN prefix, a PAN holder letter).
-        for i in range(len(value) - 1, -1, -1):
+        # EIN prefix, a PAN holder letter). A letter the form ends with (the "K" of a UTR
+        # payment reference) is kept: the value before it is what fails.
+        suffix = len(form) - len(form.rstrip(_LITERAL_LETTERS))
+        for i in range(len(value) - 1 - suffix, -1, -1):
             if not value[i].isalnum():
                 continue
             pool = string.digits if value[i].isdigit() else string.ascii_uppercase

@@ -79,6 +79,8 @@ GENERATORS: dict[str, Callable[[int], str]] = {
     "letter_runs_digits": _repeat("ABCDEFGHIJ1234567890"),
     "gstin_like": _repeat("27AAPFU0939F1ZV"),
     "hetu_like": _repeat("131052-308T"),
+    "utr_payment_like": _repeat("UTR 1955839661K"),
+    "uen_like": _repeat("UEN 197401143C S16FC0121D 00192200M "),
     "slashed_groups": _repeat("181/815/08155/"),
     # an address read at the end of the text, then found again every three bytes: every
     # occurrence is a span of its own

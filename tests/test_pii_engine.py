@@ -248,6 +248,7 @@ _PII_ALPHABET = st.sampled_from(
     [
         *list("0123456789 +-./()@[]:abcXYZ\n＠é漢,*"),
         *("at", "dot", "Tel:", "SSN ", "IBAN ", "ABN ", "PAN ", "NRIC S", "ID ", "DE", "27AAPFU"),
+        *("UEN ", "FIN M", "UTR ", "S16FC", "K"),
     ]
 )
 _texts = st.one_of(

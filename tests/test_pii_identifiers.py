@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scrapy_proxystack.pii import ALL_TYPES, DEFAULT_TYPES, NATIONAL_ID_TYPES, PiiMasker
 from scrapy_proxystack.pii import identifiers as ids
@@ -36,6 +38,9 @@ VALID = [
     ("gb_nhs", "NHS No. 4505578046", "4505578046"),
     ("gb_utr", "UTR: 83349 86994", "83349 86994"),
     ("gb_utr", "Unique Taxpayer Reference 32376 17883", "32376 17883"),
+    ("gb_utr", "UTR: 8538429317K", "8538429317K"),
+    ("gb_utr", "Unique Taxpayer Reference 11352 06754K", "11352 06754K"),
+    ("gb_utr", "Payment reference: 8768079114K.", "8768079114K"),
     ("de_tax_number", "Steuernummer: 835/903/67403", "835/903/67403"),
     ("ca_sin", "SIN: 456 056 761", "456 056 761"),
     ("ca_sin", "Numéro d'assurance sociale : 973-587-686", "973-587-686"),
@@ -74,6 +79,15 @@ VALID = [
     ("es_cif", "NIF B-1708125-8", "B-1708125-8"),
     ("sg_nric", "NRIC: T0293249G", "T0293249G"),
     ("sg_nric", "FIN No. S8337865D", "S8337865D"),
+    ("sg_nric", "FIN: M6200658N", "M6200658N"),
+    ("sg_nric", "FIN No. M8906253L", "M8906253L"),
+    ("sg_uen", "UEN: 45159457J", "45159457J"),
+    ("sg_uen", "Co. Reg. No. 190864031G", "190864031G"),
+    ("sg_uen", "GST Reg. No.: 201081777M", "201081777M"),
+    ("sg_uen", "公司注册号：200072948G", "200072948G"),  # noqa: RUF001
+    ("sg_uen", "Unique Entity Number T16LL9413D", "T16LL9413D"),
+    ("sg_uen", "ACRA R18NB6442A", "R18NB6442A"),
+    ("sg_uen", "S48TC3665B", "S48TC3665B"),
     ("in_gstin", "GSTIN: 09CGIPP0836R8ZE", "09CGIPP0836R8ZE"),
     ("in_gstin", "16BWUPW0717N3ZL", "16BWUPW0717N3ZL"),
 ]
@@ -83,6 +97,7 @@ EXAMPLES = [
     ("us_ein", "EIN 91-1144442", "91-1144442"),
     ("gb_nhs", "NHS number 943 476 5870", "943 476 5870"),
     ("gb_utr", "UTR: 1955839661", "1955839661"),
+    ("gb_utr", "HMRC payment reference 1955839661K", "1955839661K"),
     ("de_tax_number", "Steuernummer: 181/815/08155", "181/815/08155"),
     ("de_vat_id", "USt-IdNr.: DE136695976", "DE136695976"),
     ("de_health_insurance", "Versichertennummer: A123456780", "A123456780"),
@@ -103,6 +118,11 @@ EXAMPLES = [
     ("es_cif", "CIF: J99216582", "J99216582"),
     ("se_orgnr", "Org.nr 556036-0793", "556036-0793"),
     ("sg_nric", "NRIC S1234567D", "S1234567D"),
+    ("sg_nric", "FIN M1234567K", "M1234567K"),
+    ("sg_uen", "UEN 00192200M", "00192200M"),
+    ("sg_uen", "UEN: 197401143C", "197401143C"),
+    ("sg_uen", "S16FC0121D", "S16FC0121D"),
+    ("sg_uen", "T01FC6132D", "T01FC6132D"),
     ("za_id", "Identiteitsnommer: 7503305044089", "7503305044089"),
     ("tr_tc_kimlik", "T.C. Kimlik No: 17291716060", "17291716060"),
 ]
@@ -113,6 +133,9 @@ INVALID = [
     ("us_ein", "EIN: 17-6569031"),
     ("gb_nhs", "NHS number: 9412483365"),
     ("gb_utr", "UTR: 17225 31948"),
+    ("gb_utr", "UTR: 1185188502K"),
+    # a UTR glued to another letter is part of a longer reference, not the payment reference
+    ("gb_utr", "UTR: 1955839661X"),
     ("de_tax_number", "Steuernummer: 2380421514826"),
     ("ca_sin", "SIN: 393 949 677"),
     ("au_abn", "ABN: 32 728 552 224"),
@@ -132,7 +155,18 @@ INVALID = [
     ("in_voter_id", "Voter ID: VXT2673881"),
     ("es_cif", "CIF: B-9689751-2"),
     ("sg_nric", "NRIC: T3656968K"),
+    # the check letter of the F/G table where the M series has its own (remainder 8)
+    ("sg_nric", "FIN: M5012345M"),
+    ("sg_nric", "FIN: M7696017Q"),
     ("in_gstin", "GSTIN: 23TAHPA3667R1ZY"),
+    ("sg_uen", "UEN: 45159457K"),
+    ("sg_uen", "Co. Reg. No. 190864031H"),
+    ("sg_uen", "T16LL9413E"),
+    ("sg_uen", "UEN T16AB9413E"),  # no such entity-type code
+    ("sg_uen", "UEN T99LL0001J"),  # a year to come
+    ("sg_uen", "UEN 209912345Z"),  # a year to come (its check letter holds)
+    # a valid DNI after a UEN label is a UEN look-alike: not taken as a DNI either
+    ("sg_uen", "UEN: 65275582H"),
 ]
 
 # Valid values with no label: the format alone is too weak, except for the VAT id written with
@@ -143,6 +177,7 @@ BARE = [
     ("us_ein", "ref 01-1924960 ok"),
     ("gb_nhs", "ref 358 495 9837 ok"),
     ("gb_utr", "ref 7349847668 ok"),
+    ("gb_utr", "ref 8768079114K ok"),
     ("de_tax_number", "ref 08/858/97561 ok"),
     ("ca_sin", "ref 246-121-057 ok"),
     ("au_abn", "ref 98631500727 ok"),
@@ -161,6 +196,9 @@ BARE = [
     ("in_voter_id", "ref WAY5053269 ok"),
     ("es_cif", "ref B-0339803-9 ok"),
     ("sg_nric", "ref S6261802G ok"),
+    ("sg_nric", "ref M7696017P ok"),
+    ("sg_uen", "ref 45159457J ok"),
+    ("sg_uen", "ref 190864031G ok"),
 ]
 
 # Prose in the countries' languages with numbers and the label words used in other senses.
@@ -175,6 +213,7 @@ PROSE = [
     "Seoul 971013 reports; 9019902 won in total.",
     "Version 2.4.1 ships with kernel 6.8 and 131052 users.",
     "Tc 99m is a tracer; T.C. 17 and TC-2 are roads.",
+    "Registration no. 4 opens at 9; 20191234 visitors, 201912345 views, S16 FC bus.",
 ]
 
 
@@ -219,6 +258,20 @@ def test_a_type_can_be_left_out() -> None:
     assert masker.find("ABN 51 824 753 556, NRIC S1234567D") == []
 
 
+def test_a_labelled_uen_written_as_a_dni_is_a_uen() -> None:
+    # 99095145J passes both checks: the label decides, and a DNI needs none
+    assert _types("UEN: 99095145J") == [("sg_uen", "99095145J")]
+    assert _types("DNI: 99095145J") == [("es_dni", "99095145J")]
+    assert _types("ref 99095145J") == [("es_dni", "99095145J")]
+    assert _types("DNI: 65275582H") == [("es_dni", "65275582H")]
+
+
+def test_a_utr_and_its_payment_reference_have_one_pseudonym() -> None:
+    masker = PiiMasker(default_operator="pseudonymize", hmac_key="k")
+    assert masker.mask("UTR 1955839661") == masker.mask("UTR 1955839661K")
+    assert masker.mask("UTR 1955839661") != masker.mask("UTR 8768079114")
+
+
 def test_a_label_before_a_card_like_identifier_wins() -> None:
     # a 13-digit South African ID that also passes Luhn with a Visa prefix
     text = "ID number: 4001037792185"
@@ -245,12 +298,26 @@ def test_au_medicare_check(value: str, ok: bool) -> None:
     [
         ("S1234567D", True),
         ("S1234567E", False),
-        ("M1234567K", False),  # M series: not recognised
+        ("M1234567K", True),  # M series (FINs issued since 2022)
+        ("M5012345J", True),  # remainder 8: J in the M table
+        ("M5012345M", False),  # ... M in the F/G one
+        ("F5012345Q", True),
         ("X1234567D", False),
     ],
 )
 def test_sg_nric_check(value: str, ok: bool) -> None:
     assert is_sg_nric(value) is ok
+
+
+@settings(max_examples=200)
+@given(st.text("0123456789", min_size=7, max_size=7))
+def test_sg_fin_m_series_follows_the_published_rule(digits: str) -> None:
+    # As the rule is published: weights 2, 7, 6, 5, 4, 3, 2, plus 3, P = 11 - (sum mod 11),
+    # check letter "KLJNPQRTUWX"[P - 1]; every other letter fails.
+    total = 3 + sum(w * int(d) for w, d in zip((2, 7, 6, 5, 4, 3, 2), digits, strict=True))
+    letter = "KLJNPQRTUWX"[11 - total % 11 - 1]
+    for other in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        assert is_sg_nric(f"M{digits}{other}") is (other == letter)
 
 
 @pytest.mark.parametrize(

@@ -191,10 +191,14 @@ class PiiMasker:
         self._layouts: dict[str, lay.Layout] = {}
         self._letter_tries = tuple(x for x in _LETTER_LED if x[0] in self._types)
         self._letter_led = bool(self._letter_tries) or t.ES_DNI in self._types
-        self._trailing_letter = tuple(
-            rule for rule in ids.TRAILING_LETTER_RULES if rule.type in self._types
-        )
-        self._want_gstin = t.IN_GSTIN in self._types
+        # Identifiers that end in letters, by the length of their digit cluster: a cluster
+        # glued to a letter is looked at only for the rules of its length.
+        trailing: dict[int, list[ids.TrailingRule]] = {}
+        for rule in ids.TRAILING_LETTER_RULES:
+            if rule.type in self._types:
+                for length in rule.clusters:
+                    trailing.setdefault(length, []).append(rule)
+        self._trailing_letter = {length: tuple(rules) for length, rules in trailing.items()}
         self._want_address = t.STREET_ADDRESS in self._types
         self._want_ip = t.IP_ADDRESS in self._types
         self._want_dni = t.ES_DNI in self._types
@@ -302,6 +306,8 @@ class PiiMasker:
     def pseudonym(self, pii_type: str, value: str) -> str:
         """Keyed token of a value: equal values (up to formatting) give equal tokens."""
         norm = value.strip().lower() if pii_type == t.EMAIL else compact(value)
+        if pii_type == t.GB_UTR:
+            norm = norm.removesuffix("K")  # the payment reference form of the same UTR
         msg = f"{pii_type}\x00{norm}".encode()
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:8]
 
@@ -450,14 +456,18 @@ class PiiMasker:
         if nxt == "@" and p.IFACE.match(text, e):
             nxt = " "  # 8.8.8.8@eth0: an interface name, not a glued word
         if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
+            # A labelled identifier first: a Singapore business UEN (12345678A) is written as
+            # a DNI is, and one that fails its own check is not a DNI either.
+            if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+                span, labelled = self._trailing_letter_id(text, s, rules)
+                if span is not None:
+                    return (span,), span.end
+                if labelled:
+                    return (), e
             if nxt in _LETTERS and self._want_dni:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
                     return (t.PiiSpan(t.ES_DNI, s, m.end(), m.group()),), m.end()
-            if nxt in _UPPER and self._trailing_letter:
-                span = self._trailing_letter_id(text, s)
-                if span is not None:
-                    return (span,), span.end
             if nxt != ":":
                 return (), e  # glued to letters: 3px, 2nd, a hash
         if nxt in "-_" and e + 1 < len(text) and text[e + 1] in _ASCII_ALNUM:
@@ -478,10 +488,10 @@ class PiiMasker:
             span = street_address(text, s, e, prev, nxt)
             if span is not None:
                 return (span,), span.end
-        if e - s == 2 and nxt in _UPPER and self._want_gstin:
-            span = self._trailing_letter_id(text, s)  # 27AAPFU0939F1ZV
+        if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+            span, _ = self._trailing_letter_id(text, s, rules)
             if span is not None:
-                return (span,), span.end
+                return (span,), span.end  # 27AAPFU0939F1ZV
         if nxt == ":" or nxt in _HEX_LETTERS:
             # An address group has at most four hex digits: its colon follows within four.
             if self._want_ip and (nxt == ":" or ":" in text[e : e + 4]):
@@ -738,9 +748,15 @@ class PiiMasker:
                 return t.PiiSpan(pii_type, start, m.end(), value), m.end()
         return None, rejected
 
-    def _trailing_letter_id(self, text: str, s: int) -> t.PiiSpan | None:
-        """An identifier whose digits at ``s`` are followed by letters (a GSTIN, a HETU)."""
-        for rule in self._trailing_letter:
+    @staticmethod
+    def _trailing_letter_id(
+        text: str, s: int, rules: tuple[ids.TrailingRule, ...]
+    ) -> tuple[t.PiiSpan | None, bool]:
+        """An identifier whose digits at ``s`` are followed by letters (a GSTIN, a HETU), among
+        the ``rules`` of its cluster's length; and whether a value in the shape of one of them
+        after its context word failed its check (a look-alike of that type)."""
+        labelled = False
+        for rule in rules:
             m = rule.shape.match(text, s)
             if m is None:
                 continue
@@ -749,8 +765,9 @@ class PiiMasker:
             value = m.group()
             checked = value if rule.type in ids.KEEP_FORM else compact(value)
             if is_national_id(rule.type, checked):
-                return t.PiiSpan(rule.type, s, m.end(), value)
-        return None
+                return t.PiiSpan(rule.type, s, m.end(), value), False
+            labelled = labelled or rule.context is not None
+        return None, labelled
 
     def _persons(self, text: str) -> list[t.PiiSpan]:
         if self._name_detector is not None:

@@ -11,7 +11,8 @@ Three kinds, by the character the value starts with and what follows its digits:
 * ``LETTER_RULES``: a value that starts with letters before the digits (``DE136695976``,
   ``ABCPE1234F``), tried when the scan stops at a digit right after an upper-case letter.
 * ``TRAILING_LETTER_RULES``: digits followed by letters (``131052-308T``, ``27AAPFU0939F1ZV``),
-  tried when a digit cluster is glued to a letter.
+  tried when a digit cluster is glued to an upper-case letter and has one of the rule's lengths
+  (a cluster of any other length is never looked at for them).
 
 A rule with ``context=None`` is confirmed by its checksum and format alone; every other one needs
 one of its words on the same line within 60 characters before the value, then its checksum.
@@ -42,6 +43,16 @@ class LetterRule(NamedTuple):
     type: str
     shape: re.Pattern[str]
     back: int
+    context: Keywords | None
+
+
+class TrailingRule(NamedTuple):
+    """An identifier whose digits are followed by letters; ``clusters`` are the lengths of the
+    digit cluster the scan reads before its first letter (separators included)."""
+
+    type: str
+    shape: re.Pattern[str]
+    clusters: tuple[int, ...]
     context: Keywords | None
 
 
@@ -85,6 +96,10 @@ _UTR = Keywords(
     "self assessment",
     "cyfeirnod trethdalwr",
     acronyms=("UTR",),
+)
+# HMRC's Self Assessment payment reference is the UTR followed by "K": it is labelled so too.
+_UTR_PAYMENT = Keywords(
+    *_UTR.words, "payment reference", "payment ref", acronyms=(*_UTR.acronyms, "HMRC")
 )
 _STNR = Keywords(
     "steuernummer", "steuer nr", "st. nr", "st.nr", " stnr", "tax number", "numéro fiscal"
@@ -181,6 +196,26 @@ _NRIC = Keywords(
     "அடையாள அட்டை",
     acronyms=("NRIC", "FIN", "IC"),
 )
+# The Unique Entity Number is printed after "UEN", or as the company's or business's
+# registration number ("Co. Reg. No."; "GST Reg. No." too, as an entity's GST number is most
+# often its UEN).
+_UEN = Keywords(
+    "unique entity",
+    "registration no",
+    "registration number",
+    "reg no",
+    "reg. no",
+    "company reg",
+    "co. reg",
+    " co reg",
+    "gst reg",
+    "roc no",
+    "nombor pendaftaran",
+    "公司注册",
+    "注册号",
+    "注册编号",
+    acronyms=("UEN", "ACRA"),
+)
 _ZA_ID = Keywords(
     "id number",
     "identity number",
@@ -239,14 +274,26 @@ LETTER_RULES: tuple[LetterRule, ...] = (
     LetterRule(t.IN_VOTER_ID, _token(r"[A-Z]{3}\d{7}"), 3, _EPIC),
     LetterRule(t.ES_CIF, _token(r"[A-HJNP-SUVW][\- ]?\d{7}[\- ]?[0-9A-J]"), 1, _CIF),
     LetterRule(t.ES_CIF, _token(r"[A-HJNP-SUVW][\- ]?\d{7}[\- ]?[0-9A-J]"), 2, _CIF),
-    LetterRule(t.SG_NRIC, _token(r"[STFG]\d{7}[A-Z]"), 1, _NRIC),
+    LetterRule(t.SG_NRIC, _token(r"[STFGM]\d{7}[A-Z]"), 1, _NRIC),
+    # A UEN of the other entities: R, S or T and the year's last two digits, an entity-type
+    # code, four digits and a check letter; the code and the check letter confirm it
+    # (python-stdnum), no label needed.
+    LetterRule(t.SG_UEN, _token(r"[RST]\d{2}[A-Z]{2}\d{4}[A-Z]"), 1, None),
 )
 
-TRAILING_LETTER_RULES: tuple[LetterRule, ...] = (
+TRAILING_LETTER_RULES: tuple[TrailingRule, ...] = (
     # A state code, a PAN, an entity digit, "Z" and a mod-36 check character.
-    LetterRule(t.IN_GSTIN, _token(r"\d{2}[A-Z]{5}\d{4}[A-Z][0-9A-Z]Z[0-9A-Z]"), 0, None),
-    # Date, century sign, serial number and a check character (a letter here).
-    LetterRule(t.FI_HETU, _token(r"\d{6}[\-+A-FU-Y]\d{3}[A-Y]"), 0, _HETU),
+    TrailingRule(t.IN_GSTIN, _token(r"\d{2}[A-Z]{5}\d{4}[A-Z][0-9A-Z]Z[0-9A-Z]"), (2,), None),
+    # Date, century sign, serial number and a check character (a letter here). A dash is a
+    # separator of the cluster (131052-308), a letter ends it (100853).
+    TrailingRule(t.FI_HETU, _token(r"\d{6}[\-+A-FU-Y]\d{3}[A-Y]"), (6, 10), _HETU),
+    # A UTR as the Self Assessment payment reference, "K" after its ten digits (the K is
+    # masked with it).
+    TrailingRule(t.GB_UTR, _token(r"\d{5} ?\d{5}K"), (10, 11), _UTR_PAYMENT),
+    # A Singapore UEN of a business (eight digits) or a local company (the year and five
+    # digits) and its check letter: nine or ten characters ending in a letter are common, so
+    # it needs its label.
+    TrailingRule(t.SG_UEN, _token(r"\d{8,9}[A-Z]"), (8, 9), _UEN),
 )
 
 #: Identifiers validated in the form they are written (a separator is part of the value).

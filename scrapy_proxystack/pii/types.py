@@ -50,6 +50,7 @@ IT_VAT = "it_vat"
 ES_CIF = "es_cif"
 SE_ORGNR = "se_orgnr"
 SG_NRIC = "sg_nric"
+SG_UEN = "sg_uen"
 ZA_ID = "za_id"
 TR_TC_KIMLIK = "tr_tc_kimlik"
 CRYPTO_WALLET = "crypto_wallet"
@@ -98,6 +99,7 @@ NATIONAL_ID_TYPES: tuple[str, ...] = (
     ES_CIF,
     SE_ORGNR,
     SG_NRIC,
+    SG_UEN,
     ZA_ID,
     TR_TC_KIMLIK,
 )

@@ -54,6 +54,7 @@ from stdnum.nl import bsn as _bsn
 from stdnum.pl import pesel as _pesel
 from stdnum.se import orgnr as _orgnr
 from stdnum.se import personnummer as _pnr
+from stdnum.sg import uen as _uen
 from stdnum.tr import tckimlik as _tckimlik
 from stdnum.us import ein as _ein
 from stdnum.us import itin as _itin
@@ -270,19 +271,35 @@ def is_au_medicare(c: str) -> bool:
 
 
 _NRIC_WEIGHTS = (2, 7, 6, 5, 4, 3, 2)
-_NRIC_LETTERS = {"S": "JZIHGFEDCBA", "T": "JZIHGFEDCBA", "F": "XWUTRQPNMLK", "G": "XWUTRQPNMLK"}
+# Per prefix: the check letters indexed by the weighted sum mod 11, and what is added to the
+# sum first. The M series (FINs issued since 2022) adds 3 and has its own table, which differs
+# from the F/G one at remainder 8 only (J, not M): the rule of FormSG's validator
+# (``isMFinSeriesValid`` in ``shared/utils/nric-validation.ts``), letter "KLJNPQRTUWX"[P - 1]
+# for P = 11 - (sum mod 11), written here as a table indexed by the remainder.
+_NRIC_LETTERS = {
+    "S": ("JZIHGFEDCBA", 0),
+    "T": ("JZIHGFEDCBA", 4),
+    "F": ("XWUTRQPNMLK", 0),
+    "G": ("XWUTRQPNMLK", 4),
+    "M": ("XWUTRQPNJLK", 3),
+}
 
 
 def is_sg_nric(c: str) -> bool:
-    """Singapore NRIC (S, T) or FIN (F, G): a prefix letter, seven digits and a check letter
-    (weights 2, 7, 6, 5, 4, 3, 2, plus 4 for T and G, mod 11). FINs of the M series (issued
-    since 2022) use another table and are not recognised."""
-    letters = _NRIC_LETTERS.get(c[:1])
-    if letters is None or len(c) != 9 or not c[1:8].isdigit():
+    """Singapore NRIC (S, T) or FIN (F, G, and M since 2022): a prefix letter, seven digits and
+    a check letter (weights 2, 7, 6, 5, 4, 3, 2, plus 4 for T and G, 3 for M, mod 11)."""
+    table = _NRIC_LETTERS.get(c[:1])
+    if table is None or len(c) != 9 or not c[1:8].isdigit():
         return False
+    letters, offset = table
     total = sum(int(d) * w for d, w in zip(c[1:8], _NRIC_WEIGHTS, strict=True))
-    total += 4 if c[0] in "TG" else 0
-    return letters[total % 11] == c[8]
+    return letters[(total + offset) % 11] == c[8]
+
+
+def is_gb_utr(c: str) -> bool:
+    """UK Unique Taxpayer Reference (python-stdnum: ten digits, the first a check digit), also
+    with the "K" that follows it in a Self Assessment payment reference (``1955839661K``)."""
+    return _ok(_utr, c[:-1] if c[-1:] == "K" else c)
 
 
 def is_de_health_insurance(c: str) -> bool:
@@ -318,7 +335,7 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
     t.US_ABA_ROUTING: lambda c: _ok(_rtn, c),
     t.US_EIN: lambda c: _ok(_ein, c),
     t.GB_NHS: lambda c: _ok(_nhs, c),
-    t.GB_UTR: lambda c: _ok(_utr, c),
+    t.GB_UTR: is_gb_utr,
     t.DE_TAX_NUMBER: lambda c: _ok(_stnr, c),
     t.DE_VAT_ID: lambda c: _ok(_de_vat, c),
     t.DE_HEALTH_INSURANCE: is_de_health_insurance,
@@ -337,6 +354,7 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
     t.ES_CIF: lambda c: _ok(_cif, c),
     t.SE_ORGNR: lambda c: _ok(_orgnr, c),
     t.SG_NRIC: is_sg_nric,
+    t.SG_UEN: lambda c: _ok(_uen, c),
     t.ZA_ID: lambda c: _ok(_za_idnr, c),
     t.TR_TC_KIMLIK: lambda c: _ok(_tckimlik, c),
 }
