@@ -47,10 +47,14 @@ def _extensions() -> list[object]:
             file=sys.stderr,
         )
         return []
-    # phonenumbers and python-stdnum are not in the build environment: their types are Any
-    # here, which changes nothing in the code compiled (their calls stay Python calls).
+    # The build environment has none of the package's dependencies: what they define is Any
+    # here, which changes nothing in the code compiled (calls into them stay Python calls).
+    # Modules that are imported but not compiled (the package's __init__ and what it imports)
+    # are read for their types without being checked: `mypy` checks them where they run.
     extensions = mypycify(
-        ["--ignore-missing-imports", *COMPILED], opt_level="3", group_name="scrapy_proxystack_pii"
+        ["--ignore-missing-imports", "--follow-imports=silent", *COMPILED],
+        opt_level="3",
+        group_name="scrapy_proxystack_pii",
     )
     for ext in extensions:
         ext.optional = True  # no compiler: warn and install the pure-Python engine
