@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.test import get_crawler
 
+from scrapy_proxystack.pii import COMPILED
 from scrapy_proxystack.pipelines.pii import PiiMaskingPipeline
 from tests.crawl import run_crawl
 
@@ -58,6 +60,14 @@ class ScrapyItem(scrapy.Item):
 def test_disabled_by_default() -> None:
     with pytest.raises(NotConfigured):
         PiiMaskingPipeline.from_crawler(get_crawler())
+
+
+def test_the_start_says_which_build_of_the_engine_masks(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="scrapy_proxystack.pipelines.pii"):
+        pipe = make({"PROXYSTACK_PII_TYPES": ["email", "phone"]})
+    build = "compiled" if COMPILED else "plain Python"
+    assert f"PII masking is on: 2 types, {build} engine" in caplog.text
+    assert pipe.masker.types == {"email", "phone"}
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available
 
 from scrapy_proxystack.config import ConfigError
-from scrapy_proxystack.pii import PiiMasker
+from scrapy_proxystack.pii import COMPILED, PiiMasker
 from scrapy_proxystack.pii import types as t
 from scrapy_proxystack.pii.workers import MaskingPool
 from scrapy_proxystack.runtime import config_errors_logged
@@ -101,6 +101,10 @@ class PiiMaskingPipeline:
             if (op := self.masker.operator_for(name)) in (t.REMOVE_FIELD, t.DROP_ITEM)
         }
         self._logged_drops: set[str] = set()
+        logger.info(
+            "PII masking is on: %(types)d types, %(build)s engine",
+            {"types": len(self.masker.types), "build": "compiled" if COMPILED else "plain Python"},
+        )
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PiiMaskingPipeline:
