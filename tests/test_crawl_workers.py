@@ -64,8 +64,14 @@ def three_workers(
         )
         for k in range(3)
     ]
-    if during is not None:
-        during()
+    try:
+        if during is not None:
+            during()
+    except BaseException:
+        for crawl in crawls:  # none is left waiting behind a failed test
+            crawl.proc.kill()
+            crawl.proc.communicate()
+        raise
     return [finish_crawl(c) for c in crawls]
 
 
@@ -133,24 +139,32 @@ def assert_rate_holds(times: list[float], *, outage: bool = False, why: str = ""
 
 def wait_until_sharing(state: RedisServer, workers: int, seconds: float = 60.0) -> None:
     """Wait until ``workers`` workers joined the shared state and each counted them all: it
-    renewed its lease (which reads the set of workers) since the last one joined."""
+    renewed its lease (which reads the set of workers) since the last one joined.
+
+    A lease's end (Redis's clock plus the key's TTL) only moves when it is renewed, by a
+    mirror interval (0.2 s here) each time.
+    """
     client = state.client()
     try:
         deadline = time.monotonic() + seconds
-        leases: dict[bytes, int] = {}
+        ends: dict[bytes, int] = {}
         renewed: set[bytes] = set()
         while time.monotonic() < deadline:
             key = next(iter(client.scan_iter(match="*:workers")), None)
-            members = client.smembers(key) if key is not None else set()
+            members = sorted(client.smembers(key)) if key is not None else []
             if key is not None and len(members) >= workers:
                 prefix = key[: -len(b"workers")]
+                pipe = client.pipeline(transaction=True)
+                pipe.time()
                 for member in members:
-                    ttl = client.pttl(prefix + b"inflight|" + member)
-                    if member not in leases:
-                        leases[member] = ttl
-                    elif ttl > leases[member]:  # a lease only runs down until renewed
+                    pipe.pttl(prefix + b"inflight|" + member)
+                (seconds_now, micros), *ttls = pipe.execute()
+                now_ms = seconds_now * 1000 + micros // 1000
+                for member, ttl in zip(members, ttls, strict=True):
+                    end = now_ms + ttl
+                    if ends.setdefault(member, end) + 50 < end:
                         renewed.add(member)
-                if renewed >= members:
+                if renewed >= set(members):
                     return
             time.sleep(0.02)
     finally:
