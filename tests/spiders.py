@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import scrapy
+from scrapy.utils.asyncio import sleep
 
 from scrapy_proxystack.routing import route_of
 
@@ -19,7 +21,8 @@ class WorldSpider(scrapy.Spider):
     """Fetches the start URLs (and follows in-site links when ``follow`` is set).
 
     Every answer becomes an item, and every failure reaching the errback becomes an item with
-    ``error`` set, so tests can account for each request.
+    ``error`` set, so tests can account for each request. With ``start_when`` (a path), the
+    start requests wait until that file exists (several workers started together).
     """
 
     name = "world"
@@ -29,14 +32,19 @@ class WorldSpider(scrapy.Spider):
         urls: list[Any] | None = None,
         follow: bool = False,
         dont_filter: bool = True,
+        start_when: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.urls = urls or []
         self.follow = follow
         self.dont_filter = dont_filter
+        self.start_when = start_when
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
+        if self.start_when is not None:
+            while not Path(self.start_when).exists():
+                await sleep(0.05)
         for spec in self.urls:
             if isinstance(spec, str):
                 spec = {"url": spec}

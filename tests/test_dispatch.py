@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import heapq
+import itertools
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from scrapy import Request
@@ -13,8 +16,12 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy_proxystack.downloadhandlers.dispatch import SendGate
 from scrapy_proxystack.exceptions import ExitNotReady
 from scrapy_proxystack.routing import route_of
+from scrapy_proxystack.state import StateLost
 from scrapy_proxystack.throttle import SiteThrottle
 from tests.test_routing import make
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
 
 
 class FakeTime:
@@ -153,3 +160,149 @@ def test_a_request_the_suite_did_not_route_only_takes_the_budget() -> None:
     asyncio.run(send.before_send(request))
     assert stats.values["proxystack/throttle/waits"] == 1
     assert "proxystack/requests/locale/fr" not in stats.values
+
+
+class VirtualTime:
+    """A monotonic clock for several concurrent requests: it moves only when every task
+    sleeps, to the earliest wake-up."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def sleep(self, seconds: float) -> None:
+        wake = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.clock.t + seconds, next(self._order), wake))
+        await wake
+
+    async def run(self, *coros: Coroutine[Any, Any, None]) -> None:
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        while not all(t.done() for t in tasks):
+            for _ in range(100):  # every task runs until it sleeps
+                await asyncio.sleep(0)
+            if all(t.done() for t in tasks):
+                break
+            assert self._sleepers, "the tasks wait for each other"
+            t, _, wake = heapq.heappop(self._sleepers)
+            self.clock.t = max(self.clock.t, t)
+            wake.set_result(None)
+        for task in tasks:
+            task.result()
+
+
+class SharedSchedule:
+    """What the shared state keeps of a site's schedule (the reserve script of
+    scrapy_proxystack/state/redis_state.py, on the workers' one clock)."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self.tat: dict[str, float] = {}
+
+
+class FakeShared:
+    """One worker's side of a :class:`SharedSchedule` (a SharedState without Redis)."""
+
+    def __init__(
+        self, schedule: SharedSchedule, workers: int, lookahead: float, rank: int = 0
+    ) -> None:
+        self.schedule = schedule
+        self.healthy = True
+        self.workers = workers
+        self.rank = rank
+        self.share = 1
+        self.lookahead = lookahead
+        self.lost_at = 0.0
+        self.listener = None
+        self.booked_at: list[float] = []
+
+    async def reserve(
+        self,
+        domain: str,
+        exit_id: str | None,
+        interval: float,
+        tolerance: float,
+        delay: float,
+        floor: float = 0.0,
+    ) -> tuple[float, float, float]:
+        if not self.healthy:
+            raise StateLost("gone")
+        now = self.schedule.clock()
+        self.booked_at.append(now)
+        tat = max(self.schedule.tat.get(domain, 0.0), now + max(floor, 0.0))
+        self.schedule.tat[domain] = tat + interval
+        return 0.0, max(0.0, tat - tolerance - now), tat + interval - now
+
+    def lose(self) -> None:
+        self.healthy = False
+        self.lost_at = self.schedule.clock()
+
+    def rejoin(self) -> None:
+        self.healthy = True
+        self.share = self.workers  # for a while after a reconnection
+
+
+def worker_gates(
+    n: int, rate: float, lookahead: float
+) -> tuple[list[SendGate], list[FakeShared], SharedSchedule, VirtualTime]:
+    """``n`` workers' gates on one clock, sharing one site schedule."""
+    vt = VirtualTime(make()[3])
+    schedule = SharedSchedule(vt.clock)
+    gates, states = [], []
+    for rank in range(n):
+        state = FakeShared(schedule, n, lookahead, rank)
+        send = gate(domain_rate=rate, shared=state)[0]
+        send._clock = vt.clock
+        send._sleep = vt.sleep
+        gates.append(send)
+        states.append(state)
+    return gates, states, schedule, vt
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_losing_the_shared_state_and_finding_it_empty_keeps_the_site_rate(workers: int) -> None:
+    """Each worker has 8 requests at the site at once; the shared state goes away after 2
+    departures (when the workers' last views of the schedule differ most) and comes back
+    empty, to one worker at a time, after 6 more. The site sees at most ``workers`` schedules
+    1 / rate x workers apart at any time, not in phase: n departures span at least
+    (n - workers) intervals."""
+    interval = 0.125
+    gates, states, schedule, vt = worker_gates(workers, 1 / interval, lookahead=0.2)
+    pages = deque(f"http://site.fr/{k}" for k in range(30))
+    sent: list[float] = []
+
+    def departed() -> None:
+        sent.append(vt.clock.t)
+        if len(sent) == 2:
+            for state in states:
+                state.lose()
+        back = len(sent) - 8  # from the 8th departure on, a worker back every second one
+        if back >= 0 and back % 2 == 0 and back // 2 < workers:
+            if back == 0:
+                schedule.tat.clear()  # restarted empty
+            states[back // 2].rejoin()
+
+    async def slot(send: SendGate) -> None:
+        while pages:
+            await send.before_send(routed(send, pages.popleft()))
+            departed()
+
+    asyncio.run(vt.run(*(slot(send) for send in gates for _ in range(8))))
+    assert len(sent) == 30
+    assert all(state.healthy for state in states)  # they came back
+    for i, j in itertools.combinations(range(len(sent)), 2):
+        assert sent[j] - sent[i] >= (j - i - (workers - 1)) * interval - 1e-9, (i, j, sent)
+    # Here they lost it at the same time: their schedules, a slot apart by rank, interleave.
+    assert min(b - a for a, b in itertools.pairwise(sent)) >= interval - 1e-9, sent
+
+
+def test_a_worker_books_a_sites_next_slot_only_once_its_last_one_is_near() -> None:
+    (send,), (state,), _, vt = worker_gates(1, 8.0, lookahead=0.2)
+
+    async def request(k: int) -> None:
+        await send.before_send(routed(send, f"http://site.fr/{k}"))
+
+    asyncio.run(vt.run(*(request(k) for k in range(8))))
+    departures = [1000.0 + k * 0.125 for k in range(8)]
+    for booked, previous in zip(state.booked_at[1:], departures, strict=False):
+        assert booked >= previous - 0.2 - 1e-9

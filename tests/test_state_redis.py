@@ -190,10 +190,12 @@ def test_losing_redis_mid_crawl_falls_back_and_resyncs(server: RedisServer) -> N
         b, pool_b, _ = worker(server.url, timeout=0.1)
         await a.start()
         await b.start()
+        before = time.monotonic()
         server.stop()
         with pytest.raises(StateLost):
             await a.reserve("shop.fr", E1, 0.1, 0.0, 0.0)
         assert not a.healthy
+        assert before <= a.lost_at <= time.monotonic()
         assert stats_a.values["proxystack/redis/lost"] == 1
         with pytest.raises(StateLost):  # no new attempt on every request while it is away
             await a.reserve("shop.fr", E1, 0.1, 0.0, 0.0)
@@ -209,6 +211,46 @@ def test_losing_redis_mid_crawl_falls_back_and_resyncs(server: RedisServer) -> N
             client.close()
         await a.close()
         await b.close()
+
+    run(main)
+
+
+def test_a_worker_knows_the_others_before_its_first_booking(server: RedisServer) -> None:
+    async def main() -> None:
+        # Mirror exchanges far apart: what a worker knows, it learned when it joined.
+        a, b, c = (worker(server.url, mirror_interval=30.0)[0] for _ in range(3))
+        for w in (a, b, c):
+            await w.start()
+        assert (a.workers, b.workers, c.workers) == (1, 2, 3)
+        for w in (a, b, c):
+            await w.close()
+
+    run(main)
+
+
+def test_a_redis_restarted_empty_does_not_make_the_others_forgotten(
+    server: RedisServer,
+) -> None:
+    async def main() -> None:
+        a, _, _ = worker(server.url, timeout=0.1)
+        others = [worker(server.url, timeout=0.1)[0] for _ in range(2)]
+        await a.start()
+        for w in others:
+            await w.start()
+        await until(lambda: a.workers == 3)
+        for w in others:  # still on their own state when Redis comes back: they do not rejoin
+            for task in w._tasks:
+                task.cancel()
+        server.stop()
+        with pytest.raises(StateLost):
+            await a.reserve("shop.fr", E1, 0.1, 0.0, 0.0)
+        server.start()  # empty: a is the only worker it knows
+        await until(lambda: a.healthy, seconds=10.0)
+        await asyncio.sleep(0.3)  # a few lease exchanges
+        assert a.workers == 3
+        assert a.share == 3  # each site's budget stays divided while the others may be away
+        for w in (a, *others):
+            await w.close()
 
     run(main)
 

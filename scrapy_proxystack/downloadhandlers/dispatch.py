@@ -25,6 +25,8 @@ exits, on first use otherwise).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -47,7 +49,7 @@ from scrapy_proxystack.state import StateLost
 from scrapy_proxystack.throttle import DomainRateLimiter, RateRule
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
@@ -106,6 +108,10 @@ class SendGate:
         self._alone = DomainRateLimiter()
         #: site -> end of its schedule booked in the shared state, as last seen (local clock).
         self._shared_until: dict[str, float] = {}
+        #: site -> when this worker's last slot booked there leaves (local clock).
+        self._departs: dict[str, float] = {}
+        #: site -> its bookings in the shared state, one at a time (see _shared_budget).
+        self._turns: dict[str, _Turn] = {}
         self.pool = pool
         self.throttle = throttle
         self.stats = stats
@@ -126,6 +132,7 @@ class SendGate:
             pool.expire()
             now = self._clock()
             self._shared_until = {d: t for d, t in self._shared_until.items() if t > now}
+            self._departs = {d: t for d, t in self._departs.items() if t > now}
             self._alone.expire(now)
         exit_id = router.exit_of(request)
         if exit_id is None and not router.is_pending(request):
@@ -175,14 +182,14 @@ class SendGate:
         if shared is not None:
             rule = limiter.rule_for(domain)
             delay = self.throttle.exit_delay_for(exit_id, domain) if exit_id is not None else 0.0
-            if rule is not None or delay > 0:
-                if shared.healthy:
-                    waited = await self._shared_budget(request, domain, exit_id, rule, delay)
-                    if waited is not None:
-                        return await self._confirm(request, domain, limiter) or waited
-                self.stats.inc("redis", "local_budget")
-            if shared.workers > 1:
-                limiter = self._divided(limiter, domain, shared.workers)
+            if rule is None and delay <= 0:
+                return False  # nothing to book, here or there
+            if shared.healthy:
+                waited = await self._shared_budget(request, domain, exit_id, rule, delay)
+                if waited is not None:
+                    return await self._confirm(request, domain, limiter) or waited
+            self.stats.inc("redis", "local_budget")
+            limiter = self._divided(domain, rule, shared)
         waited = await self._booked(request, domain, limiter.reserve(domain, self._clock()))
         return await self._confirm(request, domain, limiter) or waited
 
@@ -195,31 +202,60 @@ class SendGate:
         delay: float,
     ) -> bool | None:
         """The site's budget over all workers: one booking (one round trip), waited for here.
-        None when the shared state is lost."""
+        None when the shared state is lost.
+
+        This worker books a site's slots one at a time, each only once its previous one
+        leaves within the state's ``lookahead``: the shared schedule then never holds more
+        than one slot per worker leaving later than that, which bounds what a worker that
+        loses the shared state must leave to the others (see :meth:`_divided`).
+        """
         shared = self.shared
         assert shared is not None
-        share = shared.share
-        now = self._clock()
+        async with self._turn(domain):
+            early = self._departs.get(domain, 0.0) - shared.lookahead - self._clock()
+            if early > 0:
+                await self._wait(request, early)
+                if not shared.healthy:
+                    return None
+            share = shared.share
+            now = self._clock()
+            try:
+                busy, wait, ahead = await shared.reserve(
+                    domain,
+                    exit_id,
+                    rule.interval * share if rule is not None else 0.0,
+                    rule.tolerance if rule is not None and share == 1 else 0.0,
+                    delay,
+                    # Slots booked here alone while the shared state was lost, and the
+                    # schedule last seen there (a Redis restarted empty forgot it), still hold.
+                    max(self._alone.booked_until(domain), self._shared_until.get(domain, 0.0))
+                    - now,
+                )
+            except StateLost:
+                return None
+            if busy > 0 and exit_id is not None:
+                self.pool.pace(exit_id, domain, busy)
+                self.stats.inc("redis", "pair_busy")
+                return True
+            if ahead > 0:
+                self._shared_until[domain] = now + ahead
+            self._departs[domain] = now + wait
+        return await self._booked(request, domain, wait, waited=max(early, 0.0))
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, domain: str) -> AsyncIterator[None]:
+        """One booking of ``domain`` at a time in this worker, in the order they came."""
+        turn = self._turns.get(domain)
+        if turn is None:
+            turn = self._turns[domain] = _Turn()
+        turn.users += 1
         try:
-            busy, wait, ahead = await shared.reserve(
-                domain,
-                exit_id,
-                rule.interval * share if rule is not None else 0.0,
-                rule.tolerance if rule is not None and share == 1 else 0.0,
-                delay,
-                # Slots booked here alone while the shared state was lost, and the schedule
-                # last seen there (a Redis restarted empty forgot it), still hold.
-                max(self._alone.booked_until(domain), self._shared_until.get(domain, 0.0)) - now,
-            )
-        except StateLost:
-            return None
-        if busy > 0 and exit_id is not None:
-            self.pool.pace(exit_id, domain, busy)
-            self.stats.inc("redis", "pair_busy")
-            return True
-        if ahead > 0:
-            self._shared_until[domain] = now + ahead
-        return await self._booked(request, domain, wait)
+            async with turn.lock:
+                yield
+        finally:
+            turn.users -= 1
+            if turn.users == 0:
+                del self._turns[domain]
 
     async def _confirm(self, request: Request, domain: str, limiter: DomainRateLimiter) -> bool:
         """Wait until this departure keeps its distance from the previous real one."""
@@ -229,31 +265,41 @@ class SendGate:
             await self._wait(request, extra)
         return waited
 
-    async def _booked(self, request: Request, domain: str, wait: float) -> bool:
-        if wait <= 0:
+    async def _booked(
+        self, request: Request, domain: str, wait: float, waited: float = 0.0
+    ) -> bool:
+        """Wait ``wait`` seconds for a booked slot; ``waited``: seconds already waited for the
+        turn to book it (reported with it as one wait)."""
+        total = wait + waited
+        if total <= 0:
             return False
         self.stats.inc("throttle", "waits")
-        self.stats.max("throttle", "max_wait_ms", value=int(wait * 1000))
-        self._on_wait(self.router.locale_of(request), domain, wait, "site_rate")
-        await self._wait(request, wait)
+        self.stats.max("throttle", "max_wait_ms", value=int(total * 1000))
+        self._on_wait(self.router.locale_of(request), domain, total, "site_rate")
+        if wait > 0:
+            await self._wait(request, wait)
         return True
 
-    def _divided(self, limiter: DomainRateLimiter, domain: str, workers: int) -> DomainRateLimiter:
-        """The site's budget shared out among ``workers`` while they cannot agree on it."""
-        rule = limiter.rule_for(domain)
+    def _divided(
+        self, domain: str, rule: RateRule | None, shared: SharedState
+    ) -> DomainRateLimiter:
+        """The site's budget while the workers cannot agree on it: this worker's share, after
+        every slot the shared schedule may still hold."""
         alone = self._alone
-        if rule is not None:
-            alone.set_rule(
-                domain,
-                RateRule(rate=None, burst=1, min_interval=rule.interval * workers),
-            )
-        else:
+        if rule is None:
             alone.set_rule(domain, RateRule(rate=None))
-        # The slots the workers booked together still hold: book after them, and after one
-        # more per other worker (they may have booked since this one last looked).
-        shared_until = self._shared_until.get(domain, 0.0)
-        if shared_until > 0.0 and rule is not None:
-            alone.book_until(domain, shared_until + (workers - 1) * rule.interval)
+            return alone
+        workers = shared.workers
+        alone.set_rule(domain, RateRule(rate=None, burst=1, min_interval=rule.interval * workers))
+        # When the shared state went away, at most one slot per worker left later than the
+        # lookahead (each books its next slot only once its previous one leaves within it),
+        # so the site's schedule ends at most (workers + 1) slots after lookahead + tolerance
+        # (slots of `share` intervals after a reconnection): this worker's own schedule
+        # starts after that, a slot per rank later than the others' so that they interleave.
+        interval = rule.interval * shared.share
+        horizon = shared.lookahead + rule.tolerance + (workers + 1) * interval
+        start = shared.lost_at + horizon + shared.rank * rule.interval
+        alone.book_until(domain, max(self._shared_until.get(domain, 0.0), start))
         return alone
 
     async def _wait(self, request: Request, seconds: float) -> None:
@@ -274,6 +320,16 @@ class SendGate:
                     raise ExitNotReady(held)  # back to the parking lot, so JOBDIR keeps it
                 self.router.release_held(request)
                 raise IgnoreRequest("crawl closing while the request waited for its turn")
+
+
+class _Turn:
+    """A site's booking turn: the lock and how many requests hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class _DispatchHandler:

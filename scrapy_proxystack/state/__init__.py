@@ -43,9 +43,24 @@ class SharedState(Protocol):
         shared state is lost)."""
 
     @property
+    def rank(self) -> int:
+        """This worker's place among the workers seen (0-based): while the shared state is
+        lost, their schedules of a site start that many slots apart, so they interleave."""
+
+    @property
     def share(self) -> int:
         """By how much to divide a site's budget booked in the shared state now (more than 1
         for a while after a reconnection, when other workers may still be on their own)."""
+
+    @property
+    def lookahead(self) -> float:
+        """How far ahead a worker books a site's slots: the next one only once its previous
+        one leaves within this many seconds (the download handler waits for that), so the
+        shared schedule never holds more than one slot per worker leaving later than that."""
+
+    @property
+    def lost_at(self) -> float:
+        """When this worker last found the shared state gone (monotonic; 0.0: never)."""
 
     @property
     def listener(self) -> PoolListener:

@@ -138,11 +138,14 @@ class RedisState:
         self._healthy = False
         self._closed = False
         self._workers = 1
+        self._rank = 0
         self._backoff = 0.5
         self._retry_at = 0.0
         #: After a reconnection, until this time (monotonic) the site budgets stay divided:
         #: other workers may still be on their own state.
         self._divide_until = 0.0
+        #: When this worker last found Redis gone (monotonic; 0.0: never).
+        self._lost_at = 0.0
         #: What this worker learned while Redis was away: (kind, args, monotonic deadline).
         self._pending: deque[tuple[str, tuple[Any, ...], float]] = deque(maxlen=_MAX_PENDING)
 
@@ -160,10 +163,23 @@ class RedisState:
         return self._workers
 
     @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
     def share(self) -> int:
         """By how much to divide a site's budget booked here: 1, or the workers seen for a
         while after a reconnection (the others may not have reconnected yet)."""
         return self._workers if self.clock() < self._divide_until else 1
+
+    @property
+    def lookahead(self) -> float:
+        """A booking answered within the timeout is never late when made this long ahead."""
+        return self.timeout
+
+    @property
+    def lost_at(self) -> float:
+        return self._lost_at
 
     @property
     def listener(self) -> PoolListener:
@@ -334,16 +350,24 @@ class RedisState:
     async def _connect(self) -> bool:
         client = self._client
         assert client is not None
+        was_lost = self._retry_at > 0.0
         try:
+            if was_lost:
+                # Idle connections to a Redis that went away are dead (a restarted one closes
+                # them on the first command): without this the first attempt always fails.
+                await client.connection_pool.disconnect(inuse_connections=False)
             await asyncio.wait_for(client.ping(), timeout=self.timeout * 4)
             await asyncio.wait_for(self._sync(), timeout=max(5.0, self.timeout * 20))
+            if was_lost:
+                # The others retry on back-offs like this one's: give them two of its steps.
+                self._divide_until = self.clock() + max(self.lease, 2 * self._backoff)
+            # Join before the first booking: a worker that loses Redis divides each site's
+            # budget by the workers it has seen, so it must have seen them (the mirror's first
+            # exchange comes a mirror interval later, and Redis may be gone by then).
+            await asyncio.wait_for(self._exchange_in_flight(), timeout=self.timeout * 4)
         except _ERRORS as exc:
             self._lost(exc)
             return False
-        was_lost = self._retry_at > 0.0
-        if was_lost:
-            # The others retry on back-offs like this one's: give them two of its steps.
-            self._divide_until = self.clock() + max(self.lease, 2 * self._backoff)
         self._healthy = True
         self._backoff = 0.5
         self._retry_at = 0.0
@@ -361,6 +385,7 @@ class RedisState:
     def _lost(self, exc: BaseException) -> None:
         now = self.clock()
         if self._healthy or self._retry_at == 0.0:
+            self._lost_at = now
             self.stats.inc("redis", "lost")
             logger.warning(
                 "Redis at %(url)s does not answer (%(error)s): this worker goes on with its "
@@ -439,7 +464,13 @@ class RedisState:
                     totals[key] = totals.get(key, 0) + int(n)
         if gone:
             await client.srem(workers_key, *gone)
-        self._workers = 1 + len(others) - len(gone)
+        seen = 1 + len(others) - len(gone)
+        if self.clock() < self._divide_until:
+            # A Redis restarted empty knows only the workers that came back already; the
+            # others may still be on their own state, each with its share of the budgets.
+            seen = max(seen, self._workers)
+        self._workers = seen
+        self._rank = sum(1 for w in others if w < self.worker and w not in gone)
         self.pool.set_remote_in_flight(totals)
         self.stats.set("redis", "workers", value=self._workers)
 
