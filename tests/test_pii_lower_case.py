@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stdnum import numdb
 
 from scrapy_proxystack.pii import PiiMasker
 from scrapy_proxystack.pii import identifiers as ids
@@ -143,6 +144,7 @@ PROSE = [
     "iban: see the invoice. nric: ask at the desk. vat 19% included, uen pending.",
     "We flew a320neo and b737max; seat 12c, gate b12, flight lh1234, room 1204a.",
     "x9613851 and de13669597 and rssmra85t10a562 are cut short",
+    "iban: zz89 3704 0044 0532 0130 00 is no country's",
     "session=s1234567d8 token=de136695976abc id=abc27aapfu0939f1zv",
 ]
 
@@ -193,6 +195,13 @@ def test_upper_case_rules_are_unchanged() -> None:
     # the lower-case forms the engine already read without a label
     assert MASKER.mask("12345678z x9613851n") == "[ES_DNI] [ES_NIE]"
     assert MASKER.mask("nino hh 01 02 03 d") == "nino [GB_NINO]"
+
+
+def test_iban_countries_are_the_registry() -> None:
+    registry = numdb.get("iban")
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    countries = {a + b for a in letters for b in letters if registry.info(a + b)[0][1]}
+    assert countries == ids.IBAN_COUNTRIES
 
 
 def test_every_cased_rule_has_a_label() -> None:

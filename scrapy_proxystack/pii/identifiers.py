@@ -389,6 +389,29 @@ def _any_case(shape: re.Pattern[str]) -> re.Pattern[str]:
     return re.compile(shape.pattern, re.ASCII | re.IGNORECASE)
 
 
+#: The countries of the IBAN registry (python-stdnum's; a test compares the two).
+IBAN_COUNTRIES = frozenset(
+    " ".join(
+        (
+            "AD AE AL AT AZ BA BE BG BH BI BR BY CH CR CY CZ DE DJ DK DO EE EG ES FI FK FO FR",
+            "GB GE GI GL GR GT HN HR HU IE IL IQ IS IT JO KW KZ LB LC LI LT LU LV LY MC MD ME",
+            "MK MN MR MT MU NI NL NO OM PK PL PS PT QA RO RS RU SA SC SD SE SI SK SM SO ST SV",
+            "TL TN TR UA VA VG XK YE",
+        )
+    ).split(" ")
+)
+
+
+def _country_led(shape: re.Pattern[str]) -> re.Pattern[str]:
+    """``shape`` in any case, starting with the code of an IBAN country: in lower case, two
+    letters and two digits also start many a UUID or hash (ba873091-a075-...)."""
+    first: dict[str, str] = {}
+    for cc in sorted(IBAN_COUNTRIES):
+        first[cc[0]] = first.get(cc[0], "") + cc[1]
+    countries = "|".join(f"{a}[{rest}]" for a, rest in first.items())
+    return re.compile(f"(?=(?:{countries})){shape.pattern}", re.ASCII | re.IGNORECASE)
+
+
 def _label(pii_type: str, context: Keywords | None) -> Keywords:
     """The words that label a value in lower or mixed case: the type's context words (or its
     ``STRONG_LABELS``) and its acronyms in any case, as whole words: "nric: s1234567d",
@@ -404,7 +427,7 @@ def _label(pii_type: str, context: Keywords | None) -> Keywords:
 #: Spanish NIE is left out: its rule reads every case already (x9613851n), and so does the
 #: NINO's with spaces (hh 01 02 03 d, after a NINO word); glued (hh010203d) it is here.
 CASED_LETTER_RULES: tuple[LetterRule, ...] = (
-    LetterRule(t.IBAN, _any_case(IBAN), 2, _label(t.IBAN, None)),
+    LetterRule(t.IBAN, _country_led(IBAN), 2, _label(t.IBAN, None)),
     LetterRule(t.GB_NINO, NINO, 2, NINO_CONTEXT),
     LetterRule(t.IT_FISCAL_CODE, _any_case(FISCAL_CODE), 6, _label(t.IT_FISCAL_CODE, None)),
     *(
