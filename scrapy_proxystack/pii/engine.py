@@ -40,7 +40,7 @@ import re
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from scrapy_proxystack.pii import _patterns as p
 from scrapy_proxystack.pii import identifiers as ids
@@ -119,6 +119,9 @@ _MIN_CASED_SEPARATED = 7
 
 #: The one-pass scan (see ``_patterns.scan_passing``), stopping at lower-case identifiers.
 _SCAN_PASSING = p.scan_passing(ids.CASED_STOPS)
+# Whether a lower-case letter-led identifier can start before the digit at ``pos - 1`` (Final:
+# read as a C global by the compiled engine, on its hottest paths).
+_CASED_AT: Final = ids.CASED_AT.match
 
 
 class MaskResult(NamedTuple):
@@ -359,7 +362,6 @@ class PiiMasker:
         want_address = self._want_address
         n = len(text)
         finditer = _SCAN_PASSING.finditer
-        cased_at = ids.CASED_AT.match
         # The matches are read in order while scanning resumes where the last one ended; after
         # a value that ends elsewhere (a phone number followed by a year, an e-mail), from
         # there. A match runs over the candidates that need no look (see _SCAN_PASSING) and
@@ -414,7 +416,7 @@ class PiiMasker:
                     if (
                         self._cased_letter
                         and text[s - 1] in _LOWER
-                        and cased_at(text, s + 1) is not None
+                        and _CASED_AT(text, s + 1) is not None
                     ):
                         span, end = self._cased_letter_led(text, s, out[-1].end if out else 0)
                         if span is not None:
@@ -463,7 +465,7 @@ class PiiMasker:
                 if resume > e:
                     return (), resume  # an IBAN-shaped run that failed its checksum
                 # De89 3704 ..., RSSMRA85t10a562s
-                if self._cased_letter and ids.CASED_AT.match(text, s + 1) is not None:
+                if self._cased_letter and _CASED_AT(text, s + 1) is not None:
                     span, end = self._cased_letter_led(text, s, floor)
                     if span is not None:
                         return (span,), end
@@ -474,13 +476,13 @@ class PiiMasker:
         elif prev in _ASCII_ALNUM or prev == "]":
             return (), e  # glued to a word, or to a placeholder (idempotence)
         elif (
-            prev in "- "
+            e - s >= _MIN_CASED_SEPARATED
+            and prev in "- "
             and s >= 2
             and text[s - 2] in _LOWER
-            and e - s >= _MIN_CASED_SEPARATED
             and self._cased_letter
             and _short_word_before(text, s)
-            and ids.CASED_AT.match(text, s + 1) is not None
+            and _CASED_AT(text, s + 1) is not None
             and (found := self._cased_letter_led(text, s, floor))[0] is not None
         ):
             return (found[0],), found[1]  # de 136695976, b-0339803-9 after their labels
@@ -508,18 +510,19 @@ class PiiMasker:
         if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
             # A labelled identifier first: a Singapore business UEN (12345678A) is written as
             # a DNI is, and one that fails its own check is not a DNI either.
-            if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
-                span, labelled = self._trailing_letter_id(text, s, rules, floor)
-                if span is not None:
-                    return (span,), span.end
-                if labelled:
-                    return (), e
-            if nxt in _LETTERS and (rules := self._cased_trailing.get(e - s)):
-                span, labelled = self._trailing_letter_id(text, s, rules, floor, cased=True)
-                if span is not None:
-                    return (span,), span.end
-                if labelled:
-                    return (), e
+            if nxt in _LETTERS:
+                if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+                    span, labelled = self._trailing_letter_id(text, s, rules, floor)
+                    if span is not None:
+                        return (span,), span.end
+                    if labelled:
+                        return (), e
+                if rules := self._cased_trailing.get(e - s):
+                    span, labelled = self._trailing_letter_id(text, s, rules, floor, cased=True)
+                    if span is not None:
+                        return (span,), span.end
+                    if labelled:
+                        return (), e
             if nxt in _LETTERS and self._want_dni:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
@@ -544,14 +547,15 @@ class PiiMasker:
             span = street_address(text, s, e, prev, nxt)
             if span is not None:
                 return (span,), span.end
-        if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
-            span, _ = self._trailing_letter_id(text, s, rules, 0)
-            if span is not None:
-                return (span,), span.end  # 27AAPFU0939F1ZV
-        if nxt in _LETTERS and (rules := self._cased_trailing.get(e - s)):
-            span, _ = self._trailing_letter_id(text, s, rules, 0, cased=True)
-            if span is not None:
-                return (span,), span.end  # 27aapfu0939f1zv after its label
+        if nxt in _LETTERS:
+            if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+                span, _ = self._trailing_letter_id(text, s, rules, 0)
+                if span is not None:
+                    return (span,), span.end  # 27AAPFU0939F1ZV
+            if rules := self._cased_trailing.get(e - s):
+                span, _ = self._trailing_letter_id(text, s, rules, 0, cased=True)
+                if span is not None:
+                    return (span,), span.end  # 27aapfu0939f1zv after its label
         if nxt == ":" or nxt in _HEX_LETTERS:
             # An address group has at most four hex digits: its colon follows within four.
             if self._want_ip and (nxt == ":" or ":" in text[e : e + 4]):
