@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pii_corpus import Record, generate, prose_pages
 from bench.pii_ids import FORMS as ID_FORMS
+from bench.pii_ids import cased_forms, cased_sheet
 from bench.pii_ids import sheet as id_sheet
 from bench.pii_naive import naive_mask
 from scrapy_proxystack.pii import COMPILED, PiiMasker, phones, validators
@@ -227,11 +228,10 @@ def dense_pages(records: list[Record], seed: int, bytes_per_value: int) -> list[
     return out
 
 
-def identifier_records(seed: int, per_type: int) -> list[Record]:
-    """The identifier sheet of ``bench/pii_ids.py`` as records of a few lines each: every
-    national, tax and company identifier type, values that pass their check and look-alikes
-    that fail it (labelled as negatives of that type), each after a label of its country."""
-    rows = id_sheet(seed, per_type)
+def identifier_records(seed: int, rows: list[tuple[str, str, str, bool]]) -> list[Record]:
+    """The ``rows`` of an identifier sheet of ``bench/pii_ids.py`` as records of a few lines
+    each: values that pass their check and look-alikes that fail it (labelled as negatives of
+    their type), each after a label of its country."""
     random.Random(seed).shuffle(rows)
     out = []
     for i in range(0, len(rows), 8):
@@ -451,10 +451,16 @@ def main() -> None:
         results[name]["_dense_pages_hard_negatives_kept"] = pages_result["_hard_negatives_kept"]
 
     names = list(results)
-    sheet = identifier_records(args.seed + 6000, args.ids_per_type)
+    sheet = identifier_records(args.seed + 6000, id_sheet(args.seed + 6000, args.ids_per_type))
+    cased = identifier_records(args.seed + 7000, cased_sheet(args.seed + 7000, args.ids_per_type))
     engine = PiiMasker()
     id_scores = {
         name: per_type_scores(mask, sheet, engine.find if name == "proxystack" else None)
+        for name, mask, *_ in engines
+        if mask is not None
+    }
+    cased_scores = {
+        name: per_type_scores(mask, cased, engine.find if name == "proxystack" else None)
         for name, mask, *_ in engines
         if mask is not None
     }
@@ -507,6 +513,16 @@ def main() -> None:
             row += f"{r:>6.3f} {k:>6.3f} " + (f"{prec:>6.3f}" if n == "proxystack" else " " * 6)
         print(f"{kind:<22}{row}")
     print(
+        "the same in lower or mixed case (types written with letters, and the IBAN), after a "
+        "label in lower case half of the time"
+    )
+    for kind in cased_forms():
+        row = ""
+        for n in names:
+            r, k, prec = cased_scores[n].get(kind, (float("nan"),) * 3)
+            row += f"{r:>6.3f} {k:>6.3f} " + (f"{prec:>6.3f}" if n == "proxystack" else " " * 6)
+        print(f"{kind:<22}{row}")
+    print(
         f"MB/s: CPU time of one thread; best of {args.repeat} passes for proxystack (its "
         "validation and context caches emptied before each) and the naive regex, one pass "
         "for the others. "
@@ -539,6 +555,14 @@ def main() -> None:
                 for kind, (r, k, prec) in scores.items()
             }
             for name, scores in id_scores.items()
+        },
+        "identifiers_cased": {
+            name: {
+                kind: {"recall": round(r, 4), "hard_negatives_kept": round(k, 4)}
+                | ({"precision": round(prec, 4)} if name == "proxystack" else {})
+                for kind, (r, k, prec) in scores.items()
+            }
+            for name, scores in cased_scores.items()
         },
     }
     print(json.dumps(summary, sort_keys=True))

@@ -1,12 +1,14 @@
 # ruff: noqa: RUF001
 """Identifier values for the per-type figures of ``bench/pii.py``: for every national, tax and
 company identifier type, values that pass their check and look-alikes written the same way that
-fail it, each after a label in one of the country's languages.
+fail it, each after a label in one of the country's languages; and the same in lower or mixed
+case for the types written with letters (and the IBAN), as forms and chat have them.
 
 Values are drawn at random from the type's written form until they pass (or fail) the engine's
 own validator, which wraps python-stdnum wherever it has the type; deterministic by seed.
 
     python bench/pii_ids.py --seed 1 --per-type 3   # print a few
+    python bench/pii_ids.py --seed 1 --per-type 3 --cased
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 import string
 
 from scrapy_proxystack.pii import types as t
-from scrapy_proxystack.pii.validators import compact, is_national_id
+from scrapy_proxystack.pii.validators import compact, is_iban, is_national_id
 
 # type -> (written forms: d digit, L upper-case letter, A digit or upper-case letter, anything
 # else literal; labels before the value)
@@ -24,6 +26,7 @@ FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     t.US_SSN: (("ddd-dd-dddd",), ("SSN:", "Social Security number")),
     t.FR_NIR: (("1 dd dd dd ddd ddd dd", "2dddddddddddddd"), ("N° de sécurité sociale :",)),
     t.DE_TAX_ID: (("ddddddddddd", "dd ddd ddd ddd"), ("Steuer-ID:", "IdNr.")),
+    t.IT_FISCAL_CODE: (("LLLLLLddLddLdddL",), ("Codice fiscale:", "C.F.", "")),
     t.ES_DNI: (("ddddddddL", "dd.ddd.ddd-L"), ("DNI:",)),
     t.ES_NIE: (("XdddddddL", "YdddddddL"), ("NIE:",)),
     t.GB_NINO: (("LL dd dd dd L", "LLddddddL"), ("NI number:",)),
@@ -68,6 +71,13 @@ FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+#: The IBAN in lower or mixed case only (its upper-case form is in the labelled corpus of
+#: ``bench/pii_corpus.py``): German, British and Dutch account numbers, grouped or not.
+IBAN_FORMS: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("DEdd dddd dddd dddd dddd dd", "GBddLLLLdddddddddddddd", "NLdd LLLL dddd dddd dd"),
+    ("IBAN:", "Bankverbindung:", "Rekeningnummer:", "Account number"),
+)
+
 # Upper-case letters written as themselves in a form ("L" and "A" stand for any letter).
 _LITERAL_LETTERS = string.ascii_uppercase.replace("L", "").replace("A", "")
 
@@ -90,14 +100,27 @@ def _checked(pii_type: str, value: str) -> str:
     return value.replace(" ", "") if pii_type == t.FI_HETU else compact(value)
 
 
-def values(pii_type: str, rng: random.Random, *, valid: bool, tries: int = 200_000) -> str:
-    """One value of the type's written forms that passes (``valid``) or fails its check; a
-    failing one differs from a passing one in one character."""
-    forms, _ = FORMS[pii_type]
+def _passes(pii_type: str, value: str) -> bool:
+    if pii_type == t.IBAN:
+        return is_iban(compact(value))
+    return is_national_id(pii_type, _checked(pii_type, value))
+
+
+def values(
+    pii_type: str,
+    rng: random.Random,
+    *,
+    valid: bool,
+    tries: int = 200_000,
+    forms: tuple[str, ...] = (),
+) -> str:
+    """One value of the type's written forms (or of ``forms``) that passes (``valid``) or fails
+    its check; a failing one differs from a passing one in one character."""
+    forms = forms or FORMS[pii_type][0]
     for _ in range(tries):
         form = rng.choice(forms)
         value = _fill(rng, form)
-        if not is_national_id(pii_type, _checked(pii_type, value)):
+        if not _passes(pii_type, value):
             continue
         if valid:
             return value
@@ -112,7 +135,7 @@ def values(pii_type: str, rng: random.Random, *, valid: bool, tries: int = 200_0
             pool = string.digits if value[i].isdigit() else string.ascii_uppercase
             for ch in rng.sample(pool, len(pool)):
                 wrong = value[:i] + ch + value[i + 1 :]
-                if ch != value[i] and not is_national_id(pii_type, _checked(pii_type, wrong)):
+                if ch != value[i] and not _passes(pii_type, wrong):
                     return wrong
     raise RuntimeError(f"no {'valid' if valid else 'invalid'} {pii_type} drawn")
 
@@ -129,12 +152,53 @@ def sheet(seed: int, per_type: int) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
+def _recase(rng: random.Random, value: str) -> str:
+    """The value in lower case, or in a random mix of cases with at least one lower-case
+    letter."""
+    if rng.random() < 0.5:
+        return value.lower()
+    mixed = "".join(ch.lower() if rng.random() < 0.5 else ch for ch in value)
+    if mixed.isupper():
+        k = next(i for i, ch in enumerate(mixed) if ch.isalpha())
+        mixed = mixed[:k] + mixed[k].lower() + mixed[k + 1 :]
+    return mixed
+
+
+def cased_forms() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The types written with letters, each with its forms that hold one and its labels: the
+    letter-led and trailing-letter identifiers of ``FORMS``, and the IBAN."""
+    out = {t.IBAN: IBAN_FORMS}
+    for pii_type, (forms, labels) in FORMS.items():
+        lettered = tuple(f for f in forms if any(ch.isupper() for ch in f))
+        if lettered:
+            out[pii_type] = (lettered, tuple(label for label in labels if label))
+    return out
+
+
+def cased_sheet(seed: int, per_type: int) -> list[tuple[str, str, str, bool]]:
+    """``(type, label, value, valid)`` rows of the types written with letters, their values in
+    lower or mixed case (the check holds, or fails, on the value upper-cased) after a label,
+    itself in lower case half of the time: ``per_type`` values that pass and as many
+    look-alikes that fail."""
+    rng = random.Random(seed)
+    rows = []
+    for pii_type, (forms, labels) in cased_forms().items():
+        for i in range(2 * per_type):
+            valid = i % 2 == 0
+            label = rng.choice(labels)
+            label = label.lower() if rng.random() < 0.5 else label
+            value = _recase(rng, values(pii_type, rng, valid=valid, forms=forms))
+            rows.append((pii_type, label, value, valid))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--per-type", type=int, default=2)
+    parser.add_argument("--cased", action="store_true", help="lower and mixed case")
     args = parser.parse_args()
-    for row in sheet(args.seed, args.per_type):
+    for row in (cased_sheet if args.cased else sheet)(args.seed, args.per_type):
         print(*row, sep="\t")
 
 

@@ -124,6 +124,11 @@ GENERATORS: dict[str, Generator] = {
     "no_space_token": _token,
     "letters_digits": _repeat("AB12"),
     "hex_colons": _repeat("2a:"),
+    # lower-case identifier shapes (each stops the scan): bare, as runs, after a label
+    "lower_id_shapes": _repeat("s1234567d "),
+    "lower_iban_runs": _repeat("de89 3704 "),
+    "labelled_lower_ids": _repeat("nric: s1234567d "),
+    "labelled_lower_fails": _repeat("iban: de89 3704 0044 0532 0130 01 "),
     # the same valid value repeated, many distinct valid values
     "repeated_emails": _repeat("jane.roe@mailbox.org "),
     "repeated_phones": _repeat("+33 6 12 34 56 78 "),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import scrapy_proxystack
-from bench.pii_ids import sheet
+from bench.pii_ids import cased_sheet, sheet
 from scrapy_proxystack.pii import COMPILED, PiiMasker
 from scrapy_proxystack.pii import engine as installed_engine
 from scrapy_proxystack.pii._build import stale_extensions
@@ -79,7 +79,7 @@ LABELS = [
 ]
 WORDS = [
     *("the", "of", "order", "total", "page", "ref", "invoice", "reply", "views", "see"),
-    *("at", "dot", "in", "3px", "2nd", "v1.2", "INV-"),
+    *("at", "dot", "in", "3px", "2nd", "v1.2", "INV-", "h264", "de", "rssmra", "pan:", "nric s"),
 ]
 SEPARATORS = [" ", "-", ".", "/", ":", "", " "]
 
@@ -93,14 +93,15 @@ def _cluster(rng: random.Random) -> str:
     ]
     sep = rng.choice(SEPARATORS)
     out = sep.join(groups)
-    prefix = rng.choice(["", "", "", "+", "(", "00", "ES", "GB", "X", "bc1", "0x"])
-    suffix = rng.choice(["", "", "", "Z", "K", ")", "@x.org", "a", "A"])
+    prefix = rng.choice(["", "", "", "+", "(", "00", "ES", "GB", "X", "bc1", "0x", "de", "s"])
+    suffix = rng.choice(["", "", "", "Z", "K", ")", "@x.org", "a", "A", "k"])
     return prefix + out + suffix
 
 
 def _corpus(seed: int, count: int) -> list[str]:
     rng = random.Random(seed)
-    ids = [f"{label} {value}" for _, label, value, _ in sheet(seed, 3)]
+    rows = sheet(seed, 3) + cased_sheet(seed, 2)
+    ids = [f"{label} {value}" for _, label, value, _ in rows]
     texts = []
     for _ in range(count):
         parts = []

@@ -376,12 +376,13 @@ ADDRESS_BEFORE = re.compile(
 # Candidates the engine passes over whatever surrounds them, resuming right after them: a
 # character of _START that starts no candidate, a placeholder, a digit cluster glued to what is
 # before it (a digit, a lower-case letter up to w, _ or ]: a word, a longer number, a hash;
-# "bc1", a Bitcoin address, is left to the engine), and a short number in brackets that no
-# street follows ("(12 replies)", "(3x)", "(9%)": see PiiMasker._scan). Each consumes exactly
-# what its candidate does, and is atomic in SCAN_PASSING: at the end of the text, a glued
+# "bc1", a Bitcoin address, is left to the engine, and so is a token in the shape of a
+# letter-led identifier in lower case, see ``scan_passing``), and a short number in brackets
+# that no street follows ("(12 replies)", "(3x)", "(9%)": see PiiMasker._scan). Each consumes
+# exactly what its candidate does, and is atomic in the scan: at the end of the text, a glued
 # cluster cut short ("]68.8.8.8" of "]68.8.8.8 1::") would let its last group be read alone.
 _PASSED = (
-    r"(?<=[0-9a-w_\]][0-9])(?<!bc1)" + _NUM_REST + "|"
+    r"(?<=[0-9a-w_\]][0-9])(?<!bc1)(?!{stops})" + _NUM_REST + "|"
     r"(?<=\()\d{1,4}(?![\d()]|[ \u00a0\-./]\(?\d)"
     rf"(?!(?=[ ,a-zAB])(?=[\s\S]{{3}})(?u:{ADDRESS_AFTER.pattern}))"
     r"|(?<=\[)[A-Z][A-Z0-9_]{1,30}(?::[0-9a-f]{4,32})?\]"
@@ -389,15 +390,26 @@ _PASSED = (
     r"|(?<![0-9])(?!" + re.sub(r"\(\?P<\w+>", "(?:", _TAILS) + ")"
 )
 
-#: ``SCAN`` for the engine: a match runs over the candidates it passes over (and the text
-#: between them) and ends with the next candidate the engine reads, whose kind names its group
-#: (it starts one character before that group); or with the end of the text (group ``end``).
-#: The per-candidate work left to Python is then that of the candidates that need it: on dense
-#: pages half the candidates are glued to a word or a longer number.
-SCAN_PASSING = re.compile(
-    f"{_START}(?>(?>{_PASSED}){_NOT_START}*+{_START})*+(?:{_TAILS}|(?P<end>{_NOT_START}*+\\Z))",
-    re.ASCII,
-)
+
+def scan_passing(stops: str) -> re.Pattern[str]:
+    """``SCAN`` for the engine: a match runs over the candidates it passes over (and the text
+    between them) and ends with the next candidate the engine reads, whose kind names its group
+    (it starts one character before that group); or with the end of the text (group ``end``).
+    The per-candidate work left to Python is then that of the candidates that need it: on dense
+    pages half the candidates are glued to a word or a longer number.
+
+    ``stops`` is tried right after the first digit of a cluster glued to a word: where it
+    matches, the scan stops there all the same (a lower-case identifier, ``de136695976``, whose
+    digits are glued to its letters; see ``identifiers.CASED_STOPS``). It runs in the regex
+    engine, so the glued clusters of prose and code (``mp3``, ``h264``, hashes) still cost no
+    Python.
+    """
+    passed = _PASSED.replace("{stops}", stops)
+    return re.compile(
+        f"{_START}(?>(?>{passed}){_NOT_START}*+{_START})*+(?:{_TAILS}|(?P<end>{_NOT_START}*+\\Z))",
+        re.ASCII,
+    )
+
 
 # --- person names (optional, rule based) --------------------------------------------------------
 _NAME = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]{1,40}(?:\s[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'\-]{1,40}){1,2}"

@@ -2,11 +2,13 @@
 
 How a text is processed:
 
-1. ``SCAN_PASSING`` (one compiled pattern whose first element is a character class) visits
+1. ``_SCAN_PASSING`` (one compiled pattern whose first element is a character class) visits
    only the characters that can start PII: digits, ``@`` (also full-width), ``+``, brackets.
    Prose in between is skipped by the regex engine's C loop, and so are the candidates that
    need no look whatever surrounds them (a digit cluster glued to a word, "(12 replies)"): a
-   match runs over them and stops at the next candidate that needs Python.
+   match runs over them and stops at the next candidate that needs Python. A cluster glued to
+   a word stops it only where the token has the shape of a lower-case identifier
+   (``rssmra85t10a562s``), which is then read after its label (see ``identifiers``).
 2. Each such candidate is a *cluster*: a run of digit groups, an ``@`` or an obfuscated
    ``[at]``. Cheap tests on the cluster and its neighbours (a date? too short?) reject most of
    them before any validator runs; what its layout allows (cards, identifier shapes, phone
@@ -38,7 +40,7 @@ import re
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from scrapy_proxystack.pii import _patterns as p
 from scrapy_proxystack.pii import identifiers as ids
@@ -82,7 +84,8 @@ _DIGITS = frozenset("0123456789")
 _GROUP_SEPARATORS = frozenset(" \u00a0-./():")
 _IN_IPV6 = _DIGITS | frozenset("abcdefABCDEF:")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_LETTERS = _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_LETTERS = _UPPER | _LOWER
 # Letters right before a cluster (or before a space or dash before it) that can start an
 # identifier: upper case, and x, y, z for lower-case NIEs.
 _LETTER_LED_PREV = _UPPER | frozenset("xyz")
@@ -109,6 +112,16 @@ _LETTER_LED: tuple[tuple[str, re.Pattern[str], int, p.Keywords | None], ...] = (
 
 
 _MAX_LAYOUTS = 4096
+# A lower-case letter-led identifier with a separator after its letters (de 136695976,
+# b-0339803-9) has at least seven characters in its cluster, and one or two letters before the
+# separator (see _short_word_before).
+_MIN_CASED_SEPARATED = 7
+
+#: The one-pass scan (see ``_patterns.scan_passing``), stopping at lower-case identifiers.
+_SCAN_PASSING = p.scan_passing(ids.CASED_STOPS)
+# Whether a lower-case letter-led identifier can start before the digit at ``pos - 1`` (Final:
+# read as a C global by the compiled engine, on its hottest paths).
+_CASED_AT: Final = ids.CASED_AT.match
 
 
 class MaskResult(NamedTuple):
@@ -199,6 +212,14 @@ class PiiMasker:
                 for length in rule.clusters:
                     trailing.setdefault(length, []).append(rule)
         self._trailing_letter = {length: tuple(rules) for length, rules in trailing.items()}
+        # The same in lower or mixed case, after a label (see ``identifiers``).
+        self._cased_letter = tuple(r for r in ids.CASED_LETTER_RULES if r.type in self._types)
+        cased: dict[int, list[ids.TrailingRule]] = {}
+        for rule in ids.CASED_TRAILING_RULES:
+            if rule.type in self._types:
+                for length in rule.clusters:
+                    cased.setdefault(length, []).append(rule)
+        self._cased_trailing = {length: tuple(rules) for length, rules in cased.items()}
         self._want_address = t.STREET_ADDRESS in self._types
         self._want_ip = t.IP_ADDRESS in self._types
         self._want_dni = t.ES_DNI in self._types
@@ -340,10 +361,10 @@ class PiiMasker:
         want_email = t.EMAIL in self._types
         want_address = self._want_address
         n = len(text)
-        finditer = p.SCAN_PASSING.finditer
+        finditer = _SCAN_PASSING.finditer
         # The matches are read in order while scanning resumes where the last one ended; after
         # a value that ends elsewhere (a phone number followed by a year, an e-mail), from
-        # there. A match runs over the candidates that need no look (see SCAN_PASSING) and
+        # there. A match runs over the candidates that need no look (see _SCAN_PASSING) and
         # ends with one that does, which starts one character before its group.
         resume: int | None = 0
         while resume is not None:
@@ -390,6 +411,19 @@ class PiiMasker:
                             push(out, span)
                             resume = span.end
                             break
+                    # The scan stops at a glued cluster only in the shape of a lower-case
+                    # identifier (or when no candidate follows it).
+                    if (
+                        self._cased_letter
+                        and text[s - 1] in _LOWER
+                        and _CASED_AT(text, s + 1) is not None
+                    ):
+                        span, end = self._cased_letter_led(text, s, out[-1].end if out else 0)
+                        if span is not None:
+                            push(out, span)
+                        if end > e:
+                            resume = end
+                            break
                     continue  # the most common rejection, without a call (see _number)
                 found, end = self._number(text, s, e, out[-1].end if out else 0)
                 for span in found:
@@ -430,10 +464,28 @@ class PiiMasker:
                     return (span,), span.end
                 if resume > e:
                     return (), resume  # an IBAN-shaped run that failed its checksum
+                # De89 3704 ..., RSSMRA85t10a562s
+                if self._cased_letter and _CASED_AT(text, s + 1) is not None:
+                    span, end = self._cased_letter_led(text, s, floor)
+                    if span is not None:
+                        return (span,), end
+                    if end > e:
+                        return (), end
             if prev in _LETTERS or (prev in _GLUE and text[s - 2] in _ASCII_ALNUM):
                 return (), e  # glued to a word: a model number, a SKU, a hash
         elif prev in _ASCII_ALNUM or prev == "]":
             return (), e  # glued to a word, or to a placeholder (idempotence)
+        elif (
+            e - s >= _MIN_CASED_SEPARATED
+            and prev in "- "
+            and s >= 2
+            and text[s - 2] in _LOWER
+            and self._cased_letter
+            and _short_word_before(text, s)
+            and _CASED_AT(text, s + 1) is not None
+            and (found := self._cased_letter_led(text, s, floor))[0] is not None
+        ):
+            return (found[0],), found[1]  # de 136695976, b-0339803-9 after their labels
         elif prev in _GLUE and s >= 2 and text[s - 2] in _ASCII_ALNUM:
             return (), e  # the tail of a token: INV-2024-..., a UUID group, v1.2, a path
         nxt = text[e] if e < len(text) else " "
@@ -458,12 +510,19 @@ class PiiMasker:
         if nxt in _ASCII_ALNUM or nxt == "@" or nxt == ":":
             # A labelled identifier first: a Singapore business UEN (12345678A) is written as
             # a DNI is, and one that fails its own check is not a DNI either.
-            if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
-                span, labelled = self._trailing_letter_id(text, s, rules)
-                if span is not None:
-                    return (span,), span.end
-                if labelled:
-                    return (), e
+            if nxt in _LETTERS:
+                if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+                    span, labelled = self._trailing_letter_id(text, s, rules, floor)
+                    if span is not None:
+                        return (span,), span.end
+                    if labelled:
+                        return (), e
+                if rules := self._cased_trailing.get(e - s):
+                    span, labelled = self._trailing_letter_id(text, s, rules, floor, cased=True)
+                    if span is not None:
+                        return (span,), span.end
+                    if labelled:
+                        return (), e
             if nxt in _LETTERS and self._want_dni:
                 m = p.DNI.match(text, s)
                 if m and is_national_id(t.ES_DNI, compact(m.group())):
@@ -488,10 +547,15 @@ class PiiMasker:
             span = street_address(text, s, e, prev, nxt)
             if span is not None:
                 return (span,), span.end
-        if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
-            span, _ = self._trailing_letter_id(text, s, rules)
-            if span is not None:
-                return (span,), span.end  # 27AAPFU0939F1ZV
+        if nxt in _LETTERS:
+            if nxt in _UPPER and (rules := self._trailing_letter.get(e - s)):
+                span, _ = self._trailing_letter_id(text, s, rules, 0)
+                if span is not None:
+                    return (span,), span.end  # 27AAPFU0939F1ZV
+            if rules := self._cased_trailing.get(e - s):
+                span, _ = self._trailing_letter_id(text, s, rules, 0, cased=True)
+                if span is not None:
+                    return (span,), span.end  # 27aapfu0939f1zv after its label
         if nxt == ":" or nxt in _HEX_LETTERS:
             # An address group has at most four hex digits: its colon follows within four.
             if self._want_ip and (nxt == ":" or ":" in text[e : e + 4]):
@@ -748,25 +812,62 @@ class PiiMasker:
                 return t.PiiSpan(pii_type, start, m.end(), value), m.end()
         return None, rejected
 
+    def _cased_letter_led(self, text: str, s: int, floor: int) -> tuple[t.PiiSpan | None, int]:
+        """A letter-led identifier in lower or mixed case whose digits start at ``s``, after
+        its label (``identifiers.CASED_LETTER_RULES``), and where scanning resumes (as in
+        ``_letter_led_id``: after a labelled IBAN-shaped run that failed its checksum too, its
+        label read as a second pass would, with the value ending at ``floor`` masked).
+        Its check is that of the value in upper case, which has the same length (the shapes
+        are ASCII). Called where ``identifiers.CASED_AT`` matches after the first digit (the
+        callers test it first: most candidates fail it)."""
+        rejected = s
+        for rule in self._cased_letter:
+            start = s - rule.back
+            if start < 0 or (start and text[start - 1] in _ASCII_ALNUM):
+                continue
+            m = rule.shape.match(text, start)
+            if m is None:
+                continue
+            value = m.group()
+            # Upper-case values are the upper-case rules' (with their own context words).
+            if value.isupper() or rule.context is None or not rule.context.before(text, start):
+                continue
+            if rule.type == t.IBAN:
+                span = _iban_span(text, start, value)
+                if span is not None:
+                    return span, span.end
+                if rule.context.in_window(_id_window(text, start, floor)):
+                    rejected = max(rejected, m.end())
+            elif is_national_id(rule.type, compact(value)):
+                return t.PiiSpan(rule.type, start, m.end(), value), m.end()
+        return None, rejected
+
     @staticmethod
     def _trailing_letter_id(
-        text: str, s: int, rules: tuple[ids.TrailingRule, ...]
+        text: str, s: int, rules: tuple[ids.TrailingRule, ...], floor: int, cased: bool = False
     ) -> tuple[t.PiiSpan | None, bool]:
         """An identifier whose digits at ``s`` are followed by letters (a GSTIN, a HETU), among
         the ``rules`` of its cluster's length; and whether a value in the shape of one of them
-        after its context word failed its check (a look-alike of that type)."""
+        after its context word failed its check (a look-alike of that type: its context word
+        read as a second pass would, with the value ending at ``floor`` masked, so that the
+        verdict is the same on the masked text). ``cased``: the rules of lower and mixed case,
+        whose values are checked upper-cased."""
         labelled = False
         for rule in rules:
             m = rule.shape.match(text, s)
             if m is None:
                 continue
+            value = m.group()
+            if cased and value.isupper():
+                continue  # the upper-case rules'
             if rule.context is not None and not rule.context.before(text, s):
                 continue
-            value = m.group()
-            checked = value if rule.type in ids.KEEP_FORM else compact(value)
+            checked = value.upper() if rule.type in ids.KEEP_FORM else compact(value)
             if is_national_id(rule.type, checked):
                 return t.PiiSpan(rule.type, s, m.end(), value), False
-            labelled = labelled or rule.context is not None
+            labelled = labelled or (
+                rule.context is not None and rule.context.in_window(_id_window(text, s, floor))
+            )
         return None, labelled
 
     def _persons(self, text: str) -> list[t.PiiSpan]:
@@ -804,6 +905,15 @@ def _lower_nino_shape(text: str, s: int, e: int) -> bool:
         and (e - s == 6 or e - s == 8)
         and text[e : e + 1] in ("a", "b", "c", "d", " ")
     )
+
+
+def _short_word_before(text: str, s: int) -> bool:
+    """Whether the word before the separator at ``s - 1`` has one or two letters (the country
+    code of a VAT id, the entity letter of a CIF), a cheap test that keeps the numbers of prose
+    ("posted 2011-10-24", "from 204.177.197.3") off the lower-case identifier path."""
+    if s < 3 or text[s - 3] not in _ASCII_ALNUM:
+        return True
+    return text[s - 3] in _LETTERS and (s < 4 or text[s - 4] not in _ASCII_ALNUM)
 
 
 def _id_window(text: str, s: int, floor: int) -> str:

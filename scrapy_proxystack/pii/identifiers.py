@@ -16,6 +16,15 @@ Three kinds, by the character the value starts with and what follows its digits:
 
 A rule with ``context=None`` is confirmed by its checksum and format alone; every other one needs
 one of its words on the same line within 60 characters before the value, then its checksum.
+
+The rules are written in upper case, as the identifiers are printed. Forms and chat have them in
+lower or mixed case too (``de136695976``, ``rssmra85t10a562s``, ``27aapfu0939f1zv``):
+``CASED_LETTER_RULES`` and ``CASED_TRAILING_RULES`` read those, always after a label (the
+type's context words, its acronyms in any case, or ``STRONG_LABELS`` for the types whose upper
+case form needs none), and check the value upper-cased. In lower case a shape alone is too close
+to the tokens of code and markup (``h264``, hashes, class names), where a label never precedes
+them. The scan passes over digits glued to a lower-case letter without looking (see
+``_patterns.scan_passing``); ``CASED_STOPS`` says where it stops all the same.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import re
 from typing import NamedTuple
 
 from scrapy_proxystack.pii import types as t
-from scrapy_proxystack.pii._patterns import Keywords
+from scrapy_proxystack.pii._patterns import FISCAL_CODE, IBAN, NINO, NINO_CONTEXT, Keywords
 
 
 class DigitRule(NamedTuple):
@@ -298,3 +307,159 @@ TRAILING_LETTER_RULES: tuple[TrailingRule, ...] = (
 
 #: Identifiers validated in the form they are written (a separator is part of the value).
 KEEP_FORM = frozenset({t.FI_HETU})
+
+
+# --- lower and mixed case ---------------------------------------------------------------------
+
+# Labels of the types whose upper-case form is confirmed by its format and checksum alone.
+_IBAN_LABEL = Keywords(
+    " iban",
+    "bank account",
+    "account number",
+    "account no",
+    "bankverbindung",
+    "kontoverbindung",
+    "kontonummer",
+    "bankkonto",
+    " konto",
+    "compte bancaire",
+    "numéro de compte",
+    "coordonnées bancaires",
+    " rib ",
+    "cuenta bancaria",
+    "número de cuenta",
+    "numero de cuenta",
+    "conto corrente",
+    "coordinate bancarie",
+    "conta bancária",
+    "número da conta",
+    "rekeningnummer",
+    "bankrekening",
+    "numer konta",
+    "rachunek",
+    acronyms=("IBAN",),
+)
+_CODICE_FISCALE = Keywords(
+    "codice fiscale",
+    "cod. fisc",
+    "cod.fisc",
+    "cod fisc",
+    "c.f.",
+    " cf ",
+    "fiscal code",
+    "tax code",
+    "tessera sanitaria",
+    acronyms=("CF",),
+)
+_DE_VAT = Keywords(
+    "ust id",
+    "ust. id",
+    "ustid",
+    " ust ",
+    "umsatzsteuer",
+    " mwst",
+    " vat",
+    "tax id",
+    acronyms=("VAT",),
+)
+_GSTIN = Keywords(
+    "gstin",
+    "gst no",
+    "gst number",
+    "gst reg",
+    "gstn",
+    "goods and services tax",
+    "जीएसटी",
+    acronyms=("GSTIN", "GST"),
+)
+
+#: The label of a value written in lower or mixed case, for the types whose upper-case form
+#: needs none.
+STRONG_LABELS: dict[str, Keywords] = {
+    t.IBAN: _IBAN_LABEL,
+    t.IT_FISCAL_CODE: _CODICE_FISCALE,
+    t.DE_VAT_ID: _DE_VAT,
+    t.IT_VAT: _IVA,
+    t.SG_UEN: _UEN,
+    t.IN_GSTIN: _GSTIN,
+}
+
+
+def _any_case(shape: re.Pattern[str]) -> re.Pattern[str]:
+    return re.compile(shape.pattern, re.ASCII | re.IGNORECASE)
+
+
+#: The countries of the IBAN registry (python-stdnum's; a test compares the two).
+IBAN_COUNTRIES = frozenset(
+    " ".join(
+        (
+            "AD AE AL AT AZ BA BE BG BH BI BR BY CH CR CY CZ DE DJ DK DO EE EG ES FI FK FO FR",
+            "GB GE GI GL GR GT HN HR HU IE IL IQ IS IT JO KW KZ LB LC LI LT LU LV LY MC MD ME",
+            "MK MN MR MT MU NI NL NO OM PK PL PS PT QA RO RS RU SA SC SD SE SI SK SM SO ST SV",
+            "TL TN TR UA VA VG XK YE",
+        )
+    ).split(" ")
+)
+
+
+def _country_led(shape: re.Pattern[str]) -> re.Pattern[str]:
+    """``shape`` in any case, starting with the code of an IBAN country: in lower case, two
+    letters and two digits also start many a UUID or hash (ba873091-a075-...)."""
+    first: dict[str, str] = {}
+    for cc in sorted(IBAN_COUNTRIES):
+        first[cc[0]] = first.get(cc[0], "") + cc[1]
+    countries = "|".join(f"{a}[{rest}]" for a, rest in first.items())
+    return re.compile(f"(?=(?:{countries})){shape.pattern}", re.ASCII | re.IGNORECASE)
+
+
+def _label(pii_type: str, context: Keywords | None) -> Keywords:
+    """The words that label a value in lower or mixed case: the type's context words (or its
+    ``STRONG_LABELS``) and its acronyms in any case, as whole words: "nric: s1234567d",
+    "pan abcpe1234f" (in upper case only "PAN" is a label, "pan" a word; a lower-case value
+    in the shape of a PAN after it is one all the same)."""
+    words = STRONG_LABELS[pii_type] if context is None else context
+    acronyms = sorted(words.acronyms)
+    lowered = (f" {a.lower()} " for a in acronyms)
+    return Keywords(*words.words, *lowered, acronyms=tuple(acronyms))
+
+
+#: Letter-led identifiers in lower or mixed case (``CASED_STOPS`` must cover each shape). The
+#: Spanish NIE is left out: its rule reads every case already (x9613851n), and so does the
+#: NINO's with spaces (hh 01 02 03 d, after a NINO word); glued (hh010203d) it is here.
+CASED_LETTER_RULES: tuple[LetterRule, ...] = (
+    LetterRule(t.IBAN, _country_led(IBAN), 2, _label(t.IBAN, None)),
+    LetterRule(t.GB_NINO, NINO, 2, NINO_CONTEXT),
+    LetterRule(t.IT_FISCAL_CODE, _any_case(FISCAL_CODE), 6, _label(t.IT_FISCAL_CODE, None)),
+    *(
+        LetterRule(r.type, _any_case(r.shape), r.back, _label(r.type, r.context))
+        for r in LETTER_RULES
+    ),
+)
+
+#: Identifiers whose digits are followed by letters, in lower or mixed case.
+CASED_TRAILING_RULES: tuple[TrailingRule, ...] = tuple(
+    TrailingRule(r.type, _any_case(r.shape), r.clusters, _label(r.type, r.context))
+    for r in TRAILING_LETTER_RULES
+)
+
+
+def _stops(rules: tuple[LetterRule, ...]) -> str:
+    """A pattern matched right after the first digit of a cluster: whether the token around it
+    has the shape of one of ``rules`` in any case, from ``back`` characters before that digit,
+    where no letter or digit precedes it. Tokens too short for any of them (``mp3``, ``h264``)
+    fail on the first test."""
+    by_back: dict[int, list[str]] = {}
+    for rule in rules:
+        by_back.setdefault(rule.back, []).append(rule.shape.pattern)
+    alternatives = "|".join(
+        rf"(?<=(?<![A-Za-z0-9])(?=(?i:{'|'.join(shapes)}))[\s\S]{{{back}}}[0-9])"
+        for back, shapes in sorted(by_back.items())
+    )
+    return rf"(?=[0-9][ \-]?[0-9A-Za-z]{{2}})(?:{alternatives})"
+
+
+#: Where the scan stops at a digit cluster glued to a lower-case letter (which it otherwise
+#: passes over without a look): a token in the shape of a letter-led identifier in lower or
+#: mixed case. Matched right after the cluster's first digit.
+CASED_STOPS = _stops(CASED_LETTER_RULES)
+CASED_AT = re.compile(CASED_STOPS, re.ASCII)
