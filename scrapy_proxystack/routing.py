@@ -245,10 +245,6 @@ class Router:
         return route_of(request).pending
 
     @staticmethod
-    def in_panic(request: Request) -> bool:
-        return route_of(request).panic
-
-    @staticmethod
     def timeout_shortened(request: Request) -> bool:
         return route_of(request).timeout is not None
 
@@ -470,15 +466,23 @@ class Router:
         if route.panic:
             self.stats.inc("requests", "panic", locale)
 
-    def usable_now(self, exit_id: str, domain: str, *, panic: bool = False) -> bool:
-        """Whether ``exit_id`` may carry a request to ``domain`` at this moment.
+    def usable_now(self, request: Request, exit_id: str, domain: str) -> bool:
+        """Whether ``exit_id`` may carry ``request`` to ``domain`` at this moment.
 
         An exit chosen in panic mode is ejected by definition: then only the site's own
-        verdict (a ban or pacing) counts.
+        verdict (a ban or pacing) counts. An exit whose pool the choice no longer draws (a
+        canary rolled back while the request queued) carries nothing more, except for a
+        sticky session, which keeps its exit.
         """
         pool = self.pool
-        if not panic and pool.ejected_until(exit_id) is not None:
-            return False
+        route = route_of(request)
+        if not route.panic:
+            if pool.ejected_until(exit_id) is not None:
+                return False
+            if request.meta.get("proxystack_session") is None and pool.pool_closed(
+                exit_id, route.exit_locale
+            ):
+                return False
         return pool.ready_at(exit_id, domain) is None
 
     def can_wait(self, exc: NoExit) -> bool:

@@ -272,6 +272,17 @@ def test_set_pool_weight_checks_its_arguments() -> None:
         pool.set_pool_weight("fr", "stable", -1.0)
 
 
+def test_a_pool_at_weight_zero_is_closed_to_choices_between_pools_only() -> None:
+    pool = ExitPool(parse_proxy_config(YAML))
+    assert not pool.pool_closed("10.0.0.3:80", "fr")
+    pool.set_pool_weight("fr", "candidate", 0.0)
+    assert pool.pool_closed("10.0.0.3:80", "fr")
+    assert not pool.pool_closed("10.0.0.1:80", "fr")  # its baseline
+    assert not pool.pool_closed("10.0.0.3:80", None)  # the pool of all proxies has no weights
+    assert not pool.pool_closed("10.0.1.1:80", "de")
+    assert not pool.pool_closed("10.9.9.9:80", "fr")  # not an exit
+
+
 # --- the YAML -----------------------------------------------------------------------------------
 
 

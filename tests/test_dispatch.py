@@ -18,7 +18,7 @@ from scrapy_proxystack.exceptions import ExitNotReady
 from scrapy_proxystack.routing import route_of
 from scrapy_proxystack.state import StateLost
 from scrapy_proxystack.throttle import SiteThrottle
-from tests.test_routing import make
+from tests.test_routing import DE, FR, make
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -39,7 +39,7 @@ class FakeTime:
 def gate(
     settings: dict[str, Any] | None = None, **kw: Any
 ) -> tuple[SendGate, Any, FakeTime, list[tuple[Any, ...]]]:
-    router, stats, _, clock = make(settings, dispatch_binding=True)
+    router, stats, _, clock = make(settings, dispatch_binding=True, locales=kw.pop("locales", None))
     time = FakeTime(clock)
     waits: list[tuple[Any, ...]] = []
     throttle = SiteThrottle(
@@ -105,6 +105,39 @@ def test_a_request_waits_for_its_only_exit_within_max_wait() -> None:
     assert sum(time.slept) == pytest.approx(3.0)
     assert waits[0][3] == "exit_pacing"
     assert stats.values["proxystack/throttle/exit_waits"] == 1
+
+
+#: Two pools of one locale, as a canary and its baseline have them.
+POOLS = {
+    "fr": {
+        "pools": {
+            "stable": {"weight": 1, "proxies": [FR[0]]},
+            "candidate": {"weight": 1, "proxies": [FR[1]]},
+        }
+    },
+    "de": DE,
+}
+
+
+@pytest.mark.parametrize("session", [None, "s1"])
+def test_a_pool_closed_while_a_request_queued_does_not_carry_it(session: str | None) -> None:
+    send, stats, _, _ = gate(locales=POOLS)
+    send.pool.set_pool_weight("fr", "stable", 0.0)  # so that the request goes to the candidate
+    request = Request("http://site.fr/a", meta={"proxystack_session": session} if session else {})
+    assert send.router.route(request) is None
+    assert route_of(request).exit_pool == "candidate"
+    # The candidate is rolled back while the request waits in the downloader.
+    send.pool.set_pool_weight("fr", "candidate", 0.0)
+    send.pool.set_pool_weight("fr", "stable", 1.0)
+    asyncio.run(send.before_send(request))
+    if session is None:
+        assert route_of(request).exit_pool == "stable"
+        assert stats.values["proxystack/exits/rebound"] == 1
+    else:
+        # A sticky session keeps the exit it was pinned to.
+        assert route_of(request).exit_pool == "candidate"
+        assert "proxystack/exits/rebound" not in stats.values
+    assert send.pool.counts("fr").in_flight == 1
 
 
 def test_a_scheduled_request_goes_back_to_wait_outside_the_downloader() -> None:

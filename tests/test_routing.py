@@ -82,11 +82,14 @@ class Sink:
 
 
 def make(
-    settings: dict[str, Any] | None = None, *, dispatch_binding: bool = False
+    settings: dict[str, Any] | None = None,
+    *,
+    dispatch_binding: bool = False,
+    locales: dict[str, Any] | None = None,
 ) -> tuple[Router, DictStats, Sink, Clock]:
     config = parse_proxy_config(
         {
-            "locales": {"fr": FR, "de": DE},
+            "locales": locales if locales is not None else {"fr": FR, "de": DE},
             "domains": {"site.fr": {"locale": "fr"}, "site.de": {"locale": "de"}},
         }
     )

@@ -141,9 +141,7 @@ class SendGate:
             return
         deadline = self._clock() + self.max_wait
         while True:
-            if exit_id is None or not router.usable_now(
-                exit_id, domain, panic=router.in_panic(request)
-            ):
+            if exit_id is None or not router.usable_now(request, exit_id, domain):
                 # Rebinding parks a scheduled request when nothing is ready; any other one
                 # waits here at most until the deadline.
                 bound = router.rebind(request, domain, deadline)
@@ -161,7 +159,7 @@ class SendGate:
             # (outside the downloader) does not use up a slot of the site's budget.
             if not await self._take_budget(request, domain, exit_id):
                 break
-            if router.usable_now(exit_id, domain, panic=router.in_panic(request)):
+            if router.usable_now(request, exit_id, domain):
                 break  # still usable after waiting for the budget
         now = self._clock()
         router.count_sent(request, now)

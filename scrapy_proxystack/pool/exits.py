@@ -1214,14 +1214,26 @@ class ExitPool:
 
     def set_pool_weight(self, locale: str, pool: str, weight: float) -> float:
         """Change the share of traffic a (locale, pool) gets among its locale's pools, now;
-        returns the previous weight. ``0`` sends it nothing (its in-flight requests finish).
-        Only the choice between pools reads it: O(1), nothing else to update."""
+        returns the previous weight. ``0`` sends it nothing: its in-flight requests finish,
+        and a request bound to it that has not left yet is bound again when sent
+        (:meth:`pool_closed`). Only the choice between pools reads it: O(1)."""
         if not (0.0 <= weight < _INF):
             raise ValueError(f"weight={weight!r}: expected a finite number >= 0")
         group = self._group(locale, pool)
         previous = group.weight
         group.weight = weight
         return previous
+
+    def pool_closed(self, exit_id: str, locale: str | None) -> bool:
+        """Whether a choice for ``locale`` no longer draws ``exit_id``'s pool: one of several
+        pools of that locale, at weight 0 (a canary rolled back, or the baseline of one
+        promoted to 100 %). A choice of the pool of all proxies ignores pool weights."""
+        i = self._ids.get(exit_id)
+        if i is None:
+            return False
+        group = self._grp[i]
+        loc = group.loc
+        return group.weight <= 0.0 and loc is not None and loc.name == locale and len(loc.pools) > 1
 
     # -- state learned by other workers ----------------------------------------------------------
 
