@@ -15,6 +15,7 @@ import pytest
 from scrapy_proxystack.testing import LoopbackWorld
 from scrapy_proxystack.testing.hostile import HOSTILE_REGIONS, build, max_in_window
 from tests.crawl import run_crawl
+from tests.test_crawl_throttle import SITE_SLACK, assert_bucket, departures
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -73,8 +74,14 @@ def test_hostile_world_loses_no_page(hostile_world: LoopbackWorld, tmp_path: Pat
     limited = hostile.limited.requests
     fr_ok = {p.ip for p in hostile.fr[:3]}
     assert not [r for r in limited if r.status == 403 and r.client_ip in fr_ok]
-    # The stated rate holds at every site, retries included, seen from the site.
+    # The stated rate holds at every site. The promise is kept at departure (see
+    # tests/test_crawl_throttle.py): the pages' requests left within a token bucket of the rate
+    # (burst 1, the default). The site sees every attempt, retries included, each shifted by up
+    # to SITE_SLACK on a loaded machine: a second of arrivals holds what left in 1 + SITE_SLACK
+    # seconds (an unpaced crawl puts the whole site in one).
     for site in (hostile.limited, hostile.spanish, hostile.quebec, hostile.flaky_site):
+        assert_bucket(departures(result, site), 1 / RATE, 1)
         arrivals = [r.time for r in site.requests]
-        assert max_in_window(arrivals, 1.0) <= RATE + 1, site.name
+        seen = max_in_window(arrivals, 1.0)
+        assert seen <= (1 + SITE_SLACK) * RATE + 1, (site.name, seen, sorted(arrivals))
     assert "Proxy exits by locale at close" in result.log
