@@ -1,9 +1,9 @@
 """Build script: the metadata is in setup.cfg; this file only compiles the PII engine.
 
 The engine (``scrapy_proxystack/pii/``) is plain, strictly typed Python. When the build has a C
-compiler, mypyc compiles its modules to C extensions, which run the same code two to three times
-faster (figures in README, "PII masking": speed). Each module stays importable as the ``.py``
-it came from, so:
+compiler, mypyc compiles its modules to C extensions, which run the same code faster: 1.6 times
+on pages dense with numbers, 1.3 on the realistic mix (README, "The engine's two builds"). Each
+module stays importable as the ``.py`` it came from, so:
 
 - ``PROXYSTACK_PURE_PYTHON=1`` (when installing) builds without compiling;
 - a build that cannot compile (no C compiler) warns and installs the pure-Python engine;
