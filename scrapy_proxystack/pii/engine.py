@@ -206,20 +206,10 @@ class PiiMasker:
         self._letter_led = bool(self._letter_tries) or t.ES_DNI in self._types
         # Identifiers that end in letters, by the length of their digit cluster: a cluster
         # glued to a letter is looked at only for the rules of its length.
-        trailing: dict[int, list[ids.TrailingRule]] = {}
-        for rule in ids.TRAILING_LETTER_RULES:
-            if rule.type in self._types:
-                for length in rule.clusters:
-                    trailing.setdefault(length, []).append(rule)
-        self._trailing_letter = {length: tuple(rules) for length, rules in trailing.items()}
+        self._trailing_letter = _by_cluster_length(ids.TRAILING_LETTER_RULES, self._types)
         # The same in lower or mixed case, after a label (see ``identifiers``).
         self._cased_letter = tuple(r for r in ids.CASED_LETTER_RULES if r.type in self._types)
-        cased: dict[int, list[ids.TrailingRule]] = {}
-        for rule in ids.CASED_TRAILING_RULES:
-            if rule.type in self._types:
-                for length in rule.clusters:
-                    cased.setdefault(length, []).append(rule)
-        self._cased_trailing = {length: tuple(rules) for length, rules in cased.items()}
+        self._cased_trailing = _by_cluster_length(ids.CASED_TRAILING_RULES, self._types)
         self._want_address = t.STREET_ADDRESS in self._types
         self._want_ip = t.IP_ADDRESS in self._types
         self._want_dni = t.ES_DNI in self._types
@@ -876,6 +866,18 @@ class PiiMasker:
         else:
             pairs = (m.span("name") for m in p.PERSON_CONTEXT.finditer(text))
         return [t.PiiSpan(t.PERSON, a, b, text[a:b]) for a, b in pairs if 0 <= a < b <= len(text)]
+
+
+def _by_cluster_length(
+    rules: Iterable[ids.TrailingRule], types: frozenset[str]
+) -> dict[int, tuple[ids.TrailingRule, ...]]:
+    """The rules of the chosen types, by the length of the digit cluster each one reads."""
+    out: dict[int, list[ids.TrailingRule]] = {}
+    for rule in rules:
+        if rule.type in types:
+            for length in rule.clusters:
+                out.setdefault(length, []).append(rule)
+    return {length: tuple(found) for length, found in out.items()}
 
 
 def _inside_token(text: str, spans: list[t.PiiSpan]) -> bool:
