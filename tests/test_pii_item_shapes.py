@@ -4,7 +4,6 @@ mask is dropped without its content reaching a log line, even Scrapy's own."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -296,9 +295,9 @@ def test_crawl_log_never_holds_an_unmasked_item(tmp_path: Path) -> None:
 
 
 class OrderSpider(scrapy.Spider):
-    """Yields, once the masking workers had time to start, big and small items in turn: the big
-    ones are masked in a worker, the small ones in the crawl's thread, and the exporters must
-    still see them in the order they were yielded."""
+    """Yields big and small items in turn from the crawl's first moment: the big ones are masked
+    in a worker (ready before the crawl starts), the small ones in the crawl's thread, and the
+    exporters must still see them in the order they were yielded."""
 
     name = "pii_order"
 
@@ -306,7 +305,6 @@ class OrderSpider(scrapy.Spider):
         super().__init__(**kwargs)
 
     async def start(self) -> AsyncIterator[Any]:
-        await asyncio.sleep(3)
         filler = "Lorem ipsum dolor sit amet, 12 items at 3.50 each. " * 400  # ~20 KB
         for i in range(30):
             big = i % 2 == 0

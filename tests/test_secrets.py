@@ -137,7 +137,10 @@ class ReprProbe:
                 if isinstance(value, str | bytes):
                     continue  # data, such as the URL an entry holds for Scrapy: not a repr
                 reprs[f"{name}.{attr}#{len(reprs)}"] = repr(value)
-        assert any(k.startswith("PiiMaskingPipeline.masker") for k in reprs)
+        assert any(
+            k.startswith(("PiiMaskingPipeline.masker", "OffloadingPiiMaskingPipeline.masker"))
+            for k in reprs
+        )
         assert any(k.startswith("ProxyStack.settings") for k in reprs)
         Path(self.path).write_text(json.dumps(reprs), encoding="utf-8")
 

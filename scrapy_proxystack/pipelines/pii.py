@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
-from scrapy import signals
 from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available
 
@@ -30,8 +29,6 @@ from scrapy_proxystack.runtime import config_errors_logged
 from scrapy_proxystack.settings import PiiSettings
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
@@ -44,6 +41,15 @@ STATS_PREFIX = "proxystack/pii"
 
 #: The validated ``PROXYSTACK_PII_*`` settings (read by the suite's one settings reader).
 PiiConfig = PiiSettings
+
+
+def _asyncio_reactor() -> bool:
+    """Whether the crawl runs Scrapy's asyncio reactor (False when none is installed yet, as
+    when a test builds the pipeline outside a crawl)."""
+    try:
+        return bool(is_asyncio_available())
+    except RuntimeError:
+        return False
 
 
 class _Unmaskable(Exception):
@@ -102,9 +108,20 @@ class PiiMaskingPipeline:
         }
         self._logged_drops: set[str] = set()
         logger.info(
-            "PII masking is on: %(types)d types, %(build)s engine",
-            {"types": len(self.masker.types), "build": "compiled" if COMPILED else "plain Python"},
+            "PII masking is on: %(types)d types, %(build)s engine, %(where)s",
+            {
+                "types": len(self.masker.types),
+                "build": "compiled" if COMPILED else "plain Python",
+                "where": self._where(),
+            },
         )
+
+    def _where(self) -> str:
+        if self.config.workers_auto and self.config.workers:
+            return "in the crawl's thread (worker processes need Scrapy's asyncio reactor)"
+        if self.config.workers_auto:
+            return "in the crawl's thread (one CPU: no worker process)"
+        return "in the crawl's thread"
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PiiMaskingPipeline:
@@ -115,15 +132,17 @@ class PiiMaskingPipeline:
         with config_errors_logged():
             config = PiiSettings.from_settings(settings)
             offload = bool(config.workers) and cls is PiiMaskingPipeline
-            if offload and not is_asyncio_available():
-                raise ConfigError(
-                    [
-                        f"setting PROXYSTACK_PII_WORKERS: {config.workers} needs Scrapy's asyncio "
-                        "reactor; expected TWISTED_REACTOR = "
-                        "'twisted.internet.asyncioreactor.AsyncioSelectorReactor', or 0 to mask "
-                        "in the crawl's own thread"
-                    ]
-                )
+            if offload and not _asyncio_reactor():
+                if not config.workers_auto:
+                    raise ConfigError(
+                        [
+                            f"setting PROXYSTACK_PII_WORKERS: {config.workers} needs Scrapy's "
+                            "asyncio reactor; expected TWISTED_REACTOR = "
+                            "'twisted.internet.asyncioreactor.AsyncioSelectorReactor', or 0 to "
+                            "mask in the crawl's own thread"
+                        ]
+                    )
+                offload = False  # "auto": workers need the asyncio reactor
         if offload:
             return OffloadingPiiMaskingPipeline(crawler, config)
         return cls(crawler, config)
@@ -380,32 +399,42 @@ def _blank(item: Any) -> bool:
 #: small item to a worker and back costs about as much as masking it.
 OFFLOAD_MIN_CHARS = 8192
 
+#: Seconds ``open_spider`` waits for the masking workers to be ready before the crawl starts.
+WORKER_START_TIMEOUT = 60.0
+
+#: Batches each masking worker may have in flight (see ``OffloadingPiiMaskingPipeline``).
+BATCHES_IN_FLIGHT = 8
+
 
 class OffloadingPiiMaskingPipeline(PiiMaskingPipeline):
     """``PiiMaskingPipeline`` with ``PROXYSTACK_PII_WORKERS`` > 0 (``from_crawler`` picks it).
 
     The engine holds the GIL while it scans, so on text-heavy crawls masking in the reactor
     thread takes time from downloading and parsing. Here the strings of an item with at least
-    ``OFFLOAD_MIN_CHARS`` characters of text are masked in worker processes; the item is walked
-    once to collect them and once to put the masked ones back, with the same rules, so what gets
-    masked and counted does not change. Items leave the pipeline in the order they entered it
-    (each waits for the one before), so exporters see the order they would see without
-    workers. At most two batches per worker are in flight: further items wait in
-    ``process_item``, which holds them in Scrapy's scraper slot and so slows the downloader down
-    (back-pressure) instead of queueing text without bound. The workers start when the spider
-    opens; until they are ready (about a second: a fresh interpreter imports the engine), items
-    are masked in the crawl's thread.
+    ``OFFLOAD_MIN_CHARS`` characters of text are masked in worker processes
+    (``scrapy_proxystack.pii.workers``); the item is walked once to collect them and once to put
+    the masked ones back, with the same rules, so what gets masked and counted does not change.
+    Items leave the pipeline in the order they entered it (each waits for the one before), so
+    exporters see the order they would see without workers. At most ``BATCHES_IN_FLIGHT``
+    batches per worker are in flight: further items wait in ``process_item``, which holds them
+    in Scrapy's scraper slot and so slows the downloader down (back-pressure) instead of
+    queueing text without bound. (A window of two was measured to starve the worker: a batch
+    waits a few turns of a busy reactor between its answer and the next batch.)
+
+    The workers start in ``open_spider``, which waits until they are ready (a fresh interpreter
+    imports the engine and builds its masker: about 0.2 s) before the first request is sent: a
+    worker that started during the crawl took its CPU from the crawl's start, while the crawl
+    masked in its own thread. Should they fail to start, or not be ready within
+    ``WORKER_START_TIMEOUT`` seconds, the crawl masks in its own thread; so it does from the
+    first failure of a worker on, the failed items included: nothing is lost.
     """
 
     def __init__(self, crawler: Crawler, config: PiiConfig) -> None:
         super().__init__(crawler, config)
         self._pool: MaskingPool | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT * config.workers)
         self._tail: asyncio.Future[None] | None = None
-        self._pool_failed = False
-        self._warm_up: Future[Any] | None = None
-        crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
+        self._ready = False
 
     async def process_item(self, item: Any) -> Any:
         self._inc("items_scanned")
@@ -428,27 +457,20 @@ class OffloadingPiiMaskingPipeline(PiiMaskingPipeline):
             return text
 
         self._guarded(item, collect)  # reads only; an item that cannot be walked is dropped
-        if (
-            self._pool_failed
-            or self._pool is None
-            or self._warm_up is None
-            or not self._warm_up.done()
-            or sum(map(len, texts)) < OFFLOAD_MIN_CHARS
-        ):
+        if not self._ready or self._pool is None or sum(map(len, texts)) < OFFLOAD_MIN_CHARS:
             return self._guarded(item, self._mask_text)
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(2 * self.config.workers)
         async with self._slots:
             try:
-                masked = await asyncio.wrap_future(self._pool.submit(texts))
+                masked = await self._pool.mask(texts)
             except Exception as exc:  # a worker died: mask here from now on
-                self._pool_failed = True
-                self._inc("workers_failed")
-                logger.warning(
-                    "PII masking workers failed (%(error)s); masking in the crawl's thread from "
-                    "now on",
-                    {"error": type(exc).__name__},
-                )
+                if self._ready:
+                    self._ready = False
+                    self._inc("workers_failed")
+                    logger.warning(
+                        "PII masking workers failed (%(error)s); masking in the crawl's thread "
+                        "from now on",
+                        {"error": exc},
+                    )
                 return self._guarded(item, self._mask_text)
         self._inc("offloaded_items")
         results = iter(masked)
@@ -460,11 +482,36 @@ class OffloadingPiiMaskingPipeline(PiiMaskingPipeline):
 
         return self._guarded(item, replay)
 
-    def _spider_opened(self) -> None:
-        self._pool = MaskingPool(self.config.workers, self._masker_options)
-        self._warm_up = self._pool.submit([""])  # starts the workers and builds their maskers
+    def _where(self) -> str:
+        return f"in {self.config.workers} worker process(es)"
 
-    def _spider_closed(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+    async def open_spider(self) -> None:
+        """Start the workers and wait (bounded) until each has built its masker."""
+        pool = self._pool = MaskingPool(self.config.workers, self._masker_options)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await asyncio.wait_for(pool.start(), WORKER_START_TIMEOUT)
+        except Exception as exc:  # no worker: mask in the crawl's thread
+            self._inc("workers_failed")
+            reason = "not ready in time" if isinstance(exc, asyncio.TimeoutError) else exc
+            logger.warning(
+                "PII masking workers did not start (%(error)s); masking in the crawl's thread",
+                {"error": reason},
+            )
+            await self._close_pool()
+            return
+        self._ready = True
+        logger.info(
+            "PII masking workers ready: %(workers)d in %(seconds).2f s",
+            {"workers": self.config.workers, "seconds": loop.time() - started},
+        )
+
+    async def close_spider(self) -> None:
+        await self._close_pool()
+
+    async def _close_pool(self) -> None:
+        self._ready = False
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
