@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -665,11 +666,13 @@ def usable_cpus() -> int:
 def _pii_workers(r: SettingsReader) -> dict[str, Any]:
     """``PROXYSTACK_PII_WORKERS``: a number, or ``"auto"``: one worker where the crawl has a
     core to spare (measured: masking 50 KB pages in the crawl's thread cost 20 % of pages/s on
-    two cores, and 8 % with one worker), none on a single core."""
+    two cores, and 8 % with one worker), none on a single core, nor on Windows, where the
+    selector loop of Scrapy's asyncio reactor cannot run child processes."""
     name = "PROXYSTACK_PII_WORKERS"
     raw = r.raw(name)
     if isinstance(raw, str) and raw.strip().lower() == "auto":
-        return {"workers": 1 if usable_cpus() >= 2 else 0, "workers_auto": True}
+        spare = usable_cpus() >= 2 and sys.platform != "win32"
+        return {"workers": 1 if spare else 0, "workers_auto": True}
     return {"workers": r.integer(name, expected="a whole number >= 0, or 'auto'")}
 
 

@@ -21,7 +21,7 @@ from scrapy_proxystack.pii import PiiMasker
 from scrapy_proxystack.pii.workers import MaskingPool, WorkerError
 from scrapy_proxystack.pipelines.pii import PiiMaskingPipeline
 from scrapy_proxystack.settings import PiiSettings
-from tests.crawl import run_crawl
+from tests.crawl import CrawlResult, run_crawl
 from tests.test_pii_pipeline import make
 
 if TYPE_CHECKING:
@@ -195,18 +195,22 @@ class KillingSpider(scrapy.Spider):
             await asyncio.sleep(0.01)
 
 
-def test_a_worker_killed_mid_crawl_loses_no_item(tmp_path: Path) -> None:
-    result = run_crawl(
+def _pii_crawl(tmp_path: Path, spider: str, **settings: Any) -> CrawlResult:
+    return run_crawl(
         tmp_path,
         urls=[],
-        spider="tests.test_pii_workers.KillingSpider",
+        spider=f"tests.test_pii_workers.{spider}",
         addon=False,
         settings={
             "ITEM_PIPELINES": {"scrapy_proxystack.pipelines.pii.PiiMaskingPipeline": 900},
             "PROXYSTACK_PII_ENABLED": True,
-            "PROXYSTACK_PII_WORKERS": 1,
+            **settings,
         },
     )
+
+
+def test_a_worker_killed_mid_crawl_loses_no_item(tmp_path: Path) -> None:
+    result = _pii_crawl(tmp_path, "KillingSpider", PROXYSTACK_PII_WORKERS=1)
     assert result.returncode == 0, result.log[-3000:]
     assert [item["n"] for item in result.items] == list(range(30))
     for item in result.items:
@@ -218,16 +222,7 @@ def test_a_worker_killed_mid_crawl_loses_no_item(tmp_path: Path) -> None:
 
 
 def test_by_default_a_crawl_masks_in_a_worker(tmp_path: Path) -> None:
-    result = run_crawl(
-        tmp_path,
-        urls=[],
-        spider="tests.test_pii_workers.BigItemsSpider",
-        addon=False,
-        settings={
-            "ITEM_PIPELINES": {"scrapy_proxystack.pipelines.pii.PiiMaskingPipeline": 900},
-            "PROXYSTACK_PII_ENABLED": True,
-        },
-    )
+    result = _pii_crawl(tmp_path, "BigItemsSpider")
     assert result.returncode == 0, result.log[-3000:]
     offloaded = result.stat("proxystack/pii/offloaded_items") or 0
     if proxystack_settings.usable_cpus() >= 2:
