@@ -100,6 +100,36 @@ def test_label_in_a_table_cell(pii_type: str, label: str, value: str) -> None:
     assert [(s.type, s.value) for s in MASKER.find(text)] == [(pii_type, value)]
 
 
+@pytest.mark.parametrize(
+    ("pii_type", "label", "value"),
+    [
+        ("iban", "iban", "de89 3704 0044 0532 0130 00"),
+        ("in_pan", "pan:", "abcpe1234f"),
+        ("sg_nric", "nric", "s1234567d"),
+        ("gb_nino", "nino", "jg103759a"),
+        ("de_vat_id", "vat", "de136695976"),
+        ("es_cif", "cif", "b12345674"),
+        ("nl_bsn", "bsn", "859783558"),
+        ("fr_nir", "nir", "1 85 05 78 006 084 91"),
+        ("in_aadhaar", "uid", "2345 6789 0124"),
+        ("se_personnummer", "pnr", "811228-9874"),
+    ],
+)
+@pytest.mark.parametrize(
+    "template",
+    [
+        "<tr><th>{label}</th><td>{value}</td></tr>",
+        "<li>{label} {value}</li>",
+        '<dt class="k">{label}</dt><dd>{value}</dd>',
+        "<label for=x>{label}</label><input value={value}>",
+    ],
+)
+def test_a_lower_case_label_in_markup(pii_type: str, label: str, value: str, template: str) -> None:
+    # Markup counts as punctuation: the label starts a word after its tag, as after a space.
+    text = template.format(label=label, value=value)
+    assert [(s.type, s.value) for s in MASKER.find(text)] == [(pii_type, value)]
+
+
 @pytest.mark.parametrize(("pii_type", "label", "value"), LABELLED)
 def test_no_label_no_identifier(pii_type: str, label: str, value: str) -> None:
     for text in (value, f"ref {value} ok", f"{label}\n{value}"):
@@ -140,6 +170,7 @@ PROSE = [
     "Encode with h264 or x264 at 320kbps, keep the mp3 and the 2nd take at 10am.",
     "commit a94a8fe5ccb19ba61c4c0873d391e987982fbbd3 (sha256 e3b0c44298fc1c149afbf4c8996fb924)",
     '<div class="col-md-6 mt-3 p2"><span class="abc12345678 s1234567d">utf8</span></div>',
+    '<td class="bsn">859783559</td><td id=pan>abcxe1234f</td><a href="/nric">s1234567e</a>',
     "The pan was 28cm wide; pan ab12 is sold out, and so is the ipa1234x.",
     "iban: see the invoice. nric: ask at the desk. vat 19% included, uen pending.",
     "We flew a320neo and b737max; seat 12c, gate b12, flight lh1234, room 1204a.",

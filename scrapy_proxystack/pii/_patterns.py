@@ -154,7 +154,9 @@ NIE = re.compile(r"[XYZxyz][\- ]?\d{7}[\- ]?[A-Za-z](?![A-Za-z0-9])", re.ASCII)
 DNI = re.compile(r"(?:\d{8}|\d{2}\.\d{3}\.\d{3})[\- ]?[A-Za-z](?![A-Za-z0-9])", re.ASCII)
 
 
-_TO_SPACE = str.maketrans(dict.fromkeys("\n\r\t:;,()[]{}\"'«»|/*_\u2013-", " "))
+# Markup counts as punctuation: a label in its own table cell or list item ("<td>bsn</td>")
+# starts a word as it does after a space.
+_TO_SPACE = str.maketrans(dict.fromkeys("\n\r\t:;,()[]{}\"'«»|/*_<>=\u2013-", " "))
 
 
 def context_window(text: str, pos: int, window: int = 60) -> str:
